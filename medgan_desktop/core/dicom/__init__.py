@@ -1,0 +1,1 @@
+"""dicom subsystem of the medgan core."""

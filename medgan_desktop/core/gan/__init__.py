@@ -1,0 +1,1 @@
+"""gan subsystem of the medgan core."""

@@ -1,0 +1,17 @@
+"""GAN methods: one class per method, registered explicitly with ``@register_method``.
+
+``load_all()`` imports every method module so the registry is complete. Add a
+new module's name to ``_MODULES`` when you add a method.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_MODULES: tuple[str, ...] = ()
+
+
+def load_all() -> None:
+    """Import every method module (each registers itself)."""
+    for mod in _MODULES:
+        importlib.import_module(f"{__name__}.{mod}")

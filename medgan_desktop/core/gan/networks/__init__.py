@@ -1,0 +1,1 @@
+"""networks subsystem of the medgan core."""

@@ -1,0 +1,1 @@
+"""imaging subsystem of the medgan core."""

@@ -1,0 +1,1 @@
+"""inference subsystem of the medgan core."""

@@ -1,0 +1,1 @@
+"""metrics subsystem of the medgan core."""

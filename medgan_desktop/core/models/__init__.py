@@ -1,0 +1,1 @@
+"""models subsystem of the medgan core."""

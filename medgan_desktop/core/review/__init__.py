@@ -1,0 +1,1 @@
+"""review subsystem of the medgan core."""

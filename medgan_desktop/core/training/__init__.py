@@ -1,0 +1,1 @@
+"""training subsystem of the medgan core."""

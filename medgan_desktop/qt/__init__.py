@@ -1,0 +1,1 @@
+"""Qt layer: may import the core; the core never imports this."""

@@ -1,0 +1,1 @@
+"""2D (pyqtgraph) and 3D (VTK, imported lazily) viewers."""

@@ -1,0 +1,1 @@
+"""Background workers: core callbacks become Qt signals here, and only here."""

@@ -1,0 +1,130 @@
+"""Worker base: a QObject moved onto a QThread that runs one core function.
+
+The core function receives ``progress`` and ``cancel`` keyword arguments (see
+:mod:`medgan_desktop.core.progress`). Reports become the ``progress`` signal,
+the result becomes ``finished`` and an exception becomes ``failed`` with its
+traceback (also written to the log). Cancellation is cooperative.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from medgan_desktop.core.progress import Cancelled, CancelToken, Progress
+
+log = logging.getLogger(__name__)
+
+
+class Worker(QObject):
+    """Runs ``fn(*args, progress=..., cancel=..., **kwargs)`` in a QThread.
+
+    Signals:
+        progress(object): a :class:`Progress` (throttled to ``min_interval`` seconds,
+            the last report always delivered).
+        finished(object): the function's return value.
+        failed(str, str): a message for the user and the traceback.
+        cancelled(): the function stopped because cancel was requested.
+        done(): emitted last in every case; the thread quits after it.
+    """
+
+    progress = Signal(object)
+    finished = Signal(object)
+    failed = Signal(str, str)
+    cancelled = Signal()
+    done = Signal()
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        name: str = "",
+        min_interval: float = 0.05,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        self._fn = fn
+        self._args = args
+        self._kwargs = kwargs
+        self.name = name or getattr(fn, "__name__", "work")
+        self.token = CancelToken()
+        self._min_interval = min_interval
+        self._last_emit = 0.0
+        self.thread: QThread | None = None
+
+    # -- called from the worker thread -------------------------------------------------
+    def _report(self, p: Progress) -> None:
+        now = time.monotonic()
+        final = p.total > 0 and p.done >= p.total
+        if final or now - self._last_emit >= self._min_interval:
+            self._last_emit = now
+            self.progress.emit(p)
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            result = self._fn(*self._args, progress=self._report, cancel=self.token, **self._kwargs)
+        except Cancelled:
+            log.info("%s cancelled", self.name)
+            self.cancelled.emit()
+        except MemoryError:
+            tb = traceback.format_exc()
+            log.error("%s ran out of memory\n%s", self.name, tb)
+            self.failed.emit(f"{self.name}: out of memory. Try a smaller batch or volume.", tb)
+        except Exception as exc:  # reported to the GUI and the log, never swallowed
+            tb = traceback.format_exc()
+            log.error("%s failed: %s\n%s", self.name, exc, tb)
+            self.failed.emit(f"{self.name} failed: {exc}", tb)
+        else:
+            self.finished.emit(result)
+        finally:
+            self.done.emit()
+
+    # -- called from the GUI thread ---------------------------------------------------
+    def cancel(self) -> None:
+        self.token.cancel()
+
+    def start(self) -> QThread:
+        """Move onto a new QThread and start it; the thread quits when work is done."""
+        thread = QThread()
+        thread.setObjectName(f"worker:{self.name}")
+        self.moveToThread(thread)
+        thread.started.connect(self.run)
+        self.done.connect(thread.quit)
+        self.thread = thread
+        thread.start()
+        return thread
+
+    def is_running(self) -> bool:
+        return self.thread is not None and self.thread.isRunning()
+
+
+class WorkerPool:
+    """Keeps references to live workers and stops them all at shutdown."""
+
+    def __init__(self) -> None:
+        self._workers: list[Worker] = []
+
+    def submit(self, worker: Worker) -> Worker:
+        self._workers = [w for w in self._workers if w.is_running()]
+        self._workers.append(worker)
+        worker.start()
+        return worker
+
+    def running(self) -> list[Worker]:
+        return [w for w in self._workers if w.is_running()]
+
+    def stop_all(self, timeout_ms: int = 10000) -> bool:
+        """Cancel every worker and wait for its thread; True when all stopped."""
+        ok = True
+        for w in self._workers:
+            w.cancel()
+        for w in self._workers:
+            if w.thread is not None and not w.thread.wait(timeout_ms):
+                ok = False
+        return ok
