@@ -1,1 +1,1 @@
-"""imaging subsystem of the medgan core."""
+"""Intensity windowing, resampling and registration helpers."""
