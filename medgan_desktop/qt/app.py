@@ -1,0 +1,149 @@
+"""Application entry: ``python main.py [--smoke | --screenshot OUT.png ...]``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from medgan_desktop import APP_NAME, ORGANIZATION, __version__
+
+log = logging.getLogger(__name__)
+
+
+def _headless_requested(args: argparse.Namespace) -> bool:
+    return bool(args.smoke or args.screenshot)
+
+
+def _prepare_environment(args: argparse.Namespace) -> None:
+    """Pick a Qt platform and VTK window that work where we are (before QApplication)."""
+    os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkOSOpenGLRenderWindow")
+    has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    if _headless_requested(args) and not has_display:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def apply_theme(app: object, name: str, resources_dir: Path) -> None:
+    """Apply the dark (reading room) or light theme to the application."""
+    from PySide6.QtWidgets import QApplication
+
+    assert isinstance(app, QApplication)
+    app.setStyle("Fusion")
+    qss = resources_dir / "themes" / f"{name}.qss"
+    app.setStyleSheet(qss.read_text(encoding="utf-8") if qss.is_file() else "")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="medgan-desktop", description="medgan desktop application")
+    p.add_argument("--version", action="version", version=f"medgan-desktop {__version__}")
+    p.add_argument("--smoke", action="store_true",
+                   help="start headless, build every panel, exit 0 (or 1 with the error)")
+    p.add_argument("--screenshot", type=Path, metavar="OUT.png",
+                   help="render the main window to a PNG and exit")
+    p.add_argument("--panel", help="panel to bring to front for the screenshot "
+                   "(browser, translate, train, sample, evaluate, review)")
+    p.add_argument("--viewer", help="viewer mode for the screenshot (2D, MPR, Compare, 3D)")
+    p.add_argument("--open", type=Path, metavar="PATH", help="folder or image file to open first")
+    p.add_argument("--sample", action="store_true", help="open the sample study on start")
+    p.add_argument("--timeout", type=float, default=300.0,
+                   help="seconds to wait for opening to finish before a screenshot")
+    return p.parse_args(argv)
+
+
+def _wait_idle(app: object, window: object, timeout: float) -> None:
+    """Process events until no worker runs (bounded by ``timeout`` seconds)."""
+    from PySide6.QtWidgets import QApplication
+
+    assert isinstance(app, QApplication)
+    deadline = time.monotonic() + timeout
+    quiet_since: float | None = None
+    while time.monotonic() < deadline:
+        app.processEvents()
+        busy = bool(window.context.workers.running())  # type: ignore[attr-defined]
+        if busy:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since > 0.5:
+            return
+        time.sleep(0.02)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv if argv is not None else sys.argv[1:])
+    _prepare_environment(args)
+
+    from PySide6.QtCore import QCoreApplication, QSettings, Qt
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
+
+    from medgan_desktop.core.config import Settings
+    from medgan_desktop.qt.context import AppContext
+    from medgan_desktop.qt.logging_setup import setup_logging
+    from medgan_desktop.qt.main_window import MainWindow
+
+    QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
+        Qt.HighDpiScaleFactorRoundingPolicy.PassThrough
+    )
+    QCoreApplication.setOrganizationName(ORGANIZATION)
+    QCoreApplication.setApplicationName(APP_NAME)
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    assert isinstance(app, QApplication)
+
+    settings = Settings.default()
+    settings.paths.ensure()
+    log_path = setup_logging(settings.paths.log_dir)
+    log.info("medgan desktop %s starting (log %s)", __version__, log_path)
+    if os.environ.get("QT_QPA_PLATFORM") == "offscreen" and not (args.smoke or args.screenshot):
+        print("[medgan] running without a display (Qt offscreen platform)")
+
+    qsettings = QSettings(str(settings.paths.data_dir / "settings.ini"), QSettings.Format.IniFormat)
+    theme = str(qsettings.value("theme", settings.theme))
+    apply_theme(app, theme, settings.paths.resources_dir)
+
+    context = AppContext(settings)
+    window = MainWindow(context, qsettings)
+
+    if args.smoke:
+        window.show()
+        app.processEvents()
+        context.workers.stop_all()
+        if window.failures:
+            for key, err in window.failures.items():
+                print(f"[smoke] {key} failed to build: {err.splitlines()[0]}", file=sys.stderr)
+            return 1
+        print(f"[smoke] ok: {len(window.panels)} panels and the viewer built")
+        return 0
+
+    window.show()
+    if args.sample:
+        window.open_sample_study()
+    if args.open:
+        window.open_path(args.open)
+
+    if args.screenshot:
+        _wait_idle(app, window, args.timeout)
+        if args.panel and args.panel in window.docks:
+            window.docks[args.panel].raise_()
+        if args.viewer and hasattr(window.viewer, "set_mode"):
+            window.viewer.set_mode(args.viewer)
+        _wait_idle(app, window, args.timeout)
+        for _ in range(5):
+            app.processEvents()
+        args.screenshot.parent.mkdir(parents=True, exist_ok=True)
+        ok = window.grab().save(str(args.screenshot))
+        context.workers.stop_all()
+        print(f"[screenshot] {'wrote' if ok else 'FAILED to write'} {args.screenshot}")
+        return 0 if ok else 1
+
+    code = app.exec()
+    context.workers.stop_all()
+    return int(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
