@@ -127,11 +127,14 @@ class MainWindow(QMainWindow):
         self.panels[spec.key] = panel
         self.docks[spec.key] = dock
 
-    def _action(self, text: str, slot: object, shortcut: str | QKeySequence | None = None) -> QAction:
+    def _action(
+        self, text: str, slot: object,
+        shortcut: str | QKeySequence | QKeySequence.StandardKey | None = None,
+    ) -> QAction:
         act = QAction(text, self)
         if shortcut:
             act.setShortcut(QKeySequence(shortcut))
-        act.triggered.connect(slot)  # type: ignore[arg-type]
+        act.triggered.connect(slot)
         return act
 
     def _build_menus(self) -> None:
@@ -298,7 +301,9 @@ class MainWindow(QMainWindow):
         value = self.qsettings.value("recent_folders", [])
         if isinstance(value, str):
             return [value]
-        return [str(v) for v in (value or [])]
+        if isinstance(value, list | tuple):
+            return [str(v) for v in value]
+        return []
 
     def _add_recent(self, folder: Path) -> None:
         items = [str(folder)] + [f for f in self._recent() if f != str(folder)]

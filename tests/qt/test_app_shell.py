@@ -32,7 +32,7 @@ def test_worker_survives_50k_progress_emits(qtbot) -> None:  # type: ignore[no-u
     worker.progress.connect(lambda p: received.append(p.done))
     with qtbot.waitSignal(worker.finished, timeout=120_000) as blocker:
         worker.start()
-    qtbot.waitUntil(lambda: not worker.thread.isRunning(), timeout=10_000)
+    qtbot.waitUntil(lambda: not worker.qthread.isRunning(), timeout=10_000)
     assert blocker.args == [50_000]
     qtbot.waitUntil(lambda: len(received) == 50_000, timeout=60_000)
     assert received[-1] == 50_000
@@ -49,7 +49,7 @@ def test_worker_cancel_and_failure_are_reported(qtbot) -> None:  # type: ignore[
     with qtbot.waitSignal(worker.cancelled, timeout=10_000):
         worker.start()
         worker.cancel()
-    qtbot.waitUntil(lambda: not worker.thread.isRunning(), timeout=10_000)
+    qtbot.waitUntil(lambda: not worker.qthread.isRunning(), timeout=10_000)
 
     def boom(progress: ProgressCallback, cancel: CancelToken) -> None:
         raise ValueError("bad input file")
@@ -57,7 +57,7 @@ def test_worker_cancel_and_failure_are_reported(qtbot) -> None:  # type: ignore[
     failing = Worker(boom, name="import")
     with qtbot.waitSignal(failing.failed, timeout=10_000) as blocker:
         failing.start()
-    qtbot.waitUntil(lambda: not failing.thread.isRunning(), timeout=10_000)
+    qtbot.waitUntil(lambda: not failing.qthread.isRunning(), timeout=10_000)
     message, tb = blocker.args
     assert "bad input file" in message and "ValueError" in tb
 
@@ -111,8 +111,8 @@ def test_smoke_builds_every_panel(tmp_path: Path) -> None:
 
 
 def test_screenshot_renders_the_window(tmp_path: Path) -> None:
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     out = tmp_path / "window.png"
     proc = _run_main("--screenshot", str(out), tmp_path=tmp_path)

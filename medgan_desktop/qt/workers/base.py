@@ -55,7 +55,7 @@ class Worker(QObject):
         self.token = CancelToken()
         self._min_interval = min_interval
         self._last_emit = 0.0
-        self.thread: QThread | None = None
+        self.qthread: QThread | None = None
 
     # -- called from the worker thread -------------------------------------------------
     def _report(self, p: Progress) -> None:
@@ -96,12 +96,12 @@ class Worker(QObject):
         self.moveToThread(thread)
         thread.started.connect(self.run)
         self.done.connect(thread.quit)
-        self.thread = thread
+        self.qthread = thread
         thread.start()
         return thread
 
     def is_running(self) -> bool:
-        return self.thread is not None and self.thread.isRunning()
+        return self.qthread is not None and self.qthread.isRunning()
 
 
 class WorkerPool:
@@ -125,6 +125,6 @@ class WorkerPool:
         for w in self._workers:
             w.cancel()
         for w in self._workers:
-            if w.thread is not None and not w.thread.wait(timeout_ms):
+            if w.qthread is not None and not w.qthread.wait(timeout_ms):
                 ok = False
         return ok
