@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES: tuple[str, ...] = ()
+_MODULES: tuple[str, ...] = (
+    "pix2pix",
+    "cyclegan",
+    "unit",
+    "distill",
+)
 
 
 def load_all() -> None:

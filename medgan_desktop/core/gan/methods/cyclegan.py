@@ -1,0 +1,116 @@
+"""CycleGAN (Zhu et al. 2017): unpaired translation with cycle consistency.
+
+Two ResNet generators ``G_AB: A -> B`` and ``G_BA: B -> A``, two PatchGAN
+discriminators, least-squares adversarial losses, the cycle loss
+``|G_BA(G_AB(a)) - a| + |G_AB(G_BA(b)) - b|`` and the identity loss. Step order
+as in the reference implementation: the generators' step with both
+discriminators frozen, then the discriminators on fakes drawn from image pools.
+
+Batches are unpaired: ``batch.source`` from domain A (MR), ``batch.target`` from
+domain B (CT). Options in ``extra``: ``n_blocks`` (6), ``n_down`` (2),
+``lambda_cycle`` (10), ``lambda_identity`` (0.5, relative to the cycle weight;
+only used when A and B have the same channel count), ``pool_size`` (50),
+``d_layers`` (3).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from medgan_desktop.core.gan.methods._translation import (
+    GanLoss,
+    ImagePool,
+    TranslationMethod,
+    adam,
+    adversarial,
+    default_d_layers,
+    require_source,
+    set_requires_grad,
+)
+from medgan_desktop.core.gan.methods.base import Batch, LossDict, MethodConfig, register_method
+from medgan_desktop.core.gan.networks.patchgan import PatchDiscriminator
+from medgan_desktop.core.gan.networks.resnet_gen import ResnetGenerator
+
+_LS = GanLoss.LSGAN
+
+
+@register_method("cyclegan")
+class CycleGan(TranslationMethod):
+    """Unpaired translation with two generators, two discriminators and cycle consistency."""
+
+    description = "Unpaired translation (ResNet generators, LSGAN, cycle + identity losses)"
+
+    def __init__(self, config: MethodConfig, device: torch.device) -> None:
+        super().__init__(config, device)
+        a, b, f = config.in_channels, config.channels, config.base_filters
+        n_blocks = int(config.option("n_blocks", 6))
+        n_down = int(config.option("n_down", 2))
+        d_layers = int(config.option("d_layers", default_d_layers(config.size)))
+        self.G_AB = ResnetGenerator(a, b, f, n_blocks, n_down).to(device)
+        self.G_BA = ResnetGenerator(b, a, f, n_blocks, n_down).to(device)
+        self.D_A = PatchDiscriminator(a, f, d_layers).to(device)
+        self.D_B = PatchDiscriminator(b, f, d_layers).to(device)
+        self.opt_g = adam(
+            [*self.G_AB.parameters(), *self.G_BA.parameters()], config.lr_g, config.betas
+        )
+        self.opt_d = adam(
+            [*self.D_A.parameters(), *self.D_B.parameters()], config.lr_d, config.betas
+        )
+        self.lambda_cycle = float(config.option("lambda_cycle", 10.0))
+        self.lambda_identity = float(config.option("lambda_identity", 0.5)) if a == b else 0.0
+        pool = int(config.option("pool_size", 50))
+        self.pool_a = ImagePool(pool, seed=1)
+        self.pool_b = ImagePool(pool, seed=2)
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"G_AB": self.G_AB, "G_BA": self.G_BA, "D_A": self.D_A, "D_B": self.D_B}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"G": self.opt_g, "D": self.opt_d}
+
+    def inference_network(self) -> nn.Module:
+        return self.G_AB
+
+    def train_step(self, batch: Batch, step: int) -> LossDict:
+        real_a = require_source(batch)
+        real_b = batch.target
+        # Generators, discriminators frozen.
+        set_requires_grad([self.D_A, self.D_B], False)
+        self.opt_g.zero_grad(set_to_none=True)
+        fake_b = self.G_AB(real_a)
+        rec_a = self.G_BA(fake_b)
+        fake_a = self.G_BA(real_b)
+        rec_b = self.G_AB(fake_a)
+        adv = adversarial(self.D_B(fake_b), True, _LS) + adversarial(self.D_A(fake_a), True, _LS)
+        cyc = (rec_a - real_a).abs().mean() + (rec_b - real_b).abs().mean()
+        loss_g = adv + self.lambda_cycle * cyc
+        idt = torch.zeros((), device=real_a.device)
+        if self.lambda_identity > 0:
+            idt = (self.G_AB(real_b) - real_b).abs().mean() + (
+                self.G_BA(real_a) - real_a
+            ).abs().mean()
+            loss_g = loss_g + self.lambda_cycle * self.lambda_identity * idt
+        loss_g.backward()
+        self.opt_g.step()
+        # Discriminators on pooled fakes.
+        set_requires_grad([self.D_A, self.D_B], True)
+        self.opt_d.zero_grad(set_to_none=True)
+        pb = self.pool_b.query(fake_b)
+        pa = self.pool_a.query(fake_a)
+        loss_db = 0.5 * (
+            adversarial(self.D_B(real_b), True, _LS) + adversarial(self.D_B(pb), False, _LS)
+        )
+        loss_da = 0.5 * (
+            adversarial(self.D_A(real_a), True, _LS) + adversarial(self.D_A(pa), False, _LS)
+        )
+        (loss_da + loss_db).backward()
+        self.opt_d.step()
+        return {
+            "g_adv": adv.item(),
+            "cycle": cyc.item(),
+            "identity": idt.item(),
+            "g": loss_g.item(),
+            "d_a": loss_da.item(),
+            "d_b": loss_db.item(),
+        }

@@ -1,0 +1,116 @@
+"""UNIT (Liu, Breuel & Kautz 2017): unsupervised translation through a shared latent space.
+
+Two VAE-GANs whose encoders end, and decoders begin, with shared residual
+blocks. Losses (reference weights): within-domain reconstruction
+(``lambda_recon`` 10) with a KL term on the latent (``lambda_kl`` 0.01), the
+cycle reconstruction through the other domain (``lambda_cycle`` 10, KL
+``lambda_kl_cycle`` 0.01), and least-squares adversarial losses of two
+PatchGAN discriminators, frozen during the generator step.
+
+Batches are unpaired (``source`` domain A, ``target`` domain B). Options in
+``extra``: ``n_down`` (2), ``n_res`` (2), ``d_layers`` (3) and the weights.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from medgan_desktop.core.gan.methods._translation import (
+    GanLoss,
+    TranslationMethod,
+    adam,
+    adversarial,
+    default_d_layers,
+    require_source,
+    set_requires_grad,
+)
+from medgan_desktop.core.gan.methods.base import Batch, LossDict, MethodConfig, register_method
+from medgan_desktop.core.gan.networks.patchgan import PatchDiscriminator
+from medgan_desktop.core.gan.networks.unit import UnitNetworks
+
+_LS = GanLoss.LSGAN
+
+
+def _kl(mu: torch.Tensor) -> torch.Tensor:
+    """KL to N(0, I) of a unit-variance Gaussian centred at ``mu`` (up to a constant)."""
+    return (mu**2).mean()
+
+
+@register_method("unit")
+class Unit(TranslationMethod):
+    """Shared-latent VAE-GAN translation (unpaired)."""
+
+    description = "Unpaired translation through a shared latent space (VAE-GAN, UNIT)"
+
+    def __init__(self, config: MethodConfig, device: torch.device) -> None:
+        super().__init__(config, device)
+        a, b, f = config.in_channels, config.channels, config.base_filters
+        self.nets = UnitNetworks(
+            a, b, f, n_down=int(config.option("n_down", 2)), n_res=int(config.option("n_res", 2))
+        ).to(device)
+        d_layers = int(config.option("d_layers", default_d_layers(config.size)))
+        self.D_A = PatchDiscriminator(a, f, d_layers).to(device)
+        self.D_B = PatchDiscriminator(b, f, d_layers).to(device)
+        self.opt_g = adam(self.nets.parameters(), config.lr_g, config.betas)
+        self.opt_d = adam(
+            [*self.D_A.parameters(), *self.D_B.parameters()], config.lr_d, config.betas
+        )
+        self.w_recon = float(config.option("lambda_recon", 10.0))
+        self.w_kl = float(config.option("lambda_kl", 0.01))
+        self.w_cyc = float(config.option("lambda_cycle", 10.0))
+        self.w_kl_cyc = float(config.option("lambda_kl_cycle", 0.01))
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"nets": self.nets, "D_A": self.D_A, "D_B": self.D_B}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"G": self.opt_g, "D": self.opt_d}
+
+    def inference_network(self) -> nn.Module:
+        return self.nets
+
+    def train_step(self, batch: Batch, step: int) -> LossDict:
+        xa = require_source(batch)
+        xb = batch.target
+        n = self.nets
+        # Generator / VAE step, discriminators frozen.
+        set_requires_grad([self.D_A, self.D_B], False)
+        self.opt_g.zero_grad(set_to_none=True)
+        ha, hb = n.encode_a(xa), n.encode_b(xb)
+        za = ha + torch.randn_like(ha)
+        zb = hb + torch.randn_like(hb)
+        rec_a, rec_b = n.decode_a(za), n.decode_b(zb)
+        ab, ba = n.decode_b(za), n.decode_a(zb)
+        h_ba, h_ab = n.encode_a(ba), n.encode_b(ab)
+        cyc_a = n.decode_a(h_ab + torch.randn_like(h_ab))
+        cyc_b = n.decode_b(h_ba + torch.randn_like(h_ba))
+        recon = (rec_a - xa).abs().mean() + (rec_b - xb).abs().mean()
+        kl = _kl(ha) + _kl(hb)
+        cyc = (cyc_a - xa).abs().mean() + (cyc_b - xb).abs().mean()
+        kl_cyc = _kl(h_ab) + _kl(h_ba)
+        adv = adversarial(self.D_B(ab), True, _LS) + adversarial(self.D_A(ba), True, _LS)
+        loss_g = (
+            adv + self.w_recon * recon + self.w_kl * kl + self.w_cyc * cyc + self.w_kl_cyc * kl_cyc
+        )
+        loss_g.backward()
+        self.opt_g.step()
+        # Discriminator step.
+        set_requires_grad([self.D_A, self.D_B], True)
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d = 0.5 * (
+            adversarial(self.D_B(xb), True, _LS)
+            + adversarial(self.D_B(ab.detach()), False, _LS)
+            + adversarial(self.D_A(xa), True, _LS)
+            + adversarial(self.D_A(ba.detach()), False, _LS)
+        )
+        loss_d.backward()
+        self.opt_d.step()
+        return {
+            "g_adv": adv.item(),
+            "recon": recon.item(),
+            "cycle": cyc.item(),
+            "kl": kl.item(),
+            "g": loss_g.item(),
+            "d": loss_d.item(),
+        }
