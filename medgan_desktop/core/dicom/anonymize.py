@@ -1,0 +1,620 @@
+"""De-identification by the DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile.
+
+Every attribute at every sequence depth is handled by its Table E.1-1 row (edition
+:data:`~medgan_desktop.core.dicom.profile.EDITION`, see :mod:`.profile`) under the options
+the user switched on; private attributes are removed (or only the Retain Safe Private
+list kept), overlays (60xx) and curves (50xx) removed, free-text ``...Comments``
+attributes removed, and UIDs remapped consistently for a whole job so references
+(Study, Series, SOP Instance, Frame of Reference, and any reference inside sequences)
+still resolve inside the export. The result carries ``PatientIdentityRemoved=YES``,
+``DeidentificationMethod(CodeSequence)`` and ``LongitudinalTemporalInformationModified``.
+
+Not done (and not claimed): cleaning burned-in pixel text. Images that may carry it are
+refused unless the user accepts the risk (:class:`BurnedInAnnotationError`).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import datetime as dt
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from pydicom._uid_dict import UID_dictionary
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.sequence import Sequence
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
+
+from medgan_desktop import __version__
+from medgan_desktop.core.dicom import profile
+from medgan_desktop.core.dicom.atomic import atomic_output_dir, check_output_dir
+from medgan_desktop.core.dicom.profile import OPTION_CODES, Option
+from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
+
+__all__ = [
+    "ActionRecord",
+    "AnonymizeOptions",
+    "AnonymizeReport",
+    "Anonymizer",
+    "BurnedInAnnotationError",
+    "FileResult",
+    "anonymize_folder",
+    "burned_in_reason",
+]
+
+#: Modalities whose images commonly have patient details burned into the pixels.
+BURNED_IN_MODALITIES = frozenset({"US", "IVUS", "SC", "XA", "RF", "XC", "ES", "OT", "GM", "SM",
+                                  "DOC", "OP", "OPT", "ECG", "HD"})
+_SC_CLASS_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
+_TEXT_VRS = frozenset({"PN", "LO", "SH", "LT", "ST", "UT", "UC", "AE"})
+_DUMMY_TEXT = "ANONYMIZED"
+_KEEP_UID_KEYWORD_SUFFIXES = ("ClassUID", "TransferSyntaxUID", "CodingSchemeUID",
+                              "ContextUID", "MappingResourceUID")
+
+
+@dataclass(frozen=True)
+class AnonymizeOptions:
+    """What the user chose to keep (PS3.15 options) and the pseudonym to use.
+
+    Args:
+        pseudonym_name: PatientName in the export (generated when None).
+        pseudonym_id: PatientID in the export (generated when None).
+        retain_longitudinal: keep temporal information; dates are shifted by one offset
+            per patient (Modified Dates option) unless ``date_offset_days == 0`` (Full
+            Dates option).
+        retain_patient_chars: keep age, sex, size, weight, ... (Retain Patient Characteristics).
+        retain_device: keep device serial numbers, station names, ... (Retain Device Identity).
+        retain_safe_private: keep private attributes on the safe list (Retain Safe Private).
+        clean_descriptors: keep descriptions after removing identifying text (Clean Descriptors).
+        accept_burned_in: export images that may have text burned into the pixels.
+        date_offset_days: the shift for retained dates; None = a random offset per patient.
+    """
+
+    pseudonym_name: str | None = None
+    pseudonym_id: str | None = None
+    retain_longitudinal: bool = False
+    retain_patient_chars: bool = False
+    retain_device: bool = False
+    retain_safe_private: bool = False
+    clean_descriptors: bool = False
+    accept_burned_in: bool = False
+    date_offset_days: int | None = None
+
+    @property
+    def full_dates(self) -> bool:
+        return self.retain_longitudinal and self.date_offset_days == 0
+
+    def enabled(self) -> tuple[Option, ...]:
+        """Enabled Table E.1-1 option columns, in the order they take priority."""
+        out: list[Option] = []
+        if self.retain_longitudinal:
+            out.append(Option.LONG_FULL_DATES if self.full_dates else Option.LONG_MODIF_DATES)
+        if self.retain_patient_chars:
+            out.append(Option.PATIENT_CHARS)
+        if self.retain_device:
+            out.append(Option.DEVICE_ID)
+        if self.retain_safe_private:
+            out.append(Option.SAFE_PRIVATE)
+        if self.clean_descriptors:
+            out.append(Option.CLEAN_DESCRIPTORS)
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    """One action applied to one attribute.
+
+    Args:
+        path: where the attribute sits, e.g. ``(0008,1140)[0]/(0008,1155)``.
+        tag: ``(gggg,eeee)``.
+        name: the attribute keyword (or "private"/"overlay"/...).
+        action: the single action applied: D, Z, X, K, C or U.
+        rule: what decided it: the Table E.1-1 code (e.g. ``X/Z``), ``private``,
+            ``safe-private``, ``comment``, ``uid``, ``pseudonym`` or ``marker``.
+    """
+
+    path: str
+    tag: str
+    name: str
+    action: str
+    rule: str
+
+
+class BurnedInAnnotationError(ValueError):
+    """An image may carry identifying text in its pixels and the user has not accepted it."""
+
+
+def burned_in_reason(ds: Dataset) -> str | None:
+    """Why ``ds`` may have text burned into its pixels, or None when it should not."""
+    bia = str(ds.get("BurnedInAnnotation", "") or "").strip().upper()
+    if bia and bia != "NO":
+        return f"BurnedInAnnotation is {bia!r}"
+    modality = str(ds.get("Modality", "") or "").strip().upper()
+    if modality in BURNED_IN_MODALITIES:
+        return f"modality {modality} commonly has patient details burned into the pixels"
+    if str(ds.get("SOPClassUID", "")).startswith(_SC_CLASS_PREFIX):
+        return "Secondary Capture images commonly have text burned into the pixels"
+    return None
+
+
+def _tag_str(tag: int) -> str:
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+@dataclass
+class _Patient:
+    name: str
+    pid: str
+    offset_days: int
+    tokens: tuple[str, ...]
+
+
+def _identity_tokens(ds: Dataset) -> tuple[str, ...]:
+    """Identifying strings of a dataset's patient/study, for cleaning free text."""
+    keys = ("PatientName", "PatientID", "OtherPatientIDs", "OtherPatientNames",
+            "PatientBirthDate", "PatientAddress", "AccessionNumber", "ReferringPhysicianName",
+            "PatientMotherBirthName", "InstitutionName", "InstitutionAddress",
+            "PerformingPhysicianName", "OperatorsName", "PhysiciansOfRecord", "StationName",
+            "PatientTelephoneNumbers", "MilitaryRank", "IssuerOfPatientID")
+    out: set[str] = set()
+    for key in keys:
+        value = ds.get(key)
+        if value is None:
+            continue
+        values = value if isinstance(value, list | tuple | pydicom.multival.MultiValue) else [value]
+        for v in values:
+            for part in re.split(r"[\^=\s,]+", str(v)):
+                if len(part) >= 3:
+                    out.add(part)
+    return tuple(sorted(out, key=len, reverse=True))
+
+
+def _shift_date(value: str, days: int) -> str | None:
+    try:
+        d = dt.datetime.strptime(value[:8], "%Y%m%d").date()
+    except ValueError:
+        return None
+    return (d + dt.timedelta(days=days)).strftime("%Y%m%d") + value[8:]
+
+
+class Anonymizer:
+    """De-identifies datasets for one export job.
+
+    Holds the job's state: a secret that makes UID remapping consistent within the job
+    (and unlinkable across jobs), the UID map, and one pseudonym and date offset per
+    patient.
+
+    Args:
+        options: what to keep.
+        secret: job secret (random when None; pass one to reproduce a mapping in tests).
+    """
+
+    def __init__(self, options: AnonymizeOptions, *, secret: bytes | None = None) -> None:
+        self.options = options
+        self._secret = secret if secret is not None else secrets.token_bytes(32)
+        self._enabled = options.enabled()
+        self.uid_map: dict[str, str] = {}
+        self._patients: dict[tuple[str, str, str], _Patient] = {}
+
+    # -- job state ---------------------------------------------------------------------
+    def _digest(self, *parts: str) -> str:
+        msg = "\x00".join(parts).encode("utf-8")
+        return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()
+
+    def map_uid(self, old: str) -> str:
+        """The job's replacement for a UID (well-known DICOM UIDs are kept)."""
+        old = str(old).strip().rstrip("\x00")
+        if not old or old in UID_dictionary or old.startswith("1.2.840.10008."):
+            return old
+        new = self.uid_map.get(old)
+        if new is None:
+            new = str(generate_uid(prefix=None, entropy_srcs=[self._secret.hex(), old]))
+            self.uid_map[old] = new
+        return new
+
+    def _patient(self, ds: Dataset) -> _Patient:
+        key = (str(ds.get("PatientID", "")), str(ds.get("PatientName", "")),
+               str(ds.get("PatientBirthDate", "")))
+        p = self._patients.get(key)
+        if p is not None:
+            return p
+        n = len(self._patients)
+        o = self.options
+        gen = "ANON-" + self._digest("patient", *key)[:10].upper()
+        suffix = f"-{n + 1}" if n else ""
+        name = (o.pseudonym_name + suffix) if o.pseudonym_name else gen
+        pid = (o.pseudonym_id + suffix) if o.pseudonym_id else gen
+        if o.date_offset_days is not None:
+            offset = o.date_offset_days
+        else:  # one offset per patient, between 1 and 10 years back
+            offset = -(366 + int(self._digest("offset", *key)[:8], 16) % 3285)
+        p = _Patient(name=name, pid=pid, offset_days=offset, tokens=_identity_tokens(ds))
+        self._patients[key] = p
+        return p
+
+    # -- per dataset -------------------------------------------------------------------
+    def anonymize_dataset(self, ds: Dataset) -> tuple[Dataset, list[ActionRecord]]:
+        """A de-identified copy of ``ds`` (the input is never modified) and what was done.
+
+        Raises:
+            BurnedInAnnotationError: ``ds`` may show identity in its pixels and
+                ``options.accept_burned_in`` is False.
+        """
+        reason = burned_in_reason(ds)
+        if reason and not self.options.accept_burned_in:
+            raise BurnedInAnnotationError(
+                f"refusing to export an image that may show patient details in its pixels "
+                f"({reason}); the anonymiser cannot remove burned-in text. Accept the risk "
+                "explicitly (--accept-burned-in / the checkbox) only after checking the images."
+            )
+        patient = self._patient(ds)
+        out = copy.deepcopy(ds)
+        enhanced = "SharedFunctionalGroupsSequence" in ds or "PerFrameFunctionalGroupsSequence" in ds
+        records: list[ActionRecord] = []
+        self._process(out, "", records, patient, enhanced, scrub=False)
+        self._mark(out, records, patient)
+        self._file_meta(out, ds)
+        return out, records
+
+    def _process(self, ds: Dataset, path: str, records: list[ActionRecord], patient: _Patient,
+                 enhanced: bool, *, scrub: bool) -> None:
+        private_keep: set[int] = set()  # private creator tags still needed
+        for tag in list(ds.keys()):
+            elem = ds[tag]
+            t = int(tag)
+            group, el = t >> 16, t & 0xFFFF
+            here = f"{path}/{_tag_str(t)}" if path else _tag_str(t)
+            if group == 0x0002 or el == 0x0000:
+                del ds[tag]  # file meta in the body, group lengths: rebuilt on write
+                continue
+            if group & 1:
+                if 0x0010 <= el <= 0x00FF:
+                    continue  # private creators: decided after the block's elements
+                creator = ds.get((group, el >> 8))
+                creator_s = str(creator.value) if creator is not None else ""
+                if self.options.retain_safe_private and profile.is_safe_private(
+                    creator_s, group, el
+                ):
+                    private_keep.add((group << 16) | (el >> 8))
+                    records.append(ActionRecord(here, _tag_str(t), "private", "K", "safe-private"))
+                else:
+                    del ds[tag]
+                    records.append(ActionRecord(here, _tag_str(t), "private", "X", "private"))
+                continue
+            if group & 0xFF00 == 0x6000:  # the whole overlay goes, not only its data
+                del ds[tag]
+                records.append(ActionRecord(here, _tag_str(t), elem.keyword or "overlay", "X",
+                                            "overlay"))
+                continue
+            rule = profile.lookup(t)
+            if rule is not None:
+                code = profile.resolve(rule, self._enabled)
+                action = profile.choose_combined(code, t, enhanced)
+                self._apply(ds, elem, action, here, records, patient, enhanced, rule=code)
+                continue
+            kw = elem.keyword or ""
+            if kw.endswith(("Comments", "Comment")):
+                del ds[tag]
+                records.append(ActionRecord(here, _tag_str(t), kw, "X", "comment"))
+            elif elem.VR == "UI" and not kw.endswith(_KEEP_UID_KEYWORD_SUFFIXES):
+                if self._remap(elem):
+                    records.append(ActionRecord(here, _tag_str(t), kw, "U", "uid"))
+            elif elem.VR == "SQ":
+                self._recurse(elem, here, records, patient, enhanced, scrub=scrub)
+            elif scrub and elem.VR in _TEXT_VRS:
+                if self._clean_text(elem, patient):
+                    records.append(ActionRecord(here, _tag_str(t), kw, "C", "in-D-sequence"))
+        for t in list(ds.keys()):
+            ti = int(t)
+            if ti >> 16 & 1 and 0x0010 <= ti & 0xFFFF <= 0x00FF and ti not in private_keep:
+                del ds[t]
+
+    def _recurse(self, elem: DataElement, path: str, records: list[ActionRecord],
+                 patient: _Patient, enhanced: bool, *, scrub: bool) -> None:
+        for i, item in enumerate(elem.value or []):
+            self._process(item, f"{path}[{i}]", records, patient, enhanced, scrub=scrub)
+
+    def _apply(self, ds: Dataset, elem: DataElement, action: str, path: str,
+               records: list[ActionRecord], patient: _Patient, enhanced: bool, *,
+               rule: str) -> None:
+        kw = elem.keyword or "unknown"
+        rec = ActionRecord(path, _tag_str(int(elem.tag)), kw, action, rule)
+        if action == "X":
+            del ds[elem.tag]
+        elif action == "Z":
+            elem.value = Sequence([]) if elem.VR == "SQ" else None
+        elif action == "D":
+            if elem.VR == "SQ":  # keep the structure, dummy/clean its contents
+                self._recurse(elem, path, records, patient, enhanced, scrub=True)
+            else:
+                elem.value = self._dummy(elem)
+        elif action == "K":
+            if elem.VR == "SQ":
+                self._recurse(elem, path, records, patient, enhanced, scrub=False)
+        elif action == "C":
+            if elem.VR == "SQ":
+                self._recurse(elem, path, records, patient, enhanced, scrub=True)
+            elif elem.VR in ("DA", "DT", "TM"):
+                self._shift(elem, patient)
+            else:
+                self._clean_text(elem, patient)
+        elif action == "U":
+            if elem.VR == "SQ":
+                self._recurse(elem, path, records, patient, enhanced, scrub=False)
+            else:
+                self._remap(elem)
+        else:  # pragma: no cover - the table has no other codes
+            raise ValueError(f"unknown action {action!r} for {kw}")
+        records.append(rec)
+
+    def _remap(self, elem: DataElement) -> bool:
+        if elem.value in (None, ""):
+            return False
+        if elem.VM > 1:
+            elem.value = [self.map_uid(v) for v in elem.value]
+        else:
+            elem.value = self.map_uid(str(elem.value))
+        return True
+
+    def _dummy(self, elem: DataElement) -> Any:
+        vr = elem.VR
+        if vr == "PN":
+            return "ANONYMOUS"
+        if vr in ("LO", "SH", "LT", "ST", "UT", "UC", "CS", "AE"):
+            return _DUMMY_TEXT
+        if vr == "DA":
+            return "19000101"
+        if vr == "TM":
+            return "000000"
+        if vr == "DT":
+            return "19000101000000"
+        if vr in ("DS", "IS"):
+            return "0"
+        if vr == "AS":
+            return "000Y"
+        if vr == "UI":
+            return self.map_uid(str(elem.value)) if elem.value else str(generate_uid())
+        if vr in ("US", "SS", "UL", "SL", "FL", "FD", "SV", "UV"):
+            return 0
+        if vr == "AT":
+            return 0
+        if vr == "UR":
+            return "http://anonymized.invalid"
+        return b"\x00\x00"  # OB, OW, UN, ...
+
+    def _shift(self, elem: DataElement, patient: _Patient) -> None:
+        if elem.VR == "TM" or elem.value in (None, "") or self.options.full_dates:
+            return  # whole-day offsets keep times (and date/time pairs) consistent
+        values = list(elem.value) if elem.VM > 1 else [elem.value]
+        shifted = [_shift_date(str(v), patient.offset_days) for v in values]
+        if any(s is None for s in shifted):
+            elem.value = "19000101" if elem.VR == "DA" else "19000101000000"
+        else:
+            elem.value = shifted if len(shifted) > 1 else shifted[0]
+
+    def _clean_text(self, elem: DataElement, patient: _Patient) -> bool:
+        if elem.value in (None, ""):
+            return False
+        if elem.VR not in _TEXT_VRS:
+            return False
+        text = str(elem.value)
+        cleaned = text
+        for tok in patient.tokens:
+            cleaned = re.sub(re.escape(tok), "", cleaned, flags=re.IGNORECASE)
+        if cleaned == text:
+            return False
+        elem.value = "ANONYMOUS" if elem.VR == "PN" else cleaned.strip(" ^,") or _DUMMY_TEXT
+        return True
+
+    def _mark(self, ds: Dataset, records: list[ActionRecord], patient: _Patient) -> None:
+        o = self.options
+        ds.PatientName = patient.name
+        ds.PatientID = patient.pid
+        for kw, tag in (("PatientName", 0x00100010), ("PatientID", 0x00100020)):
+            records.append(ActionRecord(_tag_str(tag), _tag_str(tag), kw, "D", "pseudonym"))
+        ds.PatientIdentityRemoved = "YES"
+        methods = [f"DICOM PS3.15 E.1 Basic Profile {profile.EDITION}"]
+        codes = [profile.BASIC_PROFILE_CODE]
+        for opt in self._enabled:
+            codes.append(OPTION_CODES[opt])
+            methods.append(OPTION_CODES[opt][1].replace(" Option", "")[:64])
+        methods.append(f"medgan_desktop {__version__}")
+        ds.DeidentificationMethod = methods
+        seq = []
+        for value, meaning in codes:
+            item = Dataset()
+            item.CodeValue = value
+            item.CodingSchemeDesignator = "DCM"
+            item.CodeMeaning = meaning
+            seq.append(item)
+        ds.DeidentificationMethodCodeSequence = seq
+        if not o.retain_longitudinal:
+            ltim = "REMOVED"
+        else:
+            ltim = "UNMODIFIED" if o.full_dates else "MODIFIED"
+        ds.LongitudinalTemporalInformationModified = ltim
+        for kw in ("PatientIdentityRemoved", "DeidentificationMethod",
+                   "DeidentificationMethodCodeSequence",
+                   "LongitudinalTemporalInformationModified"):
+            tag = int(ds.data_element(kw).tag)  # type: ignore[union-attr]
+            records.append(ActionRecord(_tag_str(tag), _tag_str(tag), kw, "D", "marker"))
+
+    @staticmethod
+    def _file_meta(out: Dataset, src: Dataset) -> None:
+        old = getattr(src, "file_meta", None)
+        ts = getattr(old, "TransferSyntaxUID", None) if old is not None else None
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = out.get("SOPClassUID", "1.2.840.10008.5.1.4.1.1.7")
+        meta.MediaStorageSOPInstanceUID = out.get("SOPInstanceUID", generate_uid())
+        meta.TransferSyntaxUID = ts or ExplicitVRLittleEndian
+        meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+        meta.ImplementationVersionName = f"MEDGAN_{__version__}"[:16]
+        out.file_meta = meta
+
+    # -- folders -----------------------------------------------------------------------
+    def anonymize_folder(self, in_dir: Path, out_dir: Path, *,
+                         progress: ProgressCallback = no_progress,
+                         cancel: CancelToken | None = None) -> AnonymizeReport:
+        """De-identify every DICOM file under ``in_dir`` into ``out_dir`` (all or nothing).
+
+        Output layout: ``out_dir/S001/SE001/IM00001.dcm`` (no source names, which can
+        hold identity). Non-DICOM files and DICOMDIRs are skipped and listed in the report.
+
+        Raises:
+            ValueError: ``out_dir`` is ``in_dir`` or inside it.
+            FileExistsError: ``out_dir`` exists and is not empty.
+            BurnedInAnnotationError: some images may show identity in their pixels and
+                ``accept_burned_in`` is off (checked before anything is written).
+            ExportError: writing failed (disk full, read-only); nothing was left behind.
+        """
+        src = Path(in_dir).expanduser().resolve()
+        if not src.is_dir():
+            raise FileNotFoundError(f"the source folder {src} does not exist")
+        out = check_output_dir(Path(out_dir), source_dirs=(src,))
+        report = AnonymizeReport(edition=profile.EDITION, options=asdict(self.options))
+        candidates: list[Path] = []
+        for p in sorted(src.rglob("*")):
+            if not p.is_file():
+                continue
+            rel = str(p.relative_to(src))
+            try:
+                head = pydicom.dcmread(p, stop_before_pixels=True)
+            except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
+                report.files.append(FileResult(rel, None, "skipped", f"not DICOM: {exc}"[:200]))
+                continue
+            if "DirectoryRecordSequence" in head:
+                report.files.append(FileResult(rel, None, "skipped", "DICOMDIR"))
+                continue
+            reason = burned_in_reason(head)
+            if reason and not self.options.accept_burned_in:
+                report.refused.append(f"{rel}: {reason}")
+            candidates.append(p)
+        if report.refused:
+            listing = "; ".join(report.refused[:3])
+            more = f" (and {len(report.refused) - 3} more)" if len(report.refused) > 3 else ""
+            raise BurnedInAnnotationError(
+                f"{len(report.refused)} image(s) may show patient details burned into the "
+                f"pixels, which the anonymiser cannot remove: {listing}{more}. Nothing was "
+                "exported. Check the images and accept the risk explicitly to export them."
+            )
+        studies: dict[str, int] = {}
+        series: dict[str, tuple[int, int]] = {}
+        counts: dict[str, int] = {}
+        total = len(candidates)
+        with atomic_output_dir(out, source_dirs=(src,)) as tmp:
+            for n, p in enumerate(candidates):
+                if cancel is not None:
+                    cancel.check()
+                rel = str(p.relative_to(src))
+                ds = pydicom.dcmread(p)
+                anon, records = self.anonymize_dataset(ds)
+                st = str(anon.get("StudyInstanceUID", "none"))
+                se = str(anon.get("SeriesInstanceUID", "none"))
+                si = studies.setdefault(st, len(studies) + 1)
+                if se not in series:
+                    series[se] = (si, sum(1 for v in series.values() if v[0] == si) + 1)
+                counts[se] = counts.get(se, 0) + 1
+                out_rel = f"S{si:03d}/SE{series[se][1]:03d}/IM{counts[se]:05d}.dcm"
+                target = tmp / out_rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                anon.save_as(target, enforce_file_format=True)
+                report.files.append(FileResult(rel, out_rel, "written", ""))
+                report.actions.extend((out_rel, r) for r in records)
+                progress(Progress(n + 1, total, f"anonymised {n + 1}/{total}"))
+        report.out_dir = str(out)
+        return report
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What happened to one source file (paths relative to the source/output folders)."""
+
+    source: str
+    output: str | None
+    status: str
+    reason: str
+
+
+@dataclass
+class AnonymizeReport:
+    """The per-file and per-attribute account of an anonymisation job."""
+
+    edition: str
+    options: dict[str, Any]
+    files: list[FileResult] = field(default_factory=list)
+    actions: list[tuple[str, ActionRecord]] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    out_dir: str = ""
+
+    @property
+    def written(self) -> int:
+        return sum(1 for f in self.files if f.status == "written")
+
+    @property
+    def skipped(self) -> int:
+        return sum(1 for f in self.files if f.status == "skipped")
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        """Counts per attribute keyword and action, e.g. ``{"PatientName": {"D": 3}}``."""
+        out: dict[str, dict[str, int]] = {}
+        for _, r in self.actions:
+            per = out.setdefault(r.name, {})
+            per[r.action] = per.get(r.action, 0) + 1
+        return out
+
+    def summary_text(self) -> str:
+        acts: dict[str, int] = {}
+        for _, r in self.actions:
+            acts[r.action] = acts.get(r.action, 0) + 1
+        parts = ", ".join(f"{k}: {v}" for k, v in sorted(acts.items()))
+        return (f"{self.written} file(s) written, {self.skipped} skipped; "
+                f"attribute actions {parts or 'none'} (PS3.15 {self.edition})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "edition": self.edition,
+            "options": self.options,
+            "out_dir": self.out_dir,
+            "files": [asdict(f) for f in self.files],
+            "refused": self.refused,
+            "summary": self.summary(),
+            "actions": [{"file": f, **asdict(r)} for f, r in self.actions],
+        }
+
+    def to_json(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
+
+    def to_csv(self, path: Path) -> None:
+        with Path(path).open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["file", "path", "tag", "name", "action", "rule"])
+            for f, r in self.actions:
+                w.writerow([f, r.path, r.tag, r.name, r.action, r.rule])
+
+    def save(self, path: Path) -> None:
+        """Write as CSV when the name ends in .csv, else JSON."""
+        if str(path).lower().endswith(".csv"):
+            self.to_csv(path)
+        else:
+            self.to_json(path)
+
+
+def anonymize_folder(in_dir: Path, out_dir: Path, options: AnonymizeOptions, *,
+                     progress: ProgressCallback = no_progress,
+                     cancel: CancelToken | None = None,
+                     anonymizer: Anonymizer | None = None) -> AnonymizeReport:
+    """De-identify a folder of DICOM files with a fresh job (see :meth:`Anonymizer.anonymize_folder`)."""
+    job = anonymizer if anonymizer is not None else Anonymizer(options)
+    return job.anonymize_folder(in_dir, out_dir, progress=progress, cancel=cancel)
+
+
