@@ -16,6 +16,7 @@ splits files exactly as the index grouped them.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +41,28 @@ NON_DICOM_NAMES = frozenset({"license", "readme", "provenance", "autorun", "thum
 #: The largest number of pixels (rows x columns x frames x samples) one file may hold
 #: before its pixel data is decoded: protects against decompression bombs.
 MAX_PIXELS_PER_FILE = 1 << 29
+
+
+class _BoundedReader(io.BufferedReader):
+    """A binary file whose ``read(n)`` never asks for more than the bytes left.
+
+    pydicom trusts length fields; a corrupt length (e.g. 0xFFFFFFF0) would make a
+    plain file's ``read(n)`` allocate gigabytes before finding the file is short.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(io.FileIO(path, "rb"))
+        self._size = os.fstat(self.fileno()).st_size
+
+    def read(self, n: int | None = -1, /) -> bytes:
+        if n is not None and n > 0:
+            n = max(0, min(n, self._size - self.tell()))
+        return super().read(n)
+
+
+def open_bounded(path: Path) -> io.BufferedReader:
+    """Open a DICOM file for pydicom with reads bounded by the file's size."""
+    return _BoundedReader(path)
 
 
 class DicomReadError(Exception):
@@ -187,7 +210,7 @@ def dcmread_header_located(path: Path) -> tuple[Dataset, PixelLocation | None]:
     if size < 8:
         raise DicomReadError("empty or truncated file (fewer than 8 bytes)")
     try:
-        with open(path, "rb") as fp:
+        with open_bounded(path) as fp:
             try:
                 ds = pydicom.dcmread(fp, stop_before_pixels=True, defer_size=4096)
             except InvalidDicomError:
@@ -205,10 +228,17 @@ def dcmread_header_located(path: Path) -> tuple[Dataset, PixelLocation | None]:
                     raise DicomReadError(
                         "not a DICOM file (no DICM prefix and no readable dataset)"
                     ) from None
+            pos = fp.tell()
+            if pos >= size and "Rows" in ds and "Columns" in ds:
+                raise DicomReadError("truncated file: it ends before its pixel data")
             try:
                 loc = _pixel_location(fp, ds)
             except Exception:  # noqa: BLE001 - fall back to pydicom's decoder
                 loc = None
+            if loc is not None and loc.offset + loc.length > size:
+                raise DicomReadError(
+                    f"truncated pixel data ({size - loc.offset} of {loc.length} bytes)"
+                )
     except DicomReadError:
         raise
     except MemoryError as exc:
@@ -249,7 +279,7 @@ def _header_from_dataset(ds: Dataset, path: Path) -> HeaderInfo:
     series_uid = _text(ds, "SeriesInstanceUID")
     rows = _int(ds, "Rows") or 0
     cols = _int(ds, "Columns") or 0
-    if not (series_uid or modality or rows or sop_class):
+    if not (series_uid or modality):
         raise DicomReadError("no image or series header (truncated or empty dataset)")
     derived = False
     sop_uid = _text(ds, "SOPInstanceUID") or media_sop
