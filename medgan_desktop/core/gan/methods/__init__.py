@@ -13,6 +13,7 @@ _MODULES: tuple[str, ...] = (
     "cyclegan",
     "unit",
     "distill",
+    "stylegan2",
 )
 
 
