@@ -1,0 +1,481 @@
+"""Blinded reader-study sessions stored in SQLite.
+
+A session is a pool of real and synthetic images copied into the database (so a
+session file can travel to an offline workstation). Each reader sees every item
+once, in an order randomised from the session seed and the reader's name; items
+reach the UI as :class:`ReviewItem` with an opaque id and the pixels only: no file
+name, header or truth. Answers (real/synthetic, confidence, Likert quality,
+comment) are stored per reader; a reader can stop and resume at any time.
+
+Sessions export to a single zip (``session.json`` + ``items/<id>.npy``) and import
+on another workstation; importing a session that already exists merges the answers
+(the later answer wins for the same reader and item).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import secrets
+import sqlite3
+import zipfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from medgan_desktop.core.metrics.images import list_images, load_image
+from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
+
+SCHEMA_VERSION = 1
+EXPORT_FORMAT = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, created TEXT NOT NULL, seed INTEGER NOT NULL,
+    confidence_max INTEGER NOT NULL, confidence_min INTEGER NOT NULL, notes TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS items (
+    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    item_id TEXT NOT NULL, truth TEXT NOT NULL, source TEXT NOT NULL,
+    image BLOB NOT NULL, win_lo REAL NOT NULL, win_hi REAL NOT NULL,
+    PRIMARY KEY (session_id, item_id)
+);
+CREATE TABLE IF NOT EXISTS readers (
+    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    reader TEXT NOT NULL, item_order TEXT NOT NULL, paused INTEGER NOT NULL DEFAULT 0,
+    started TEXT NOT NULL, PRIMARY KEY (session_id, reader)
+);
+CREATE TABLE IF NOT EXISTS answers (
+    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    item_id TEXT NOT NULL, reader TEXT NOT NULL, answer TEXT NOT NULL,
+    confidence INTEGER NOT NULL, quality INTEGER, comment TEXT NOT NULL,
+    answered_at TEXT NOT NULL, PRIMARY KEY (session_id, item_id, reader)
+);
+"""
+
+
+class Truth(StrEnum):
+    REAL = "real"
+    SYNTHETIC = "synthetic"
+
+
+Answer = Truth
+
+
+class ReviewError(Exception):
+    """A user-facing reader-study error (unknown session, invalid answer, bad file)."""
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    id: str
+    name: str
+    created: str
+    seed: int
+    confidence_min: int
+    confidence_max: int
+    n_items: int
+    n_real: int
+    n_synthetic: int
+    readers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """What a reader sees: an opaque id, the pixels and a default window. Nothing else."""
+
+    item_id: str
+    image: NDArray[np.float32]
+    window: tuple[float, float]
+    position: int  # 0-based index in this reader's order
+    total: int
+
+
+@dataclass(frozen=True)
+class Rating:
+    """One stored answer joined with the item's truth (for scoring, never for the UI)."""
+
+    item_id: str
+    reader: str
+    truth: Truth
+    answer: Truth
+    confidence: int
+    quality: int | None
+    comment: str
+    source: str
+    answered_at: str
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _encode(img: NDArray[Any]) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(img, dtype=np.float32), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _decode(blob: bytes) -> NDArray[np.float32]:
+    arr = np.load(io.BytesIO(blob), allow_pickle=False)
+    return np.asarray(arr, dtype=np.float32)
+
+
+def read_review_image(path: Path) -> tuple[NDArray[np.float32], tuple[float, float]]:
+    """Pixels for display in their own units (HU for CT DICOM) and a default window."""
+    suf = path.suffix.lower()
+    if suf in (".dcm", ".dicom", ""):
+        try:
+            import pydicom
+
+            ds = pydicom.dcmread(str(path))
+            arr = np.asarray(ds.pixel_array, dtype=np.float32)
+            if arr.ndim == 3 and int(getattr(ds, "SamplesPerPixel", 1)) > 1:
+                arr = arr[..., :3].mean(axis=-1)
+            elif arr.ndim == 3:
+                arr = arr[arr.shape[0] // 2]
+            arr = arr * float(getattr(ds, "RescaleSlope", 1) or 1) + float(
+                getattr(ds, "RescaleIntercept", 0) or 0)
+            if str(getattr(ds, "PhotometricInterpretation", "")) == "MONOCHROME1":
+                arr = arr.max() + arr.min() - arr
+            lo, hi = np.percentile(arr, [0.5, 99.5])
+            return arr.astype(np.float32), (float(lo), float(max(hi, lo + 1)))
+        except Exception as exc:  # undecodable DICOM: a clear reason
+            raise ReviewError(f"cannot read {path.name}: {exc}") from exc
+    try:
+        img = load_image(path) * 255.0
+    except ValueError as exc:
+        raise ReviewError(str(exc)) from exc
+    return img.astype(np.float32), (0.0, 255.0)
+
+
+class ReviewStore:
+    """The reader-study database (``AppPaths.data_dir / "review.sqlite"`` by default)."""
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        if path is None:
+            from medgan_desktop.core.config import AppPaths
+
+            paths = AppPaths.default().ensure()
+            path = paths.data_dir / "review.sqlite"
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False)
+        self._db.execute("PRAGMA foreign_keys = ON")
+        self._db.executescript(_SCHEMA)
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self._db.commit()
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise ReviewError(f"{self.path} was written by a newer version (schema {row[0]})")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> ReviewStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        try:
+            yield self._db
+            self._db.commit()
+        except Exception:
+            self._db.rollback()
+            raise
+
+    # -- sessions -------------------------------------------------------------------
+    def create_session(
+        self,
+        name: str,
+        real: Sequence[Path | str] | Path | str,
+        synthetic: Sequence[Path | str] | Path | str,
+        seed: int | None = None,
+        confidence_scale: tuple[int, int] = (1, 5),
+        limit_per_pool: int | None = None,
+        progress: ProgressCallback = no_progress,
+        cancel: CancelToken | None = None,
+    ) -> str:
+        """Copy two pools of images (files or folders) into a new session; returns its id.
+
+        Args:
+            name: a label for the study.
+            real: real images (files and/or folders).
+            synthetic: synthetic images (files and/or folders).
+            seed: seed for the per-reader orders (random when None).
+            confidence_scale: ``(1, 5)`` or ``(0, 100)``.
+            limit_per_pool: take at most this many images from each pool.
+            progress: progress callback.
+            cancel: cancel token checked between images.
+
+        Raises:
+            ReviewError: when a pool is empty or an image cannot be read.
+        """
+        pools: dict[Truth, list[Path]] = {}
+        for truth, spec in ((Truth.REAL, real), (Truth.SYNTHETIC, synthetic)):
+            specs = [spec] if isinstance(spec, str | Path) else list(spec)
+            files: list[Path] = []
+            for s in specs:
+                try:
+                    files.extend(list_images(s))
+                except FileNotFoundError as exc:
+                    raise ReviewError(str(exc)) from exc
+            if limit_per_pool is not None:
+                files = files[:limit_per_pool]
+            if not files:
+                raise ReviewError(f"the {truth} pool holds no images")
+            pools[truth] = files
+        sid = secrets.token_hex(8)
+        seed = secrets.randbelow(2**31) if seed is None else int(seed)
+        total = sum(len(v) for v in pools.values())
+        done = 0
+        with self._tx() as db:
+            db.execute("INSERT INTO sessions VALUES (?,?,?,?,?,?,?)",
+                       (sid, name, _now(), seed, confidence_scale[1], confidence_scale[0], ""))
+            for truth, files in pools.items():
+                for f in files:
+                    if cancel is not None:
+                        cancel.check()
+                    img, (lo, hi) = read_review_image(Path(f))
+                    db.execute("INSERT INTO items VALUES (?,?,?,?,?,?,?)",
+                               (sid, secrets.token_hex(6), str(truth), str(f), _encode(img), lo, hi))
+                    done += 1
+                    progress(Progress(done, total, f"adding images {done}/{total}"))
+        return sid
+
+    def sessions(self) -> list[SessionInfo]:
+        out = []
+        for (sid,) in self._db.execute("SELECT id FROM sessions ORDER BY created, id").fetchall():
+            out.append(self.session(sid))
+        return out
+
+    def session(self, session_id: str) -> SessionInfo:
+        row = self._db.execute(
+            "SELECT id, name, created, seed, confidence_min, confidence_max FROM sessions "
+            "WHERE id=?", (session_id,)).fetchone()
+        if row is None:
+            raise ReviewError(f"no review session {session_id!r}")
+        counts = dict(self._db.execute(
+            "SELECT truth, COUNT(*) FROM items WHERE session_id=? GROUP BY truth",
+            (session_id,)).fetchall())
+        readers = tuple(r for (r,) in self._db.execute(
+            "SELECT reader FROM readers WHERE session_id=? ORDER BY reader", (session_id,)))
+        n_real, n_syn = int(counts.get("real", 0)), int(counts.get("synthetic", 0))
+        return SessionInfo(row[0], row[1], row[2], int(row[3]), int(row[4]), int(row[5]),
+                           n_real + n_syn, n_real, n_syn, readers)
+
+    def delete_session(self, session_id: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM sessions WHERE id=?", (session_id,))
+
+    # -- reading ----------------------------------------------------------------------
+    def _order(self, session_id: str, reader: str) -> list[str]:
+        row = self._db.execute("SELECT item_order FROM readers WHERE session_id=? AND reader=?",
+                               (session_id, reader)).fetchone()
+        if row is not None:
+            order: list[str] = json.loads(row[0])
+            # items merged in later (import) go to the end, in a seeded order
+            known = set(order)
+            extra = sorted(i for (i,) in self._db.execute(
+                "SELECT item_id FROM items WHERE session_id=?", (session_id,)) if i not in known)
+            return order + extra
+        info = self.session(session_id)
+        ids = sorted(i for (i,) in self._db.execute(
+            "SELECT item_id FROM items WHERE session_id=?", (session_id,)))
+        digest = hashlib.sha256(f"{info.seed}:{reader}".encode()).digest()
+        rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+        order = [ids[i] for i in rng.permutation(len(ids))]
+        with self._tx() as db:
+            db.execute("INSERT INTO readers VALUES (?,?,?,0,?)",
+                       (session_id, reader, json.dumps(order), _now()))
+        return order
+
+    def start(self, session_id: str, reader: str) -> tuple[int, int]:
+        """Register (or resume) a reader; returns ``(answered, total)``."""
+        reader = reader.strip()
+        if not reader:
+            raise ReviewError("a reader name is required")
+        self.session(session_id)
+        self._order(session_id, reader)
+        self.set_paused(session_id, reader, False)
+        return self.progress(session_id, reader)
+
+    def order(self, session_id: str, reader: str) -> list[str]:
+        """The reader's item order (opaque ids)."""
+        return self._order(session_id, reader)
+
+    def _answered(self, session_id: str, reader: str) -> set[str]:
+        return {i for (i,) in self._db.execute(
+            "SELECT item_id FROM answers WHERE session_id=? AND reader=?", (session_id, reader))}
+
+    def progress(self, session_id: str, reader: str) -> tuple[int, int]:
+        order = self._order(session_id, reader)
+        return len(self._answered(session_id, reader) & set(order)), len(order)
+
+    def next_item(self, session_id: str, reader: str) -> ReviewItem | None:
+        """The reader's first unanswered item in their order, or None when finished."""
+        order = self._order(session_id, reader)
+        answered = self._answered(session_id, reader)
+        for pos, item_id in enumerate(order):
+            if item_id not in answered:
+                return self.item(session_id, item_id, pos, len(order))
+        return None
+
+    def item(self, session_id: str, item_id: str, position: int = 0, total: int = 0) -> ReviewItem:
+        row = self._db.execute(
+            "SELECT image, win_lo, win_hi FROM items WHERE session_id=? AND item_id=?",
+            (session_id, item_id)).fetchone()
+        if row is None:
+            raise ReviewError(f"no item {item_id!r} in session {session_id!r}")
+        return ReviewItem(item_id, _decode(row[0]), (float(row[1]), float(row[2])), position, total)
+
+    def answer(
+        self,
+        session_id: str,
+        reader: str,
+        item_id: str,
+        answer: Truth | str,
+        confidence: int,
+        quality: int | None = None,
+        comment: str = "",
+    ) -> None:
+        """Store (or replace) a reader's answer for one item.
+
+        Raises:
+            ReviewError: for an unknown item or values outside the session's scales.
+        """
+        info = self.session(session_id)
+        try:
+            ans = Truth(answer)
+        except ValueError as exc:
+            raise ReviewError(f"answer must be 'real' or 'synthetic', not {answer!r}") from exc
+        if not info.confidence_min <= int(confidence) <= info.confidence_max:
+            raise ReviewError(f"confidence must be {info.confidence_min}..{info.confidence_max}")
+        if quality is not None and not 1 <= int(quality) <= 5:
+            raise ReviewError("quality must be 1..5 (Likert)")
+        if self._db.execute("SELECT 1 FROM items WHERE session_id=? AND item_id=?",
+                            (session_id, item_id)).fetchone() is None:
+            raise ReviewError(f"no item {item_id!r} in session {session_id!r}")
+        self._order(session_id, reader)
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO answers VALUES (?,?,?,?,?,?,?,?)",
+                       (session_id, item_id, reader, str(ans), int(confidence),
+                        None if quality is None else int(quality), comment, _now()))
+
+    def set_paused(self, session_id: str, reader: str, paused: bool) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE readers SET paused=? WHERE session_id=? AND reader=?",
+                       (int(paused), session_id, reader))
+
+    def is_paused(self, session_id: str, reader: str) -> bool:
+        row = self._db.execute("SELECT paused FROM readers WHERE session_id=? AND reader=?",
+                               (session_id, reader)).fetchone()
+        return bool(row and row[0])
+
+    def ratings(self, session_id: str) -> list[Rating]:
+        """Every answer with the item's truth (for scoring and CSV export)."""
+        self.session(session_id)
+        rows = self._db.execute(
+            "SELECT a.item_id, a.reader, i.truth, a.answer, a.confidence, a.quality, a.comment, "
+            "i.source, a.answered_at FROM answers a JOIN items i "
+            "ON a.session_id=i.session_id AND a.item_id=i.item_id WHERE a.session_id=? "
+            "ORDER BY a.reader, a.answered_at, a.item_id", (session_id,)).fetchall()
+        return [Rating(r[0], r[1], Truth(r[2]), Truth(r[3]), int(r[4]),
+                       None if r[5] is None else int(r[5]), r[6], r[7], r[8]) for r in rows]
+
+    def truths(self, session_id: str) -> dict[str, tuple[Truth, str]]:
+        """item id -> (truth, source) for every item."""
+        return {r[0]: (Truth(r[1]), r[2]) for r in self._db.execute(
+            "SELECT item_id, truth, source FROM items WHERE session_id=?", (session_id,))}
+
+    # -- exchange ------------------------------------------------------------------------
+    def export_session(self, session_id: str, path: Path | str, include_answers: bool = True) -> Path:
+        """Write one zip with the session, its images and (optionally) its answers."""
+        info = self.session(session_id)
+        out = Path(path)
+        items = self._db.execute(
+            "SELECT item_id, truth, source, image, win_lo, win_hi FROM items WHERE session_id=? "
+            "ORDER BY item_id", (session_id,)).fetchall()
+        readers = self._db.execute(
+            "SELECT reader, item_order, paused, started FROM readers WHERE session_id=?",
+            (session_id,)).fetchall()
+        answers = self._db.execute(
+            "SELECT item_id, reader, answer, confidence, quality, comment, answered_at "
+            "FROM answers WHERE session_id=?", (session_id,)).fetchall() if include_answers else []
+        doc = {
+            "format": EXPORT_FORMAT,
+            "kind": "medgan-review-session",
+            "session": {"id": info.id, "name": info.name, "created": info.created,
+                        "seed": info.seed, "confidence_min": info.confidence_min,
+                        "confidence_max": info.confidence_max},
+            "items": [{"item_id": r[0], "truth": r[1], "source": Path(r[2]).name,
+                       "window": [r[4], r[5]]} for r in items],
+            "readers": [{"reader": r[0], "order": json.loads(r[1]), "paused": bool(r[2]),
+                         "started": r[3]} for r in readers],
+            "answers": [dict(zip(("item_id", "reader", "answer", "confidence", "quality",
+                                  "comment", "answered_at"), r, strict=True)) for r in answers],
+        }
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("session.json", json.dumps(doc, indent=1))
+            for r in items:
+                zf.writestr(f"items/{r[0]}.npy", r[3])
+        return out
+
+    def import_session(self, path: Path | str) -> str:
+        """Import a session zip; merges answers into an existing copy. Returns the id.
+
+        Raises:
+            ReviewError: when the file is not a session export.
+        """
+        try:
+            zf = zipfile.ZipFile(Path(path))
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise ReviewError(f"{Path(path).name} is not a review session file: {exc}") from exc
+        with zf:
+            try:
+                doc = json.loads(zf.read("session.json"))
+            except (KeyError, ValueError) as exc:
+                raise ReviewError(f"{Path(path).name} has no valid session.json") from exc
+            if doc.get("kind") != "medgan-review-session" or int(doc.get("format", 0)) > EXPORT_FORMAT:
+                raise ReviewError(f"{Path(path).name} is not a supported review session file")
+            s = doc["session"]
+            sid = str(s["id"])
+            with self._tx() as db:
+                db.execute("INSERT OR IGNORE INTO sessions VALUES (?,?,?,?,?,?,?)",
+                           (sid, s["name"], s["created"], int(s["seed"]),
+                            int(s["confidence_max"]), int(s["confidence_min"]), ""))
+                for it in doc["items"]:
+                    blob = zf.read(f"items/{it['item_id']}.npy")
+                    _decode(blob)  # validate: plain arrays only
+                    db.execute("INSERT OR IGNORE INTO items VALUES (?,?,?,?,?,?,?)",
+                               (sid, it["item_id"], Truth(it["truth"]).value, it["source"], blob,
+                                float(it["window"][0]), float(it["window"][1])))
+                for r in doc.get("readers", []):
+                    db.execute("INSERT OR IGNORE INTO readers VALUES (?,?,?,?,?)",
+                               (sid, r["reader"], json.dumps(r["order"]), int(r["paused"]),
+                                r["started"]))
+                for a in doc.get("answers", []):
+                    old = db.execute("SELECT answered_at FROM answers WHERE session_id=? AND "
+                                     "item_id=? AND reader=?",
+                                     (sid, a["item_id"], a["reader"])).fetchone()
+                    if old is not None and old[0] >= a["answered_at"]:
+                        continue
+                    db.execute("INSERT OR REPLACE INTO answers VALUES (?,?,?,?,?,?,?,?)",
+                               (sid, a["item_id"], a["reader"], Truth(a["answer"]).value,
+                                int(a["confidence"]), a["quality"], a["comment"],
+                                a["answered_at"]))
+        return sid
