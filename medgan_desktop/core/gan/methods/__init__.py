@@ -13,6 +13,10 @@ _MODULES: tuple[str, ...] = (
     "cyclegan",
     "unit",
     "distill",
+    "dcgan",
+    "lsgan",
+    "wgan_gp",
+    "cgan",
     "stylegan2",
 )
 

@@ -1,0 +1,164 @@
+"""Sampling from a trained synthesis model: same seed, same images, on any device.
+
+Noise is drawn on the CPU from a ``torch.Generator`` seeded with ``seed`` and only then
+moved to the model's device, so a seed reproduces its images exactly on one machine.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from PIL import Image
+
+from medgan_desktop.core.training.run import LoadedModel, Preprocessing
+
+
+class SampleError(ValueError):
+    """The request does not fit the model (label out of range, translation model, ...)."""
+
+
+def _labels(model: LoadedModel, n: int, label: int | str | None) -> torch.Tensor | None:
+    cfg = model.method.config
+    if cfg.num_classes <= 0 or not getattr(model.method, "conditional", cfg.num_classes > 0):
+        if label is not None:
+            raise SampleError(f"model {model.info.method} is not class-conditional; drop the label")
+        return None
+    if label is None:
+        return None
+    names = model.info.preprocessing.class_names
+    if isinstance(label, str) and not label.lstrip("-").isdigit():
+        if label not in names:
+            raise SampleError(f"unknown class {label!r}; the model knows {list(names)}")
+        idx = names.index(label)
+    else:
+        idx = int(label)
+    if not 0 <= idx < cfg.num_classes:
+        raise SampleError(f"label {idx} out of range 0..{cfg.num_classes - 1}")
+    return torch.full((n,), idx, dtype=torch.long)
+
+
+def _check_synthesis(model: LoadedModel) -> None:
+    if model.info.task != "synthesis":
+        raise SampleError(f"{model.info.method} is a {model.info.task} model: use translate, not sample")
+
+
+def sample(
+    model: LoadedModel,
+    n: int,
+    seed: int = 0,
+    label: int | str | None = None,
+    truncation: float | None = None,
+) -> NDArray[np.float32]:
+    """``n`` images ``(n, C, H, W)`` in [-1, 1] from ``seed`` (identical for the same seed).
+
+    Args:
+        model: a loaded synthesis model.
+        n: number of images.
+        seed: RNG seed of the noise (and of random labels).
+        label: class index or name for conditional models (None: random labels).
+        truncation: truncation threshold where the method supports it (None: off).
+    """
+    _check_synthesis(model)
+    if n < 1:
+        raise SampleError("n must be >= 1")
+    method: Any = model.method
+    y = _labels(model, n, label)
+    g = torch.Generator().manual_seed(int(seed))
+    if hasattr(method, "latents") and hasattr(method, "decode"):
+        z = method.latents(n, g, truncation)
+        if y is None and method.config.num_classes > 0 and getattr(method, "conditional", False):
+            y = torch.randint(0, method.config.num_classes, (n,), generator=g)
+        out = method.decode(z, y)
+    else:
+        kw: dict[str, Any] = {}
+        if truncation is not None and "truncation" in inspect.signature(method.generate).parameters:
+            kw["truncation"] = truncation
+        out = method.generate(n, generator=g, labels=y, **kw)
+    return out.detach().float().cpu().clamp(-1, 1).numpy()
+
+
+def interpolate(
+    model: LoadedModel, seed_a: int, seed_b: int, steps: int = 8, label: int | str | None = None
+) -> NDArray[np.float32]:
+    """Images along the spherical interpolation between the latents of two seeds, ``(steps, C, H, W)``."""
+    _check_synthesis(model)
+    method: Any = model.method
+    if not (hasattr(method, "latents") and hasattr(method, "decode")):
+        raise SampleError(f"{model.info.method} does not expose its latent space for interpolation")
+    steps = max(2, int(steps))
+    za = method.latents(1, torch.Generator().manual_seed(int(seed_a)))
+    zb = method.latents(1, torch.Generator().manual_seed(int(seed_b)))
+    t = torch.linspace(0.0, 1.0, steps)[:, None]
+    a, b = za / za.norm(), zb / zb.norm()
+    omega = torch.arccos((a * b).sum().clamp(-1 + 1e-7, 1 - 1e-7))
+    so = torch.sin(omega)
+    z = (torch.sin((1 - t) * omega) / so) * za + (torch.sin(t * omega) / so) * zb
+    y = _labels(model, steps, label)
+    if y is None and getattr(method, "conditional", False):
+        y = torch.zeros(steps, dtype=torch.long)
+    return method.decode(z, y).detach().float().cpu().numpy()
+
+
+def to_uint8(images: NDArray[Any]) -> NDArray[np.uint8]:
+    """[-1, 1] -> 0..255 (same shape)."""
+    return np.clip(np.round((np.asarray(images, dtype=np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def to_display(image: NDArray[Any]) -> NDArray[np.uint8]:
+    """One ``(C, H, W)`` image as ``(H, W)`` grey or ``(H, W, 3)`` RGB uint8 for display/PNG."""
+    u = to_uint8(image)
+    return u[0] if u.shape[0] == 1 else np.ascontiguousarray(u.transpose(1, 2, 0))
+
+
+def to_physical(images: NDArray[Any], pre: Preprocessing) -> NDArray[np.float32]:
+    """Invert the run's normalisation: HU for CT (fixed window), 0..255 for 8-bit images.
+
+    Percentile-window models (MR) have no absolute scale: the result is on 0..1000.
+    """
+    from medgan_desktop.core.imaging.intensity import WindowMode
+
+    if pre.target.mode == WindowMode.FIXED:
+        return pre.target.from_unit(images)
+    return pre.target.from_unit(images, bounds=(0.0, 1000.0))
+
+
+def grid(images: NDArray[Any], ncol: int | None = None, pad: int = 2) -> NDArray[np.uint8]:
+    """Tile ``(n, C, H, W)`` images in [-1, 1] into one uint8 image (grey or RGB)."""
+    n, c, h, w = images.shape
+    ncol = ncol or int(np.ceil(np.sqrt(n)))
+    nrow = int(np.ceil(n / ncol))
+    u = to_uint8(images)
+    out = np.zeros((c, nrow * (h + pad) + pad, ncol * (w + pad) + pad), dtype=np.uint8)
+    for i in range(n):
+        r, q = divmod(i, ncol)
+        y0, x0 = pad + r * (h + pad), pad + q * (w + pad)
+        out[:, y0 : y0 + h, x0 : x0 + w] = u[i]
+    return out[0] if c == 1 else np.ascontiguousarray(out.transpose(1, 2, 0))
+
+
+def png_bytes(array: NDArray[np.uint8]) -> bytes:
+    """Encode a grey or RGB uint8 array as PNG deterministically (no timestamps)."""
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def save_pngs(images: NDArray[Any], out_dir: Path, prefix: str = "sample") -> list[Path]:
+    """One PNG per image: ``prefix_0000.png``...; the same images give identical bytes."""
+    from medgan_desktop.core.training.run import atomic_write_bytes
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, img in enumerate(images):
+        p = out_dir / f"{prefix}_{i:04d}.png"
+        atomic_write_bytes(p, png_bytes(to_display(img)))
+        paths.append(p)
+    return paths

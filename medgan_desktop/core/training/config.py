@@ -1,0 +1,133 @@
+"""Frozen configuration of a training run (what the loop does, and on which data).
+
+Stored verbatim in ``run.json`` (``train_config``) so a run describes itself and can be
+resumed with exactly the same settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class DeviceChoice(StrEnum):
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+    MPS = "mps"
+
+
+class DataKind(StrEnum):
+    AUTO = "auto"  # decided from the path's contents
+    IMAGES = "images"  # PNG/JPEG folder (labels optionally from subfolders)
+    VOLUMES = "volumes"  # NIfTI/MHA files or a DICOM series folder -> 2D slices
+    INDEX = "index"  # series from the study index (``series_uids``)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the training images come from and how they are preprocessed.
+
+    Args:
+        path: image folder, volume file/folder (empty for ``kind="index"``).
+        kind: see :class:`DataKind`.
+        size: square training size in pixels.
+        channels: 1 (grey) or 3 (RGB images only).
+        label_from_subfolders: class label = first-level subfolder name (image folders).
+        max_images: use at most this many images/slices (0: all), a fixed subset per seed.
+        axis: slice axis for volumes (0: k / axial for axial series, 1: j, 2: i).
+        modality: "CT", "MR", "CR", ... ("" guesses: HU-like values -> CT).
+        window_lo / window_hi: fixed window (HU for CT) instead of the modality default.
+        flip: random left-right flips.
+        rotate90: random multiples of 90 degree rotations.
+        series_uids: study-index series (``kind="index"``).
+        min_foreground: volume slices whose fraction of pixels above the window floor is
+            lower than this are skipped (air-only slices).
+    """
+
+    path: str = ""
+    kind: str = DataKind.AUTO.value
+    size: int = 64
+    channels: int = 1
+    label_from_subfolders: bool = False
+    max_images: int = 0
+    axis: int = 0
+    modality: str = ""
+    window_lo: float | None = None
+    window_hi: float | None = None
+    flip: bool = False
+    rotate90: bool = False
+    series_uids: tuple[str, ...] = ()
+    min_foreground: float = 0.05
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        if "series_uids" in kw:
+            kw["series_uids"] = tuple(kw["series_uids"])
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the loop runs.
+
+    Args:
+        steps: total number of optimisation steps (a resumed run continues to this total).
+        batch_size: global batch (split over ranks under DDP).
+        checkpoint_every: write a checkpoint every N steps (and always at the end/stop).
+        sample_every: write a sample grid every N steps (0: never).
+        log_every: append a metrics line every N steps.
+        seed: seeds model init, noise, data order and augmentation.
+        device: "auto" | "cpu" | "cuda" | "mps" (or "cuda:1").
+        amp: mixed precision (bfloat16 autocast) on CUDA; ignored elsewhere.
+        num_workers: DataLoader worker processes.
+        threads: torch CPU threads (0: all cores but one, leaving one for the GUI).
+        keep_checkpoints: keep the newest N checkpoints (0: keep all).
+        sample_count: images per sample grid.
+        data: the data source and preprocessing.
+    """
+
+    steps: int = 2000
+    batch_size: int = 32
+    checkpoint_every: int = 500
+    sample_every: int = 250
+    log_every: int = 10
+    seed: int = 0
+    device: str = DeviceChoice.AUTO.value
+    amp: bool = True
+    num_workers: int = 0
+    threads: int = 0
+    keep_checkpoints: int = 3
+    sample_count: int = 16
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def validate(self) -> TrainConfig:
+        """Raise ``ValueError`` with a clear message for impossible settings; returns self."""
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
+        for name in ("checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.sample_every < 0 or self.num_workers < 0 or self.threads < 0:
+            raise ValueError("sample_every, num_workers and threads must be >= 0")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["data"]["series_uids"] = list(self.data.series_uids)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names and k != "data"}
+        return cls(**kw, data=DataConfig.from_dict(dict(d.get("data") or {})))
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,505 @@
+"""The training loop: any registered GAN method, any dataset, one self-describing run folder.
+
+* deterministic: one seed sets model init, noise, data order and augmentation; the data
+  order is a pure function of ``(seed, step)`` (:class:`StepBatchSampler`) and RNG states
+  are checkpointed, so a resumed run continues bit-for-bit on the CPU;
+* checkpoints every N steps and at stop/cancel, written atomically (see :mod:`.run`);
+* mixed precision (bfloat16 autocast) on CUDA, fp32 elsewhere;
+* data parallel under ``torchrun``: when the torchrun environment is present the process
+  group is initialised (gloo on CPU, NCCL on GPUs), each rank takes its slice of the global
+  batch, gradients are averaged over ranks before every optimiser step (the all-reduce
+  DistributedDataParallel performs, done as an optimiser pre-hook so any method's
+  multi-network step, gradient penalties included, works unchanged), and only rank 0
+  writes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Sampler
+
+from medgan_desktop.core.gan.methods.base import (
+    Batch,
+    GanMethod,
+    LossDict,
+    MethodConfig,
+    get_method,
+)
+from medgan_desktop.core.progress import (
+    Cancelled,
+    CancelToken,
+    Progress,
+    ProgressCallback,
+    no_progress,
+)
+from medgan_desktop.core.training.config import TrainConfig
+from medgan_desktop.core.training.data import DataError, TrainingDataset
+from medgan_desktop.core.training.devices import configure_threads, select_device
+from medgan_desktop.core.training.run import (
+    METRICS,
+    RUN_JSON,
+    SAMPLES,
+    WEIGHTS,
+    ModelLoadError,
+    apply_weights,
+    checkpoint_path,
+    list_checkpoints,
+    load_run,
+    new_run_info,
+    read_state,
+    read_weights,
+    save_state,
+    save_weights,
+    state_path,
+    write_run_json,
+)
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (diverged, bad configuration); the last checkpoint is intact."""
+
+
+class TrainingOOMError(TrainingError):
+    """The device ran out of memory; the message suggests a smaller batch."""
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a call to :func:`train` did.
+
+    Args:
+        run_dir: the run folder.
+        method: registry name.
+        step: steps completed in all (including earlier sessions of a resumed run).
+        total_steps: the configured total.
+        cancelled: stopped by the cancel token before the total.
+        seconds: wall time of this session.
+        images_per_s: training throughput of this session (global batch).
+        losses: the last step's losses.
+        weights: the weights file written last.
+    """
+
+    run_dir: Path
+    method: str
+    step: int
+    total_steps: int
+    cancelled: bool
+    seconds: float
+    images_per_s: float
+    losses: LossDict = field(default_factory=dict)
+    weights: Path | None = None
+
+
+# -- data order ------------------------------------------------------------------------------
+class StepBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Infinite batches of ``(index, augmentation seed)`` determined by ``(seed, step)`` only.
+
+    Each epoch is a permutation seeded with ``seed + epoch``; step ``s`` takes the global
+    batch ``perm[k*B:(k+1)*B]`` (``k = s mod steps_per_epoch``, incomplete tails dropped) and
+    rank ``r`` of ``W`` keeps its contiguous slice. Starting at ``start_step`` reproduces
+    exactly the batches an uninterrupted run would have seen.
+    """
+
+    def __init__(self, n: int, global_batch: int, rank: int, world: int, seed: int, start_step: int = 0) -> None:
+        if global_batch % world:
+            raise ValueError(f"global batch {global_batch} is not divisible by {world} processes")
+        if n < global_batch:
+            raise ValueError(f"{n} images are fewer than one batch of {global_batch}")
+        self.n, self.global_batch, self.rank, self.world = n, global_batch, rank, world
+        self.local = global_batch // world
+        self.seed, self.start_step = seed, start_step
+        self.steps_per_epoch = n // global_batch
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        step = self.start_step
+        cached_epoch, perm = -1, torch.empty(0, dtype=torch.long)
+        while True:
+            epoch, k = divmod(step, self.steps_per_epoch)
+            if epoch != cached_epoch:
+                g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+                perm, cached_epoch = torch.randperm(self.n, generator=g), epoch
+            lo = k * self.global_batch + self.rank * self.local
+            idx = perm[lo : lo + self.local].tolist()
+            yield [(i, (self.seed * 7_919 + epoch) * 1_000_003 + i) for i in idx]
+            step += 1
+
+
+# -- distributed ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_choice: str) -> DistInfo:
+    """Initialise the process group from torchrun's environment (no-op without it)."""
+    if dist.is_available() and dist.is_initialized():
+        return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) < 2:
+        return DistInfo()
+    local = int(os.environ.get("LOCAL_RANK", 0))
+    use_cuda = torch.cuda.is_available() and not device_choice.startswith("cpu")
+    if use_cuda:
+        torch.cuda.set_device(local)
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    return DistInfo(dist.get_rank(), dist.get_world_size(), local)
+
+
+def _sync_gradients_hook(world: int) -> Any:
+    def hook(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        grads = [p.grad for grp in opt.param_groups for p in grp["params"] if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat.div_(world)
+        off = 0
+        for g in grads:
+            g.copy_(flat[off : off + g.numel()].view_as(g))
+            off += g.numel()
+
+    return hook
+
+
+def _make_data_parallel(method: GanMethod, info: DistInfo) -> None:
+    for net in method.networks().values():
+        for t in net.state_dict().values():
+            dist.broadcast(t, src=0)
+    for opt in method.optimizers().values():
+        opt.register_step_pre_hook(_sync_gradients_hook(info.world))
+    configure = getattr(method, "configure_data_parallel", None)
+    if callable(configure):
+        configure(info.rank, info.world)
+
+
+# -- RNG state -----------------------------------------------------------------------------
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    st: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def _set_rng_state(st: dict[str, Any]) -> None:
+    torch.set_rng_state(st["torch"])
+    py = st["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(list(st["cuda"]))
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError | torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def _to_batch(item: dict[str, torch.Tensor], device: torch.device) -> Batch:
+    nb = device.type == "cuda"
+
+    def mv(key: str) -> torch.Tensor | None:
+        t = item.get(key)
+        return None if t is None else t.to(device, non_blocking=nb)
+
+    target = mv("target")
+    assert target is not None
+    return Batch(target=target, source=mv("source"), labels=mv("label"), mask=mv("mask"))
+
+
+# -- the loop --------------------------------------------------------------------------------
+class _Run:
+    """State of one training session (kept small; :func:`train` is the API)."""
+
+    def __init__(self, run_dir: Path, method: GanMethod, cfg: TrainConfig, info: DistInfo) -> None:
+        self.run_dir, self.method, self.cfg, self.dist = run_dir, method, cfg, info
+        self.last_weights: Path | None = None
+
+    def save_checkpoint(self, step: int, extra: dict[str, Any]) -> Path | None:
+        if not self.dist.main:
+            return None
+        wpath = checkpoint_path(self.run_dir, step)
+        state: dict[str, Any] = {
+            "step": step,
+            "optimizers": {k: o.state_dict() for k, o in self.method.optimizers().items()},
+            "rng": _rng_state(),
+            "extra": extra,
+        }
+        method_state = getattr(self.method, "extra_state", None)
+        if callable(method_state):
+            state["method"] = method_state()
+        # state first, then weights: a checkpoint counts only when both files exist
+        save_state(state_path(wpath), state)
+        save_weights(wpath, self.method)
+        save_weights(self.run_dir / WEIGHTS, self.method)
+        self.last_weights = self.run_dir / WEIGHTS
+        self._prune()
+        return wpath
+
+    def _prune(self) -> None:
+        keep = self.cfg.keep_checkpoints
+        if keep <= 0:
+            return
+        for _, p in list_checkpoints(self.run_dir)[:-keep]:
+            for f in (p, state_path(p)):
+                f.unlink(missing_ok=True)
+
+    def restore(self, device: torch.device) -> int:
+        ckpts = list_checkpoints(self.run_dir)
+        if not ckpts:
+            raise TrainingError(f"{self.run_dir} has no complete checkpoint to resume from")
+        step, wpath = ckpts[-1]
+        apply_weights(self.method, read_weights(wpath), wpath)
+        state = read_state(state_path(wpath))
+        for k, opt in self.method.optimizers().items():
+            opt.load_state_dict(state["optimizers"][k])
+        load_extra = getattr(self.method, "load_extra_state", None)
+        if callable(load_extra) and "method" in state:
+            load_extra(state["method"])
+        _set_rng_state(state["rng"])
+        return int(state["step"])
+
+    def sample_grid(self, step: int, labels: torch.Tensor | None) -> Path | None:
+        if not self.dist.main or self.cfg.sample_every <= 0:
+            return None
+        from medgan_desktop.core.inference.sample import grid, png_bytes
+        from medgan_desktop.core.training.run import atomic_write_bytes
+
+        try:
+            g = torch.Generator().manual_seed(self.cfg.seed + 2_147_483)
+            imgs = self.method.generate(self.cfg.sample_count, generator=g, labels=labels)
+        except TypeError:  # translation methods do not sample from noise
+            return None
+        path = self.run_dir / SAMPLES / f"step_{step:08d}.png"
+        atomic_write_bytes(path, png_bytes(grid(imgs.detach().float().cpu().numpy())))
+        return path
+
+    def log_metrics(self, step: int, ips: float, losses: LossDict) -> None:
+        if not self.dist.main:
+            return
+        line = {"step": step, "time": round(time.time(), 3), "images_per_s": round(ips, 3), "losses": losses}
+        with (self.run_dir / METRICS).open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line) + "\n")
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric lines past ``step`` (logged after the checkpoint a resume starts from)."""
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if int(json.loads(line)["step"]) <= step:
+                keep.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue
+    path.write_text("".join(x + "\n" for x in keep), encoding="utf-8")
+
+
+def _sample_labels(method: GanMethod, n: int) -> torch.Tensor | None:
+    k = method.config.num_classes
+    if k > 0 and getattr(method, "conditional", False):
+        return torch.arange(n) % k
+    return None
+
+
+def train(
+    method: str | type[GanMethod],
+    method_config: MethodConfig,
+    train_config: TrainConfig,
+    dataset: TrainingDataset,
+    run_dir: Path,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+    resume: bool = False,
+) -> RunSummary:
+    """Train ``method`` on ``dataset`` into ``run_dir`` (or continue it with ``resume=True``).
+
+    Args:
+        method: registry name or class.
+        method_config: hyperparameters (ignored on resume: run.json's are used).
+        train_config: loop settings; on resume ``steps`` is the new total (the rest is kept
+            from run.json except ``steps``, ``device``, ``threads`` and ``num_workers``).
+        dataset: a :class:`~medgan_desktop.core.training.data.TrainingDataset`.
+        run_dir: the run folder (created; must not hold a run unless resuming).
+        progress: receives a report per step (``data``: step, losses, images_per_s, eta_s,
+            and ``sample``/``checkpoint`` paths when written).
+        cancel: pause/cancel token; on cancel a checkpoint is written and the summary says so.
+        resume: continue the run in ``run_dir`` from its newest checkpoint.
+
+    Raises:
+        DataError: too few images for the batch.
+        TrainingOOMError: out of device memory (the last checkpoint is intact).
+        TrainingError: diverged (non-finite loss) or nothing to resume.
+    """
+    run_dir = Path(run_dir)
+    cfg = train_config.validate()
+    if resume:
+        info_json = load_run(run_dir)
+        stored = TrainConfig.from_dict(info_json.train_config)
+        cfg = stored.replace(
+            steps=cfg.steps, device=cfg.device, threads=cfg.threads, num_workers=cfg.num_workers
+        ).validate()
+        method_config = info_json.method_config
+        method = info_json.method
+    elif (run_dir / RUN_JSON).exists():
+        raise TrainingError(f"{run_dir} already holds a run; resume it or choose a new folder")
+    dinfo = init_distributed(cfg.device)
+    device = select_device(cfg.device)
+    if device.type == "cuda" and dinfo.world > 1:
+        device = torch.device("cuda", dinfo.local_rank)
+    if device.type == "cpu":
+        configure_threads(cfg.threads)
+    else:
+        torch.backends.cudnn.benchmark = device.type == "cuda"
+    if cfg.batch_size % dinfo.world:
+        raise TrainingError(f"batch {cfg.batch_size} must be divisible by the {dinfo.world} processes")
+    n = len(dataset)
+    if n < 2 * cfg.batch_size:
+        raise DataError(
+            f"only {n} training images for a batch of {cfg.batch_size}: need at least {2 * cfg.batch_size} "
+            "(use a smaller --batch or more data)"
+        )
+    cls = get_method(method) if isinstance(method, str) else method
+    _seed_everything(cfg.seed)
+    try:
+        gm = cls(method_config, device)
+    except (RuntimeError, MemoryError) as exc:
+        if _is_oom(exc):
+            raise TrainingOOMError(f"out of memory building {cls.name} on {device}: try a smaller size") from exc
+        raise
+    if dinfo.world > 1:
+        _make_data_parallel(gm, dinfo)
+    run = _Run(run_dir, gm, cfg, dinfo)
+    start = 0
+    if resume:
+        try:
+            start = run.restore(device)
+        except ModelLoadError as exc:
+            raise TrainingError(f"cannot resume {run_dir}: {exc}") from exc
+        if dinfo.main:
+            _truncate_metrics(run_dir / METRICS, start)
+    if dinfo.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        pre = dataset.preprocessing
+        info = new_run_info(
+            run_dir, cls.name, str(cls.task), method_config, cfg.to_dict(), pre, dataset.describe()
+        )
+        if resume:
+            old = load_run(run_dir)
+            info = new_run_info(run_dir, old.method, old.task, old.method_config, cfg.to_dict(), old.preprocessing, old.data)
+        write_run_json(info)
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+    sampler = StepBatchSampler(n, cfg.batch_size, dinfo.rank, dinfo.world, cfg.seed, start)
+    loader: DataLoader[Any] = DataLoader(
+        dataset,  # type: ignore[arg-type]
+        batch_sampler=sampler,
+        num_workers=cfg.num_workers,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(cfg.seed),
+        persistent_workers=cfg.num_workers > 0,
+    )
+    amp = cfg.amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
+    sample_labels = _sample_labels(gm, cfg.sample_count)
+    gm.train(True)
+
+    t0 = time.perf_counter()
+    t_window, n_window = t0, 0
+    ips = 0.0
+    losses: LossDict = {}
+    step = start
+    cancel = cancel or CancelToken()
+    it = iter(loader)
+    try:
+        while step < cfg.steps:
+            cancel.check()
+            batch = _to_batch(next(it), device)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
+                losses = gm.train_step(batch, step)
+            step += 1
+            bad = [k for k, v in losses.items() if not math.isfinite(v)]
+            if bad:
+                raise TrainingError(
+                    f"training diverged at step {step} (non-finite {', '.join(bad)}); the last checkpoint "
+                    "is intact: lower the learning rate or try another method"
+                )
+            n_window += cfg.batch_size
+            data: dict[str, object] = {"step": step, "losses": losses}
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                now = time.perf_counter()
+                ips = n_window / max(now - t_window, 1e-9)
+                t_window, n_window = now, 0
+                run.log_metrics(step, ips, losses)
+            if cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
+                p = run.sample_grid(step, sample_labels)
+                if p is not None:
+                    data["sample"] = str(p)
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                c = run.save_checkpoint(step, {"losses": losses})
+                if c is not None:
+                    data["checkpoint"] = str(c)
+            elapsed = time.perf_counter() - t0
+            rate = (step - start) / max(elapsed, 1e-9)
+            data["images_per_s"] = ips or rate * cfg.batch_size
+            data["eta_s"] = (cfg.steps - step) / rate if rate > 0 else 0.0
+            progress(Progress(step, cfg.steps, f"step {step}/{cfg.steps}", data))
+    except Cancelled:
+        if step > start and not list_checkpoints(run_dir)[-1:] == [(step, checkpoint_path(run_dir, step))]:
+            run.save_checkpoint(step, {"losses": losses})
+        cancelled = True
+    except KeyboardInterrupt:
+        if step > start:
+            run.save_checkpoint(step, {"losses": losses})
+        raise
+    except (RuntimeError, MemoryError) as exc:
+        if isinstance(exc, TrainingError) or not _is_oom(exc):
+            raise
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        last = list_checkpoints(run_dir)
+        where = f"checkpoint at step {last[-1][0]} is intact" if last else "no checkpoint was written yet"
+        raise TrainingOOMError(
+            f"out of memory on {device} with batch {cfg.batch_size} at {cfg.data.size or ''}px "
+            f"(step {step}); the {where}. Try --batch {max(1, cfg.batch_size // 2)}"
+        ) from exc
+    else:
+        cancelled = False
+    seconds = time.perf_counter() - t0
+    done_ips = (step - start) * cfg.batch_size / max(seconds, 1e-9)
+    return RunSummary(
+        run_dir=run_dir,
+        method=cls.name,
+        step=step,
+        total_steps=cfg.steps,
+        cancelled=cancelled,
+        seconds=seconds,
+        images_per_s=done_ips,
+        losses=losses,
+        weights=run.last_weights,
+    )

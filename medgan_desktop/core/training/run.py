@@ -1,0 +1,357 @@
+"""The run/model folder format and its loader (shared by training, sampling and translation).
+
+```
+RUN_DIR/
+  run.json                 method, task, method_config, train_config, preprocessing, data
+  metrics.jsonl            one JSON object per logged step
+  checkpoints/step_XXXXXXXX.safetensors   every network, keys "<network>.<param>"
+  checkpoints/step_XXXXXXXX.state.pt      optimisers, step, RNG (torch.load(weights_only=True))
+  weights.safetensors      latest weights (what inference loads)
+  samples/step_XXXXXXXX.png
+```
+Shipped models (``models/<id>/``) use the same layout. Every write is atomic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from medgan_desktop import __version__
+from medgan_desktop.core.gan.methods.base import GanMethod, MethodConfig, get_method
+from medgan_desktop.core.imaging.intensity import IntensityWindow
+
+FORMAT = 1
+RUN_JSON = "run.json"
+METRICS = "metrics.jsonl"
+WEIGHTS = "weights.safetensors"
+CHECKPOINTS = "checkpoints"
+SAMPLES = "samples"
+_STEP_RE = re.compile(r"^step_(\d{8})\.safetensors$")
+
+
+class ModelLoadError(Exception):
+    """A run/model folder or weight file is missing, corrupt or does not match its method."""
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How images were mapped to the networks' [-1, 1] (inverted at sampling/export).
+
+    Args:
+        target: window of the generated domain (HU for CT).
+        source: window of the input domain (translation), else None.
+        modality_in: input modality for translation ("MR"), else None.
+        modality_out: modality of generated images ("CT", "CR", "OT", ...).
+        size: square image size.
+        channels: image channels.
+        context_slices: 2.5D neighbours each side (translation).
+        class_names: label names by index (conditional methods).
+    """
+
+    target: IntensityWindow = field(default_factory=IntensityWindow.uint8)
+    source: IntensityWindow | None = None
+    modality_in: str | None = None
+    modality_out: str = "OT"
+    size: int = 64
+    channels: int = 1
+    context_slices: int = 0
+    class_names: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target.to_dict(),
+            "source": None if self.source is None else self.source.to_dict(),
+            "modality_in": self.modality_in,
+            "modality_out": self.modality_out,
+            "size": self.size,
+            "channels": self.channels,
+            "context_slices": self.context_slices,
+            "class_names": list(self.class_names),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Preprocessing:
+        src = d.get("source")
+        return cls(
+            target=IntensityWindow.from_dict(dict(d.get("target") or {})),
+            source=None if src is None else IntensityWindow.from_dict(dict(src)),
+            modality_in=d.get("modality_in"),
+            modality_out=str(d.get("modality_out") or "OT"),
+            size=int(d.get("size", 64)),
+            channels=int(d.get("channels", 1)),
+            context_slices=int(d.get("context_slices", 0)),
+            class_names=tuple(str(c) for c in d.get("class_names") or ()),
+        )
+
+
+def method_config_to_dict(c: MethodConfig) -> dict[str, Any]:
+    d = dataclasses.asdict(c)
+    d["betas"] = list(c.betas)
+    d["extra"] = dict(c.extra)
+    return d
+
+
+def method_config_from_dict(d: Mapping[str, Any]) -> MethodConfig:
+    names = {f.name for f in dataclasses.fields(MethodConfig)}
+    kw = {k: v for k, v in d.items() if k in names}
+    if "betas" in kw:
+        kw["betas"] = tuple(float(b) for b in kw["betas"])
+    kw["extra"] = dict(kw.get("extra") or {})
+    return MethodConfig(**kw)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A parsed ``run.json``.
+
+    Args:
+        path: the run folder.
+        method: registry name of the method.
+        task: "synthesis" or "translation".
+        method_config: the method's hyperparameters.
+        train_config: the training settings as stored (see ``TrainConfig.from_dict``).
+        preprocessing: how images were normalised.
+        data: description of the training data.
+        created: ISO timestamp.
+        software_version: medgan_desktop version that wrote it.
+    """
+
+    path: Path
+    method: str
+    task: str
+    method_config: MethodConfig
+    train_config: dict[str, Any]
+    preprocessing: Preprocessing
+    data: dict[str, Any]
+    created: str = ""
+    software_version: str = ""
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "method": self.method,
+            "task": self.task,
+            "method_config": method_config_to_dict(self.method_config),
+            "train_config": self.train_config,
+            "preprocessing": self.preprocessing.to_dict(),
+            "data": self.data,
+            "created": self.created,
+            "software_version": self.software_version,
+        }
+
+
+def new_run_info(
+    run_dir: Path,
+    method: str,
+    task: str,
+    method_config: MethodConfig,
+    train_config: dict[str, Any],
+    preprocessing: Preprocessing,
+    data: dict[str, Any],
+) -> RunInfo:
+    return RunInfo(
+        path=Path(run_dir),
+        method=method,
+        task=task,
+        method_config=method_config,
+        train_config=train_config,
+        preprocessing=preprocessing,
+        data=data,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        software_version=__version__,
+    )
+
+
+# -- atomic writes -------------------------------------------------------------------------
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temp file in the same folder, fsync, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_run_json(info: RunInfo) -> Path:
+    path = info.path / RUN_JSON
+    atomic_write_bytes(path, (json.dumps(info.to_json_dict(), indent=2) + "\n").encode("utf-8"))
+    return path
+
+
+def load_run(run_dir: Path) -> RunInfo:
+    """Parse ``run_dir/run.json``; :class:`ModelLoadError` when absent or malformed."""
+    run_dir = Path(run_dir)
+    path = run_dir / RUN_JSON
+    if not path.is_file():
+        raise ModelLoadError(f"{run_dir} is not a run or model folder (no {RUN_JSON})")
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+        if int(d.get("format", 0)) > FORMAT:
+            raise ModelLoadError(f"{path} has format {d['format']}; this version reads up to {FORMAT}")
+        return RunInfo(
+            path=run_dir,
+            method=str(d["method"]),
+            task=str(d.get("task", "synthesis")),
+            method_config=method_config_from_dict(d.get("method_config") or {}),
+            train_config=dict(d.get("train_config") or {}),
+            preprocessing=Preprocessing.from_dict(d.get("preprocessing") or {}),
+            data=dict(d.get("data") or {}),
+            created=str(d.get("created", "")),
+            software_version=str(d.get("software_version", "")),
+        )
+    except ModelLoadError:
+        raise
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelLoadError(f"{path} is malformed: {exc}") from exc
+
+
+# -- weights -------------------------------------------------------------------------------
+def network_state(method: GanMethod) -> dict[str, torch.Tensor]:
+    """Every network's parameters and buffers as ``"<network>.<name>"`` -> contiguous CPU tensor."""
+    out: dict[str, torch.Tensor] = {}
+    for net_name, net in method.networks().items():
+        for k, v in net.state_dict().items():
+            out[f"{net_name}.{k}"] = v.detach().to("cpu").contiguous().clone()
+    return out
+
+
+def save_weights(path: Path, method: GanMethod, metadata: dict[str, str] | None = None) -> None:
+    """Atomically write all networks of ``method`` as safetensors."""
+    atomic_write_bytes(path, st_save(network_state(method), metadata=metadata or {"method": method.name}))
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Load a safetensors file; truncated/corrupt files raise :class:`ModelLoadError`."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read weights {path}: {exc}") from exc
+    try:
+        return st_load(data)
+    except (SafetensorError, ValueError, RuntimeError, OverflowError) as exc:
+        raise ModelLoadError(f"weights file {path} is corrupt or truncated ({exc}); retrain or restore it") from exc
+
+
+def apply_weights(method: GanMethod, state: Mapping[str, torch.Tensor], source: Path | str = "weights") -> None:
+    """Load ``"<network>.<param>"`` tensors into the method's networks (all must match)."""
+    nets = method.networks()
+    per: dict[str, dict[str, torch.Tensor]] = {n: {} for n in nets}
+    for key, t in state.items():
+        net_name, _, param = key.partition(".")
+        if net_name not in per:
+            raise ModelLoadError(f"{source}: unexpected network {net_name!r} (method {method.name} has {sorted(nets)})")
+        per[net_name][param] = t
+    for net_name, net in nets.items():
+        if not per[net_name]:
+            raise ModelLoadError(f"{source}: no weights for network {net_name!r}")
+        try:
+            net.load_state_dict(per[net_name], strict=True)
+        except RuntimeError as exc:
+            raise ModelLoadError(f"{source}: weights do not fit network {net_name!r}: {exc}") from exc
+
+
+def checkpoint_path(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / CHECKPOINTS / f"step_{step:08d}.safetensors"
+
+
+def state_path(weights: Path) -> Path:
+    return weights.with_name(weights.name.replace(".safetensors", ".state.pt"))
+
+
+def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """``(step, weights path)`` of the checkpoints with both files present, oldest first."""
+    d = Path(run_dir) / CHECKPOINTS
+    out: list[tuple[int, Path]] = []
+    if d.is_dir():
+        for p in d.iterdir():
+            m = _STEP_RE.match(p.name)
+            if m and state_path(p).is_file():
+                out.append((int(m.group(1)), p))
+    return sorted(out)
+
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    """Load optimiser/RNG state with the safe loader only."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"checkpoint state {path} is corrupt or truncated: {exc}") from exc
+    if not isinstance(state, dict) or "step" not in state:
+        raise ModelLoadError(f"checkpoint state {path} is not a medgan training state")
+    return state
+
+
+# -- loading a model -----------------------------------------------------------------------
+@dataclass
+class LoadedModel:
+    """A method with its weights loaded, in eval mode, plus its run description."""
+
+    method: GanMethod
+    info: RunInfo
+    weights: Path
+
+
+def build_method(info: RunInfo, device: torch.device) -> GanMethod:
+    try:
+        cls = get_method(info.method)
+    except KeyError as exc:
+        raise ModelLoadError(f"{info.path}: {exc.args[0]}") from exc
+    try:
+        return cls(info.method_config, device)
+    except (ValueError, TypeError) as exc:
+        raise ModelLoadError(f"{info.path}: cannot build {info.method} from its config: {exc}") from exc
+
+
+def load_model(run_dir: Path, device: torch.device | str = "cpu", checkpoint: Path | None = None) -> LoadedModel:
+    """Build the run's method on ``device`` and load ``weights.safetensors`` (or ``checkpoint``).
+
+    Raises:
+        ModelLoadError: missing/malformed run.json, unknown method, corrupt or mismatched weights.
+    """
+    info = load_run(Path(run_dir))
+    dev = torch.device(device)
+    weights = Path(checkpoint) if checkpoint is not None else Path(run_dir) / WEIGHTS
+    if not weights.is_file():
+        ckpts = list_checkpoints(Path(run_dir))
+        if checkpoint is None and ckpts:
+            weights = ckpts[-1][1]
+        else:
+            raise ModelLoadError(f"{run_dir} has no weights ({weights.name} missing): the run has not saved yet")
+    method = build_method(info, dev)
+    apply_weights(method, read_weights(weights), weights)
+    method.train(False)
+    for net in method.networks().values():
+        net.eval()
+    return LoadedModel(method=method, info=info, weights=weights)
