@@ -118,7 +118,7 @@ def _explain(assoc: Any, node: DicomNode) -> str:
 
 def echo_message(node: DicomNode) -> tuple[bool, str]:
     """C-ECHO the destination; (success, a message for the user)."""
-    from pynetdicom.sop_class import Verification
+    from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
     ae = _ae(node)
     ae.add_requested_context(Verification)
