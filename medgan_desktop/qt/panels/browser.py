@@ -1,0 +1,544 @@
+"""The study browser: import folders, browse patients/studies/series, open volumes.
+
+All slow work (import, thumbnails, loading a series or a file) runs in
+:class:`~medgan_desktop.qt.workers.base.Worker` threads calling the same core
+functions as the ``medgan import`` / ``medgan ls`` commands.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QPoint, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent, QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
+from medgan_desktop.qt.context import AppContext
+from medgan_desktop.qt.workers.base import Worker
+
+log = logging.getLogger(__name__)
+
+KIND_ROLE = Qt.ItemDataRole.UserRole
+UID_ROLE = Qt.ItemDataRole.UserRole + 1
+THUMB_SIZE = 64
+COLUMNS = ("Patient / study / series", "Modality", "Date", "Images")
+
+
+def _children(item: QTreeWidgetItem) -> list[QTreeWidgetItem]:
+    return [c for c in (item.child(i) for i in range(item.childCount())) if c is not None]
+
+
+def _fmt_date(d: str) -> str:
+    return f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 and d.isdigit() else d
+
+
+def compute_thumbnails(
+    index: Any,
+    uids: list[str],
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> dict[str, np.ndarray]:
+    """Middle-image thumbnails (uint8, at most THUMB_SIZE px) for each series UID.
+
+    Series that cannot be decoded are left out (the tree shows no icon for them).
+    """
+    from medgan_desktop.core.dicom.series import load_series
+
+    out: dict[str, np.ndarray] = {}
+    for n, uid in enumerate(uids):
+        if cancel is not None:
+            cancel.check()
+        files = index.series_files(uid)
+        if not files:
+            continue
+        try:
+            vol = load_series([files[len(files) // 2]], series_uid=uid)
+        except Exception as exc:  # noqa: BLE001 - no thumbnail, not an error
+            log.debug("no thumbnail for %s: %s", uid, exc)
+            continue
+        img = vol.array[vol.shape[0] // 2]
+        step = max(1, int(np.ceil(max(img.shape) / THUMB_SIZE)))
+        small = img[::step, ::step]
+        lo, hi = np.percentile(small, [1, 99])
+        scaled = np.clip((small - lo) / max(hi - lo, 1e-6), 0, 1)
+        out[uid] = np.ascontiguousarray((scaled * 255).astype(np.uint8))
+        progress(Progress(n + 1, len(uids), "thumbnails"))
+    return out
+
+
+def _load_indexed(index: Any, uid: str, progress: ProgressCallback = no_progress,
+                  cancel: CancelToken | None = None) -> Any:
+    from medgan_desktop.core.dicom.series import load_series_from_index
+
+    return load_series_from_index(index, uid, progress=progress, cancel=cancel)
+
+
+def _open_file(path: Path, progress: ProgressCallback = no_progress,
+               cancel: CancelToken | None = None) -> Any:
+    from medgan_desktop.core.io import open_path
+
+    return open_path(path, progress=progress, cancel=cancel)
+
+
+class BrowserPanel(QWidget):
+    """Patients -> studies -> series from the study index, with import and metadata.
+
+    Signals:
+        import_finished(object): the :class:`ImportReport` of a finished import.
+    """
+
+    import_finished = Signal(object)
+
+    def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self._thumbs: dict[str, QIcon] = {}
+        self._thumb_pending: set[str] = set()
+        self._import_worker: Worker | None = None
+        self._import_t0 = 0.0
+        self.setAcceptDrops(True)
+
+        self.filter_edit = QLineEdit()
+        self.filter_edit.setPlaceholderText("Filter: name, ID, description, modality, date…")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.textChanged.connect(self._apply_filter)
+        self.import_button = QPushButton("Import folder…")
+        self.import_button.clicked.connect(self._choose_folder)
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.clicked.connect(self.refresh)
+        top = QHBoxLayout()
+        top.addWidget(self.filter_edit, 1)
+        top.addWidget(self.import_button)
+        top.addWidget(self.refresh_button)
+
+        self.progress_bar = QProgressBar()
+        self.progress_label = QLabel()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel_import)
+        self.progress_row = QWidget()
+        prow = QHBoxLayout(self.progress_row)
+        prow.setContentsMargins(0, 0, 0, 0)
+        prow.addWidget(self.progress_bar, 1)
+        prow.addWidget(self.progress_label)
+        prow.addWidget(self.cancel_button)
+        self.progress_row.hide()
+
+        self.tree = QTreeWidget()
+        self.tree.setColumnCount(len(COLUMNS))
+        self.tree.setHeaderLabels(list(COLUMNS))
+        self.tree.setIconSize(QPixmap(THUMB_SIZE, THUMB_SIZE).size())
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._context_menu)
+        self.tree.itemSelectionChanged.connect(self._selection_changed)
+        self.tree.itemDoubleClicked.connect(self._double_clicked)
+        self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+
+        self.metadata = QTableWidget(0, 4)
+        self.metadata.setHorizontalHeaderLabels(["Tag", "Name", "VR", "Value"])
+        self.metadata.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.metadata.horizontalHeader().setStretchLastSection(True)
+        self.metadata.verticalHeader().setVisible(False)
+        self.problems = QTableWidget(0, 2)
+        self.problems.setHorizontalHeaderLabels(["File", "Reason"])
+        self.problems.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.problems.horizontalHeader().setStretchLastSection(True)
+        self.problems.verticalHeader().setVisible(False)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.metadata, "Metadata")
+        self.tabs.addTab(self.problems, "Import problems")
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.tree)
+        splitter.addWidget(self.tabs)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.progress_row)
+        layout.addWidget(splitter, 1)
+        self.refresh()
+
+    # -- tree ----------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Rebuild the tree and the problems list from the index."""
+        try:
+            tree = self.context.index.tree()
+            problems = self.context.index.problems()
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self._error("The study index could not be read", exc)
+            return
+        selected = self.selected_series_uid()
+        self.tree.clear()
+        missing: list[str] = []
+        for p in tree:
+            pitem = QTreeWidgetItem([p.label, "", "", ""])
+            pitem.setData(0, KIND_ROLE, "patient")
+            pitem.setData(0, UID_ROLE, p.patient_id)
+            self.tree.addTopLevelItem(pitem)
+            for st in p.studies:
+                n = sum(s.instance_count for s in st.series)
+                sitem = QTreeWidgetItem(
+                    [st.description or "(study)", "", _fmt_date(st.date), str(n)]
+                )
+                sitem.setData(0, KIND_ROLE, "study")
+                sitem.setData(0, UID_ROLE, st.study_uid)
+                sitem.setToolTip(0, st.study_uid)
+                pitem.addChild(sitem)
+                for se in st.series:
+                    num = "" if se.number is None else f"#{se.number} "
+                    item = QTreeWidgetItem([
+                        f"{num}{se.description or '(no description)'}",
+                        se.modality, _fmt_date(se.date), str(se.instance_count),
+                    ])
+                    item.setData(0, KIND_ROLE, "series")
+                    item.setData(0, UID_ROLE, se.series_uid)
+                    item.setToolTip(0, se.series_uid)
+                    icon = self._thumbs.get(se.series_uid)
+                    if icon is not None:
+                        item.setIcon(0, icon)
+                    elif se.series_uid not in self._thumb_pending:
+                        missing.append(se.series_uid)
+                    sitem.addChild(item)
+                    if se.series_uid == selected:
+                        item.setSelected(True)
+        self.tree.expandAll()
+        for c in range(1, len(COLUMNS)):
+            self.tree.resizeColumnToContents(c)
+        self._apply_filter(self.filter_edit.text())
+        self._show_problems(problems)
+        if missing:
+            self._start_thumbnails(missing)
+
+    def _top_items(self) -> list[QTreeWidgetItem]:
+        items = (self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount()))
+        return [p for p in items if p is not None]
+
+    def series_items(self) -> list[QTreeWidgetItem]:
+        """Every series row of the tree."""
+        return [se for p in self._top_items() for st in _children(p) for se in _children(st)]
+
+    def _apply_filter(self, text: str) -> None:
+        needle = text.strip().lower()
+        for p in self._top_items():
+            p_match = needle in p.text(0).lower()
+            any_p = False
+            for st in _children(p):
+                st_match = p_match or needle in " ".join(st.text(c) for c in range(4)).lower()
+                any_st = False
+                for se in _children(st):
+                    text_all = " ".join(se.text(c) for c in range(4)).lower()
+                    show = not needle or st_match or needle in text_all
+                    se.setHidden(not show)
+                    any_st = any_st or show
+                st.setHidden(not any_st)
+                any_p = any_p or any_st
+            p.setHidden(not (any_p or (p_match and p.childCount() == 0)))
+
+    def _show_problems(self, problems: list[Any]) -> None:
+        self.problems.setRowCount(len(problems))
+        for r, pr in enumerate(problems):
+            self.problems.setItem(r, 0, QTableWidgetItem(pr.path))
+            self.problems.setItem(r, 1, QTableWidgetItem(pr.reason))
+        self.tabs.setTabText(1, f"Import problems ({len(problems)})" if problems
+                             else "Import problems")
+
+    def selected_item(self) -> QTreeWidgetItem | None:
+        items = self.tree.selectedItems()
+        return items[0] if items else None
+
+    def selected_series_uid(self) -> str | None:
+        item = self.selected_item()
+        if item is not None and item.data(0, KIND_ROLE) == "series":
+            return str(item.data(0, UID_ROLE))
+        return None
+
+    def select_series(self, uid: str) -> bool:
+        for item in self.series_items():
+            if item.data(0, UID_ROLE) == uid:
+                self.tree.setCurrentItem(item)
+                item.setSelected(True)
+                return True
+        return False
+
+    # -- thumbnails ----------------------------------------------------------------------
+    def _start_thumbnails(self, uids: list[str]) -> None:
+        self._thumb_pending.update(uids)
+        worker = Worker(compute_thumbnails, self.context.index, uids, name="thumbnails")
+        worker.finished.connect(self._thumbnails_ready)
+        worker.done.connect(self._thumbnails_done)
+        self.context.workers.submit(worker)
+
+    def _thumbnails_ready(self, thumbs: dict[str, np.ndarray]) -> None:
+        for uid, arr in thumbs.items():
+            h, w = arr.shape
+            img = QImage(arr.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+            self._thumbs[uid] = QIcon(QPixmap.fromImage(img))
+        for item in self.series_items():
+            icon = self._thumbs.get(str(item.data(0, UID_ROLE)))
+            if icon is not None:
+                item.setIcon(0, icon)
+
+    def _thumbnails_done(self) -> None:
+        self._thumb_pending.difference_update(self._thumbs)
+
+    def has_thumbnail(self, uid: str) -> bool:
+        return uid in self._thumbs
+
+    # -- metadata ------------------------------------------------------------------------
+    def _selection_changed(self) -> None:
+        uid = self.selected_series_uid()
+        if uid is None:
+            return
+        self.context.series_selected.emit(uid)
+        files = self.context.index.series_files(uid)
+        self.show_metadata(files[0] if files else None)
+
+    def show_metadata(self, path: Path | None) -> None:
+        """Fill the metadata table with the header of ``path`` (first instance)."""
+        import pydicom
+
+        self.metadata.setRowCount(0)
+        if path is None:
+            return
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        except Exception as exc:  # noqa: BLE001 - the file may have moved
+            self.metadata.setRowCount(1)
+            self.metadata.setItem(0, 3, QTableWidgetItem(f"cannot read {path}: {exc}"))
+            return
+        rows: list[tuple[str, str, str, str]] = []
+        for elem in ds.iterall():
+            tag = f"({elem.tag.group:04X},{elem.tag.element:04X})"
+            name = elem.name
+            if elem.tag.is_private:
+                creator = getattr(elem, "private_creator", None)
+                name = f"[private{': ' + creator if creator else ''}] {elem.name}"
+            if elem.VR == "SQ":
+                value = f"sequence of {len(elem.value)} item(s)"
+            elif isinstance(elem.value, bytes | bytearray):
+                value = f"<{len(elem.value)} bytes>"
+            else:
+                value = str(elem.value)
+                if len(value) > 200:
+                    value = value[:200] + "…"
+            rows.append((tag, name, str(elem.VR), value))
+        self.metadata.setRowCount(len(rows))
+        for r, vals in enumerate(rows):
+            for c, v in enumerate(vals):
+                self.metadata.setItem(r, c, QTableWidgetItem(v))
+        self.metadata.resizeColumnsToContents()
+
+    def metadata_rows(self) -> list[tuple[str, ...]]:
+        """The metadata table as (tag, name, VR, value) rows."""
+        out = []
+        for r in range(self.metadata.rowCount()):
+            cells = [self.metadata.item(r, c) for c in range(4)]
+            out.append(tuple(c.text() if c is not None else "" for c in cells))
+        return out
+
+    # -- import --------------------------------------------------------------------------
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Import a folder of DICOM files")
+        if folder:
+            self.import_paths([Path(folder)])
+
+    def import_paths(self, paths: list[Path]) -> Worker | None:
+        """Import files/folders into the index in a worker, with progress and Cancel."""
+        if self._import_worker is not None and self._import_worker.is_running():
+            QMessageBox.information(self, "Import", "An import is already running.")
+            return None
+        worker = Worker(self.context.index.import_paths, [Path(p) for p in paths],
+                        name="import", min_interval=0.1)
+        worker.progress.connect(self._import_progress)
+        worker.finished.connect(self._import_done)
+        worker.failed.connect(self._import_failed)
+        worker.cancelled.connect(self._import_cancelled)
+        worker.done.connect(self._import_cleanup)
+        self._import_worker = worker
+        self._import_t0 = time.monotonic()
+        self.progress_bar.setRange(0, 0)
+        self.progress_label.setText("listing files…")
+        self.cancel_button.setEnabled(True)
+        self.progress_row.show()
+        self.import_button.setEnabled(False)
+        self.context.status.emit(f"importing {', '.join(str(p) for p in paths)}")
+        self.context.workers.submit(worker)
+        return worker
+
+    def cancel_import(self) -> None:
+        if self._import_worker is not None:
+            self._import_worker.cancel()
+            self.cancel_button.setEnabled(False)
+            self.progress_label.setText("cancelling…")
+
+    def _import_progress(self, p: Progress) -> None:
+        if p.total <= 0:
+            self.progress_bar.setRange(0, 0)
+            self.progress_label.setText(p.message)
+            return
+        self.progress_bar.setRange(0, p.total)
+        self.progress_bar.setValue(p.done)
+        elapsed = max(time.monotonic() - self._import_t0, 1e-6)
+        rate = p.done / elapsed
+        eta = (p.total - p.done) / rate if rate > 0 else 0.0
+        self.progress_label.setText(f"{p.done}/{p.total} files, {rate:.0f} files/s, "
+                                    f"ETA {eta:.0f} s")
+
+    def _import_done(self, report: Any) -> None:
+        self.refresh()
+        if report.problems:
+            self.tabs.setCurrentWidget(self.problems)
+        self.context.status.emit(
+            f"imported {report.instances} images in {report.series} new series; "
+            f"{report.skipped} skipped, {report.errors} problems"
+        )
+        self.context.index_changed.emit()
+        self.import_finished.emit(report)
+
+    def _import_failed(self, message: str, _tb: str) -> None:
+        self.refresh()
+        QMessageBox.warning(self, "Import failed", message)
+
+    def _import_cancelled(self) -> None:
+        self.refresh()
+        self.context.status.emit("import cancelled: files indexed so far were kept")
+        self.context.index_changed.emit()
+
+    def _import_cleanup(self) -> None:
+        self.progress_row.hide()
+        self.import_button.setEnabled(True)
+
+    # -- opening -------------------------------------------------------------------------
+    def _double_clicked(self, item: QTreeWidgetItem, _col: int) -> None:
+        if item.data(0, KIND_ROLE) == "series":
+            self.open_series(str(item.data(0, UID_ROLE)))
+
+    def open_series(self, uid: str) -> Worker:
+        """Load an indexed series in a worker; emits ``context.volume_opened``."""
+        worker = Worker(_load_indexed, self.context.index, uid, name="open series")
+        worker.finished.connect(self._volume_ready)
+        worker.failed.connect(self._open_failed)
+        self.context.status.emit("loading series…")
+        self.context.workers.submit(worker)
+        return worker
+
+    def open_path(self, path: Path) -> Worker:
+        """Open a non-indexed file (NIfTI/MHA/NRRD/PNG/JPEG/DICOM); emits volume_opened."""
+        worker = Worker(_open_file, Path(path), name="open file")
+        worker.finished.connect(self._volumes_ready)
+        worker.failed.connect(self._open_failed)
+        self.context.status.emit(f"opening {path}…")
+        self.context.workers.submit(worker)
+        return worker
+
+    def _open_failed(self, message: str, _tb: str) -> None:
+        self.context.status.emit(message)
+        QMessageBox.warning(self, "Open", message)
+
+    def _volume_ready(self, volume: Any) -> None:
+        if volume.warnings:
+            self.context.status.emit("loaded with warnings: " + "; ".join(volume.warnings))
+        else:
+            self.context.status.emit(f"loaded {volume.description} {volume.shape}")
+        self.context.volume_opened.emit(volume)
+
+    def _volumes_ready(self, volumes: list[Any]) -> None:
+        for v in volumes:
+            self._volume_ready(v)
+
+    # -- context menu ----------------------------------------------------------------------
+    def _context_menu(self, pos: QPoint) -> None:
+        item = self.tree.itemAt(pos)
+        if item is None:
+            return
+        self.tree.setCurrentItem(item)
+        menu = self.build_context_menu(item)
+        menu.exec(self.tree.viewport().mapToGlobal(pos))
+
+    def build_context_menu(self, item: QTreeWidgetItem) -> QMenu:
+        kind = item.data(0, KIND_ROLE)
+        uid = str(item.data(0, UID_ROLE))
+        menu = QMenu(self)
+        if kind == "series":
+            menu.addAction("Open", lambda: self.open_series(uid))
+            menu.addAction("Show in file manager", lambda: self.show_in_file_manager(uid))
+            menu.addAction("Export anonymised…", lambda: self.context.export_requested.emit(uid))
+            menu.addSeparator()
+            menu.addAction("Remove from index", lambda: self.remove(kind, uid))
+        elif kind == "study":
+            menu.addAction("Remove study from index", lambda: self.remove(kind, uid))
+        return menu
+
+    def show_in_file_manager(self, uid: str) -> bool:
+        files = self.context.index.series_files(uid)
+        if not files:
+            return False
+        return QDesktopServices.openUrl(QUrl.fromLocalFile(str(files[0].parent)))
+
+    def remove(self, kind: str, uid: str) -> None:
+        """Forget a series or study (files on disk are not touched) after confirmation."""
+        answer = QMessageBox.question(
+            self, "Remove from index",
+            f"Remove this {kind} from the index? The files on disk are not deleted.",
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        if kind == "series":
+            self.context.index.remove_series(uid)
+            self._thumbs.pop(uid, None)
+        else:
+            self.context.index.remove_study(uid)
+        self.refresh()
+        self.context.index_changed.emit()
+
+    # -- drag and drop ---------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt API
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt API
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        self.handle_dropped(paths)
+        event.acceptProposedAction()
+
+    def handle_dropped(self, paths: list[Path]) -> None:
+        from medgan_desktop.core.io import IMAGE_SUFFIXES, VOLUME_SUFFIXES
+
+        to_import: list[Path] = []
+        for p in paths:
+            name = p.name.lower()
+            if p.is_file() and name.endswith(VOLUME_SUFFIXES + IMAGE_SUFFIXES):
+                self.open_path(p)
+            elif p.exists():
+                to_import.append(p)
+        if to_import:
+            self.import_paths(to_import)
+
+    def _error(self, title: str, exc: BaseException) -> None:
+        log.error("%s: %s", title, exc)
+        QMessageBox.warning(self, title, f"{title}: {exc}")
