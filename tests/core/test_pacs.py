@@ -169,3 +169,20 @@ def test_node_validation() -> None:
         DicomNode("A" * 17, "h", 104)
     with pytest.raises(ValueError):
         DicomNode("A", "h", 0)
+
+
+def test_cli_echo_and_send(orthanc: tuple[int, int], series: list[Path],
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    from medgan_desktop.cli import main
+
+    dicom_port, http_port = orthanc
+    common = ["--host", "127.0.0.1", "--port", str(dicom_port), "--called-aet", AET]
+    assert main(["echo", *common]) == 0
+    assert "answered C-ECHO" in capsys.readouterr().out
+    before = len(_rest(http_port, "/instances"))  # type: ignore[arg-type]
+    assert main(["send", str(series[0].parent), *common]) == 0
+    assert "sent 5/5" in capsys.readouterr().out
+    assert len(_rest(http_port, "/instances")) == before + 5  # type: ignore[arg-type]
+    assert main(["echo", "--host", "127.0.0.1", "--port", str(dicom_port),
+                 "--called-aet", "WRONG", "--timeout", "3"]) == 1
+    assert "rejected" in capsys.readouterr().err
