@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from medgan_desktop import __version__
 
-_COMMANDS: tuple[str, ...] = ("models_cmd", "bench_cmd", "dicom_cmds", "gan_cmds", "sample_study_cmd")
+_COMMANDS: tuple[str, ...] = ("models_cmd", "bench_cmd", "dicom_cmds", "gan_cmds", "sample_study_cmd", "eval_cmds", "dicom_out_cmds", "translate_cmd")
 
 
 class CliError(Exception):
