@@ -18,6 +18,7 @@ _MODULES: tuple[str, ...] = (
     "wgan_gp",
     "cgan",
     "stylegan2",
+    "progressive",
 )
 
 
