@@ -1,0 +1,157 @@
+"""DICOM benchmark: header indexing (files/s) and series loading vs SimpleITK and the disk.
+
+Builds a ~200-slice 512x512 series in a temporary folder by replicating the real
+MRI-DIR phantom MR slices with fresh UIDs and positions (``../shared/data``), then
+times, best of N runs with the files in the page cache:
+
+* ``StudyIndex.import_paths`` on the folder (files/s, a fresh database each run);
+* ``load_series`` (our loader), SimpleITK ``ImageSeriesReader`` and raw reading of
+  every file's bytes (the disk/page-cache limit) on the same files.
+
+Usage: ``python benchmarks/bench_dicom.py [--quick] [--json OUT]``; ``run(quick)``
+returns the results as a dict for ``medgan bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+MR_DIR = REPO / ".." / "shared" / "data" / "mridir_phantom" / "MR_T2_DICOM"
+
+
+def build_series(dest: Path, n_slices: int) -> list[Path]:
+    """Write ``n_slices`` 512x512 slices of one new series, cycling the real MR slices."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    src = sorted(p for p in MR_DIR.glob("*.dcm"))
+    if not src:
+        raise FileNotFoundError(f"real MR series not found at {MR_DIR.resolve()}")
+    series_uid, study_uid, for_uid = generate_uid(), generate_uid(), generate_uid()
+    dest.mkdir(parents=True, exist_ok=True)
+    files = []
+    for k in range(n_slices):
+        ds = pydicom.dcmread(src[k % len(src)])
+        ds.SeriesInstanceUID = series_uid
+        ds.StudyInstanceUID = study_uid
+        ds.FrameOfReferenceUID = for_uid
+        ds.SOPInstanceUID = generate_uid()
+        ds.InstanceNumber = k + 1
+        x, y, _z = (float(v) for v in ds.ImagePositionPatient)
+        ds.ImagePositionPatient = [x, y, -250.0 + 1.25 * k]
+        if hasattr(ds, "file_meta"):
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        out = dest / f"IM{k:05d}.dcm"
+        ds.save_as(out)
+        files.append(out)
+    return files
+
+
+def _best(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, result
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """Run the benchmark; ``quick`` uses 60 slices and fewer repeats."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from medgan_desktop.core.dicom.index import StudyIndex
+    from medgan_desktop.core.dicom.series import load_series
+
+    n = 60 if quick else 200
+    repeats = 2 if quick else 5
+    with tempfile.TemporaryDirectory(prefix="medgan-bench-") as tmp:
+        folder = Path(tmp) / "series"
+        files = build_series(folder, n)
+        for f in files:  # warm the page cache
+            f.read_bytes()
+
+        def index_once() -> int:
+            db = Path(tempfile.mkdtemp(dir=tmp)) / "i.sqlite"
+            with StudyIndex(db) as ix:
+                return ix.import_paths([folder]).instances
+
+        t_index, count = _best(index_once, repeats)
+
+        def raw() -> int:
+            return sum(len(f.read_bytes()) for f in files)
+
+        def ours() -> Any:
+            return load_series(files)
+
+        def simpleitk() -> Any:
+            reader = sitk.ImageSeriesReader()
+            reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder)))
+            return reader.Execute()
+
+        t_raw, nbytes = _best(raw, repeats)
+        # interleave ours/SimpleITK so background load affects both alike
+        t_ours, t_sitk = float("inf"), float("inf")
+        vol = img = None
+        for _ in range(repeats):
+            t, vol = _best(ours, 1)
+            t_ours = min(t_ours, t)
+            t, img = _best(simpleitk, 1)
+            t_sitk = min(t_sitk, t)
+        assert vol is not None and img is not None
+        same = bool(np.array_equal(vol.array, sitk.GetArrayFromImage(img)))
+        mb = vol.array.size * 2 / 1e6
+    return {
+        "slices": n,
+        "matrix": [512, 512],
+        "index_files_per_s": count / t_index,
+        "index_seconds": t_index,
+        "load_series_s": t_ours,
+        "simpleitk_s": t_sitk,
+        "raw_read_s": t_raw,
+        "raw_read_mb": nbytes / 1e6,
+        "ratio_ours_vs_simpleitk": t_sitk / t_ours,
+        "ratio_ours_vs_raw": t_raw / t_ours,
+        "load_series_mb_per_s": mb / t_ours,
+        "voxels_identical_to_simpleitk": same,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="60 slices, 2 repeats")
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    args = parser.parse_args(argv)
+    res = run(quick=args.quick)
+    print(f"series: {res['slices']} slices of 512x512 (16-bit), {res['raw_read_mb']:.0f} MB")
+    print(f"header indexing:    {res['index_files_per_s']:8.0f} files/s "
+          f"({res['index_seconds']:.3f} s)")
+    print(f"raw file reading:   {res['raw_read_s']:8.3f} s  (the page-cache limit)")
+    print(f"SimpleITK reader:   {res['simpleitk_s']:8.3f} s")
+    print(f"load_series:        {res['load_series_s']:8.3f} s  "
+          f"({res['ratio_ours_vs_simpleitk']:.2f}x SimpleITK's speed, "
+          f"{res['ratio_ours_vs_raw']:.2f}x raw reading's)")
+    print(f"voxels identical to SimpleITK: {res['voxels_identical_to_simpleitk']}")
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
