@@ -23,6 +23,7 @@ import hmac
 import json
 import re
 import secrets
+from collections.abc import Sequence as Seq
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -480,13 +481,33 @@ class Anonymizer:
         src = Path(in_dir).expanduser().resolve()
         if not src.is_dir():
             raise FileNotFoundError(f"the source folder {src} does not exist")
-        out = check_output_dir(Path(out_dir), source_dirs=(src,))
+        files = sorted(p for p in src.rglob("*") if p.is_file())
+        return self.anonymize_files(files, out_dir, base=src, progress=progress, cancel=cancel)
+
+    def anonymize_files(self, files: Seq[Path], out_dir: Path, *, base: Path | None = None,
+                        progress: ProgressCallback = no_progress,
+                        cancel: CancelToken | None = None) -> AnonymizeReport:
+        """De-identify the given files into ``out_dir`` (all or nothing).
+
+        Args:
+            files: source files (non-DICOM ones are skipped and reported).
+            out_dir: the folder to create; never inside a source file's folder.
+            base: folder the report's source paths are relative to (file names otherwise).
+
+        Raises:
+            See :meth:`anonymize_folder`.
+        """
+        paths = [Path(f).expanduser().resolve() for f in files]
+        src_dirs = tuple(sorted({p.parent for p in paths} | ({base} if base else set())))
+        out = check_output_dir(Path(out_dir), source_dirs=src_dirs)
         report = AnonymizeReport(edition=profile.EDITION, options=asdict(self.options))
+
+        def relname(p: Path) -> str:
+            return str(p.relative_to(base)) if base is not None else p.name
+
         candidates: list[Path] = []
-        for p in sorted(src.rglob("*")):
-            if not p.is_file():
-                continue
-            rel = str(p.relative_to(src))
+        for p in paths:
+            rel = relname(p)
             try:
                 head = pydicom.dcmread(p, stop_before_pixels=True)
             except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
@@ -511,11 +532,11 @@ class Anonymizer:
         series: dict[str, tuple[int, int]] = {}
         counts: dict[str, int] = {}
         total = len(candidates)
-        with atomic_output_dir(out, source_dirs=(src,)) as tmp:
+        with atomic_output_dir(out, source_dirs=src_dirs) as tmp:
             for n, p in enumerate(candidates):
                 if cancel is not None:
                     cancel.check()
-                rel = str(p.relative_to(src))
+                rel = relname(p)
                 ds = pydicom.dcmread(p)
                 anon, records = self.anonymize_dataset(ds)
                 st = str(anon.get("StudyInstanceUID", "none"))
