@@ -307,22 +307,21 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def export_dicom(images: Any, model: Any, out: Path, seed: int) -> list[Path]:
-    """Write synthetic Secondary Capture DICOM via ``core.dicom.write`` (if installed)."""
+    """Write synthetic Secondary Capture DICOM (one grey image per sample) via ``core.dicom.write``."""
     try:
         from medgan_desktop.core.dicom.write import write_secondary_capture
     except ImportError as exc:
         raise CliError(f"DICOM export is not available in this build ({exc}); use --format png") from exc
-    from medgan_desktop.core.inference.sample import to_physical
-
-    physical = to_physical(images, model.info.preprocessing)
+    grey = [img.mean(axis=0) for img in images]  # (C, H, W) in [-1, 1] -> (H, W)
     try:
-        result = write_secondary_capture(
-            physical,
-            out,
-            modality=model.info.preprocessing.modality_out,
-            description=f"Synthetic ({model.info.method}, seed {seed})",
-            model_id=str(model.info.path.name),
+        return list(
+            write_secondary_capture(
+                grey,
+                out,
+                description=f"{model.info.method} seed {seed}",
+                model_id=str(model.info.path.name),
+                value_range=(-1.0, 1.0),
+            )
         )
-    except TypeError as exc:
-        raise CliError(f"DICOM writer interface mismatch: {exc}") from exc
-    return list(result) if isinstance(result, list | tuple) else sorted(out.glob("*.dcm"))
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot write DICOM to {out}: {exc}") from exc
