@@ -28,7 +28,9 @@ def panel(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: igno
     w.messages = messages  # type: ignore[attr-defined]
     qtbot.addWidget(w)
     yield w
-    ctx.workers.stop_all()
+    for worker in ctx.workers.running():
+        worker.cancel()
+    qtbot.waitUntil(lambda: not ctx.workers.running(), timeout=30_000)
     index.close()
 
 

@@ -43,6 +43,9 @@ NON_DICOM_NAMES = frozenset({"license", "readme", "provenance", "autorun", "thum
 MAX_PIXELS_PER_FILE = 1 << 29
 
 
+_SMALL_READ = 1 << 16
+
+
 class _BoundedReader(io.BufferedReader):
     """A binary file whose ``read(n)`` never asks for more than the bytes left.
 
@@ -55,7 +58,8 @@ class _BoundedReader(io.BufferedReader):
         self._size = os.fstat(self.fileno()).st_size
 
     def read(self, n: int | None = -1, /) -> bytes:
-        if n is not None and n > 0:
+        # Only large requests can over-allocate: small ones skip the (slow) tell().
+        if n is not None and n > _SMALL_READ:
             n = max(0, min(n, self._size - self.tell()))
         return super().read(n)
 

@@ -54,6 +54,7 @@ from medgan_desktop.core.dicom.reader import (
     check_pixel_budget,
     dcmread_header_located,
     header_from_dataset,
+    open_bounded,
 )
 from medgan_desktop.core.progress import (
     Cancelled,
@@ -398,13 +399,15 @@ def _decode(s: _Slice, ds_cache: dict[Path, NDArray[Any]]) -> NDArray[Any]:
                 arr = arr & ((1 << nat.bits_stored) - 1)
         return arr
     if s.frame is None:
-        ds = pydicom.dcmread(h.path, force=True)
-        arr = ds.pixel_array
+        with open_bounded(h.path) as fp:
+            ds = pydicom.dcmread(fp, force=True)
+            arr = ds.pixel_array
         return np.asarray(arr)
     cached = ds_cache.get(h.path)
     if cached is None:
-        ds = pydicom.dcmread(h.path, force=True)
-        cached = np.asarray(ds.pixel_array)
+        with open_bounded(h.path) as fp:
+            ds = pydicom.dcmread(fp, force=True)
+            cached = np.asarray(ds.pixel_array)
         ds_cache[h.path] = cached
     arr = cached
     if arr.ndim == 2 or (arr.ndim == 3 and h.samples_per_pixel > 1 and h.frames == 1):
