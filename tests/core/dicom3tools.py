@@ -6,10 +6,15 @@ Each allowed finding is listed with the reason it is acceptable; anything else (
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import socket
 import subprocess
-from collections.abc import Iterable
+import time
+import urllib.request
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -89,3 +94,64 @@ def assert_valid(paths: Iterable[Path]) -> None:
     assert not bad, f"dciodvfy: {bad}"
     ent = dcentvfy(paths)
     assert not ent, f"dcentvfy: {ent}"
+
+
+ORTHANC = "/usr/sbin/Orthanc"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def orthanc_rest(port: int, path: str) -> object:
+    """GET a JSON resource from the test Orthanc (loopback only)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+        return json.loads(r.read())
+
+
+@contextmanager
+def orthanc_server(root: Path, aet: str) -> Iterator[tuple[int, int]]:
+    """Start a private Orthanc (storage in ``root``, free ports, loopback, no auth).
+
+    Yields (dicom_port, http_port); stops it on exit. Every wait is bounded.
+    """
+    if shutil.which(ORTHANC) is None:
+        pytest.fail("Orthanc (Debian package 'orthanc') is required for the PACS tests")
+    dicom_port, http_port = free_port(), free_port()
+    cfg = {
+        "Name": "medgan-test", "StorageDirectory": str(root / "storage"),
+        "IndexDirectory": str(root / "index"), "DicomAet": aet, "DicomPort": dicom_port,
+        "HttpPort": http_port, "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
+        "DicomCheckCalledAet": True, "DicomAlwaysAllowStore": True,
+        "DicomAlwaysAllowEcho": True, "Plugins": [], "StableAge": 1,
+    }
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "cfg.json").write_text(json.dumps(cfg), encoding="utf-8")
+    log = (root / "orthanc.log").open("w")
+    proc = subprocess.Popen([ORTHANC, str(root / "cfg.json")], stdout=log,
+                            stderr=subprocess.STDOUT, cwd=root)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                orthanc_rest(http_port, "/system")
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("Orthanc did not start: "
+                                + (root / "orthanc.log").read_text()[-2000:])
+                try:  # wait a little (and notice if Orthanc died) before polling again
+                    proc.wait(timeout=0.1)
+                except subprocess.TimeoutExpired:
+                    pass
+        yield dicom_port, http_port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        log.close()

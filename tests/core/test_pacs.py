@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import socket
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -19,20 +17,11 @@ import pytest
 from medgan_desktop.core.dicom.pacs import DicomNode, echo, echo_message, send_files
 from medgan_desktop.core.dicom.write import write_volume_series
 from medgan_desktop.core.volume import Volume
+from tests.core.dicom3tools import free_port as _free_port
+from tests.core.dicom3tools import orthanc_rest as _rest
+from tests.core.dicom3tools import orthanc_server
 
-ORTHANC = "/usr/sbin/Orthanc"
 AET = "TESTPACS"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _rest(port: int, path: str) -> object:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-        return json.loads(r.read())
 
 
 def _rest_bytes(port: int, path: str) -> bytes:
@@ -43,52 +32,8 @@ def _rest_bytes(port: int, path: str) -> bytes:
 @pytest.fixture(scope="module")
 def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
     """A private Orthanc (temp storage, free ports, loopback only); yields (dicom, http)."""
-    if shutil.which(ORTHANC) is None:
-        pytest.fail("Orthanc (Debian package 'orthanc') is required for the PACS tests")
-    root = tmp_path_factory.mktemp("orthanc")
-    dicom_port, http_port = _free_port(), _free_port()
-    cfg = {
-        "Name": "medgan-test",
-        "StorageDirectory": str(root / "storage"),
-        "IndexDirectory": str(root / "index"),
-        "DicomAet": AET,
-        "DicomPort": dicom_port,
-        "HttpPort": http_port,
-        "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": False,
-        "DicomCheckCalledAet": True,
-        "DicomAlwaysAllowStore": True,
-        "DicomAlwaysAllowEcho": True,
-        "Plugins": [],
-        "StableAge": 1,
-    }
-    (root / "cfg.json").write_text(json.dumps(cfg), encoding="utf-8")
-    log = (root / "orthanc.log").open("w")
-    proc = subprocess.Popen([ORTHANC, str(root / "cfg.json")], stdout=log,
-                            stderr=subprocess.STDOUT, cwd=root)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                _rest(http_port, "/system")
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("Orthanc did not start: "
-                                + (root / "orthanc.log").read_text()[-2000:])
-                try:  # wait a little (and notice if Orthanc died) before polling again
-                    proc.wait(timeout=0.1)
-                except subprocess.TimeoutExpired:
-                    pass
-        yield dicom_port, http_port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        log.close()
+    with orthanc_server(tmp_path_factory.mktemp("orthanc"), AET) as ports:
+        yield ports
 
 
 @pytest.fixture()
