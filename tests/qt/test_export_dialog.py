@@ -71,9 +71,9 @@ def test_series_export_anonymises_and_saves_report(ctx: AppContext, qtbot, share
     dlg.out_edit.setText(str(out))
     dlg.start_export()
     _wait_done(qtbot, dlg)
-    assert dlg.result is not None and len(dlg.result.files) == 3
+    assert dlg.export_result is not None and len(dlg.export_result.files) == 3
     assert "3 file(s) written" in dlg.summary.toPlainText()
-    for f in dlg.result.files:
+    for f in dlg.export_result.files:
         ds = pydicom.dcmread(f)
         assert (str(ds.PatientName), ds.PatientID, ds.PatientAge) == (
             "Research^Case01", "CASE01", "033Y")
@@ -105,7 +105,7 @@ def test_burned_in_series_is_refused_until_accepted(ctx: AppContext, qtbot,  # t
     dlg.accept_burned_in.setChecked(True)
     dlg.start_export()
     _wait_done(qtbot, dlg)
-    assert dlg.result is not None and len(dlg.result.files) == 1
+    assert dlg.export_result is not None and len(dlg.export_result.files) == 1
 
 
 def test_synthetic_volume_export_and_send_to_pacs(ctx: AppContext, qtbot, shared_data: Path,  # type: ignore[no-untyped-def]
@@ -133,10 +133,10 @@ def test_synthetic_volume_export_and_send_to_pacs(ctx: AppContext, qtbot, shared
         dlg.out_edit.setText(str(tmp_path / "syn"))
         dlg.start_export()
         _wait_done(qtbot, dlg)
-        assert dlg.result is not None and dlg.result.send is not None
-        assert dlg.result.send.ok, dlg.summary.toPlainText()
+        assert dlg.export_result is not None and dlg.export_result.send is not None
+        assert dlg.export_result.send.ok, dlg.summary.toPlainText()
         assert len(orthanc_rest(http_port, "/instances")) == 2  # type: ignore[arg-type]
-    ds = pydicom.dcmread(dlg.result.files[0])
+    ds = pydicom.dcmread(dlg.export_result.files[0])
     assert ds.SyntheticData == "YES" and ds.SeriesDescription.startswith("SYNTHETIC")
     assert ds.StudyInstanceUID != first.StudyInstanceUID  # anonymised by default
     assert ds.PatientIdentityRemoved == "YES"

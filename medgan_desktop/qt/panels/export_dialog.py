@@ -134,7 +134,7 @@ class ExportDialog(QDialog):
         self.series_uid = series_uid
         self.volume = volume
         self.worker: Worker | None = None
-        self.result: ExportResult | None = None
+        self.export_result: ExportResult | None = None
         self.setWindowTitle("Export DICOM")
         self.files: list[Path] = []
         if series_uid is not None:
@@ -327,7 +327,7 @@ class ExportDialog(QDialog):
         self.context.workers.submit(worker)
 
     def _echo_done(self, result: object) -> None:
-        ok, msg = result  # type: ignore[misc]
+        ok, msg = bool(result[0]), str(result[1])  # type: ignore[index]
         self.echo_label.setText(("OK: " if ok else "Failed: ") + str(msg))
         if ok:
             self._save_node(self.node())
@@ -374,7 +374,7 @@ class ExportDialog(QDialog):
         self.status.setText(p.message)
 
     def _on_finished(self, result: ExportResult) -> None:
-        self.result = result
+        self.export_result = result
         self.summary.setPlainText(result.summary())
         ok = result.send is None or result.send.ok
         self.status.setText("Export complete." if ok else "Exported, but sending failed.")
@@ -393,14 +393,14 @@ class ExportDialog(QDialog):
         self.cancel_btn.setEnabled(False)
 
     def _save_report(self) -> None:
-        if self.result is None or self.result.report is None:
+        if self.export_result is None or self.export_result.report is None:
             return
         path, _ = QFileDialog.getSaveFileName(self, "Save the anonymisation report",
-                                              str(self.result.out_dir) + "_report.json",
+                                              str(self.export_result.out_dir) + "_report.json",
                                               "JSON (*.json);;CSV (*.csv)")
         if path:
             try:
-                self.result.report.save(Path(path))
+                self.export_result.report.save(Path(path))
             except OSError as exc:
                 QMessageBox.warning(self, "Save report", f"Could not save the report: {exc}")
                 return
