@@ -1,0 +1,386 @@
+"""``medgan translate`` and ``medgan translate-train``: MR -> synthetic CT from the command line.
+
+    medgan translate --model RUN_DIR_OR_MODEL_ID --input SERIES_DIR_OR_FILE --out OUT \
+        [--format dicom|nifti] [--device cpu] [--tta]
+    medgan translate-train --method pix2pix --pair MR CT [--pair MR CT ...] [--register] \
+        --size 128 --steps 3000 --out RUN_DIR [--holdout 0.25] [--context 1] [--set key=value]
+
+``translate-train`` trains any translation method (pix2pix, unet_l1, cyclegan, unit,
+distilled) with the shared training loop on MR/CT pairs, holds out a slab (one
+pair) or whole patients (several pairs), and writes the held-out SynthRAD metrics
+to ``RUN_DIR/heldout_metrics.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from medgan_desktop.cli import CliError
+
+
+def register(sub: Any) -> None:
+    t = sub.add_parser(
+        "translate",
+        help="translate an MR series/volume into a synthetic CT",
+        description="Run a translation model on a volume. nifti: OUT is a .nii.gz in HU on the input "
+        "grid; dicom: OUT is a new folder holding an anonymised synthetic CT series.",
+    )
+    t.add_argument("--model", required=True, help="run folder or shipped model id")
+    t.add_argument("--input", required=True, help="DICOM series folder/file or NIfTI/MHA volume")
+    t.add_argument("--out", required=True, help="output .nii.gz file (nifti) or folder (dicom)")
+    t.add_argument(
+        "--format", choices=("nifti", "dicom"), default="nifti", help="nifti (default) or dicom"
+    )
+    t.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
+    t.add_argument("--batch", type=int, default=8, help="slices per network call (default 8)")
+    t.add_argument("--tta", action="store_true", help="average with the flipped prediction")
+    t.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (0: leave the default)"
+    )
+    t.set_defaults(func=cmd_translate)
+
+    r = sub.add_parser(
+        "translate-train",
+        help="train an MR->CT translation model on MR/CT pairs",
+        description="Train a translation method with the training loop into a run folder, holding "
+        "out a slab (one pair) or patients (several) for honest metrics.",
+    )
+    r.add_argument("--method", required=True, help="pix2pix, unet_l1, cyclegan, unit or distilled")
+    r.add_argument(
+        "--pair",
+        nargs=2,
+        action="append",
+        metavar=("MR", "CT"),
+        required=True,
+        help="MR and CT (series folders or volume files) of one patient; repeatable",
+    )
+    r.add_argument("--register", action="store_true", help="register each CT onto its MR first")
+    r.add_argument("--size", type=int, default=128, help="network image size (default 128)")
+    r.add_argument("--context", type=int, default=0, help="2.5D neighbours each side (default 0)")
+    r.add_argument("--base-filters", type=int, default=32, help="generator width (default 32)")
+    r.add_argument("--steps", type=int, default=2000, help="training steps (default 2000)")
+    r.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
+    r.add_argument("--lr", type=float, default=2e-4, help="learning rate of G and D (default 2e-4)")
+    r.add_argument(
+        "--holdout", type=float, default=0.25, help="held-out fraction (slab or patients)"
+    )
+    r.add_argument("--flip", action="store_true", help="random left-right flips")
+    r.add_argument("--teacher", help="teacher run folder or model id (method distilled)")
+    r.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    r.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all but one)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--out", required=True, help="run folder to create")
+    r.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="method option in MethodConfig.extra (e.g. lambda_l1=100, depth=6)",
+    )
+    r.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
+    r.set_defaults(func=cmd_translate_train)
+
+
+# -- translate ------------------------------------------------------------------------------
+def _resolve_model(ref: str) -> Path:
+    p = Path(ref).expanduser()
+    if p.is_dir():
+        return p
+    try:
+        from medgan_desktop.core.models.registry import resolve_model
+    except ImportError:
+        raise CliError(f"{ref} is not a run folder (and no model registry is installed)") from None
+    try:
+        return Path(resolve_model(ref))
+    except Exception as exc:  # any registry failure is a user-facing error here
+        raise CliError(f"cannot resolve model {ref!r}: {exc}") from exc
+
+
+def _read_input(path: Path) -> Any:
+    from medgan_desktop.core.training.paired import PairedDataError, read_any
+
+    if not path.exists():
+        raise CliError(f"input {path} does not exist")
+    try:
+        return read_any(path)
+    except (PairedDataError, ValueError, OSError) as exc:
+        raise CliError(f"cannot read {path}: {exc}") from exc
+
+
+def _source_headers(volume: Any) -> list[Any]:
+    import pydicom
+
+    out = []
+    for f in volume.source.files:
+        try:
+            out.append(pydicom.dcmread(f, stop_before_pixels=True))
+        except Exception:  # a header we cannot read is simply not referenced
+            return []
+    return out
+
+
+def write_output(synthetic: Any, out: Path, fmt: str, model_id: str, source: Any) -> list[Path]:
+    """Write ``synthetic`` as NIfTI (one file) or an anonymised synthetic DICOM series."""
+    if fmt == "nifti":
+        import SimpleITK as sitk
+
+        if not out.name.endswith((".nii.gz", ".nii")):
+            raise CliError("with --format nifti, --out must end in .nii.gz")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        sitk.WriteImage(synthetic.to_sitk(), str(out), True)
+        return [out]
+    try:
+        from medgan_desktop.core.dicom.write import write_synthetic_series
+    except ImportError:
+        raise CliError(
+            "DICOM output is not available in this build (core.dicom.write missing)"
+        ) from None
+    if out.exists() and any(out.iterdir()):
+        raise CliError(f"{out} exists and is not empty")
+    return list(
+        write_synthetic_series(
+            synthetic,
+            out,
+            source_datasets=_source_headers(source),
+            model_id=model_id,
+            model_version="1",
+        )
+    )
+
+
+def _printer() -> Any:
+    last = [0.0]
+
+    def report(p: Any) -> None:
+        now = time.monotonic()
+        if now - last[0] > 2.0 or (p.total and p.done >= p.total):
+            last[0] = now
+            print(f"{p.message}", file=sys.stderr, flush=True)
+
+    return report
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    import torch
+
+    from medgan_desktop.core.inference.translate import model_id, translate
+    from medgan_desktop.core.training.devices import select_device
+    from medgan_desktop.core.training.run import ModelLoadError, load_model
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    run_dir = _resolve_model(args.model)
+    device = select_device(args.device)
+    try:
+        model = load_model(run_dir, device)
+    except ModelLoadError as exc:
+        raise CliError(str(exc)) from exc
+    volume = _read_input(Path(args.input))
+    t0 = time.perf_counter()
+    try:
+        syn = translate(
+            volume,
+            model,
+            progress=_printer(),
+            batch_size=args.batch,
+            tta_flip=args.tta,
+            device=device,
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    seconds = time.perf_counter() - t0
+    paths = write_output(syn, Path(args.out), args.format, model_id(model), volume)
+    print(
+        f"translated {volume.shape[0]} slices in {seconds:.1f}s with {model_id(model)}; "
+        f"wrote {len(paths)} file(s) to {args.out}"
+    )
+    return 0
+
+
+# -- translate-train ------------------------------------------------------------------------
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def cmd_translate_train(args: argparse.Namespace) -> int:
+    from medgan_desktop.core.gan.methods.base import MethodConfig, Task, get_method
+    from medgan_desktop.core.training.config import DataConfig, TrainConfig
+    from medgan_desktop.core.training.data import DataError
+    from medgan_desktop.core.training.loop import TrainingError, TrainingOOMError, train
+    from medgan_desktop.core.training.paired import (
+        PairedDataError,
+        PairedSliceDataset,
+        PairedVolume,
+        UnpairedSliceDataset,
+        load_pair,
+        patient_split,
+        slab_split,
+    )
+
+    try:
+        cls = get_method(args.method)
+    except KeyError as exc:
+        raise CliError(str(exc.args[0])) from exc
+    if cls.task != Task.TRANSLATION:
+        raise CliError(f"{cls.name} is a {cls.task} method; use medgan train")
+    out = Path(args.out)
+    if (out / "run.json").exists():
+        raise CliError(f"{out} already holds a run")
+    extra: dict[str, Any] = {}
+    for item in args.set:
+        key, sep, val = item.partition("=")
+        if not sep:
+            raise CliError(f"--set expects KEY=VALUE, got {item!r}")
+        extra[key.strip()] = _parse_value(val)
+    if cls.name == "distilled":
+        if not args.teacher:
+            raise CliError("the distilled method needs --teacher RUN_DIR_OR_MODEL_ID")
+        extra["teacher"] = str(_resolve_model(args.teacher).resolve())
+    try:
+        pairs = [
+            load_pair(Path(mr), Path(ct), register=args.register, patient=f"pair{i}")
+            for i, (mr, ct) in enumerate(args.pair)
+        ]
+    except (PairedDataError, ValueError, OSError, RuntimeError) as exc:
+        raise CliError(f"cannot prepare the MR/CT pairs: {exc}") from exc
+    split: dict[str, Any]
+    test_pairs: list[tuple[PairedVolume, list[int]]] = []
+    if len(pairs) == 1:
+        p = pairs[0]
+        train_idx, test_idx = slab_split(p.source.shape[0], args.holdout, gap=args.context + 1)
+        train_pairs = [
+            PairedVolume(p.source, p.target, p.patient, tuple(train_idx), p.registration)
+        ]
+        test_pairs = [(p, test_idx)]
+        split = {
+            "kind": "slab",
+            "train_slices": [train_idx[0], train_idx[-1]],
+            "test_slices": [test_idx[0], test_idx[-1]],
+        }
+    else:
+        tr, te = patient_split([p.patient for p in pairs], args.holdout, args.seed)
+        train_pairs = [p for p in pairs if p.patient in tr]
+        test_pairs = [(p, list(range(p.source.shape[0]))) for p in pairs if p.patient in te]
+        split = {"kind": "patient", "train_patients": tr, "test_patients": te}
+    desc = {
+        "pairs": [[str(Path(a).resolve()), str(Path(b).resolve())] for a, b in args.pair],
+        "split": split,
+    }
+    try:
+        if cls.name in ("cyclegan", "unit"):
+            srcs = [_slab_of(p.source, p.slices) for p in train_pairs]
+            tgts = [_slab_of(p.target, p.slices) for p in train_pairs]
+            dataset: Any = UnpairedSliceDataset(
+                srcs, tgts, args.size, args.context, description=desc
+            )
+        else:
+            dataset = PairedSliceDataset(
+                train_pairs, args.size, args.context, flip=args.flip, description=desc
+            )
+    except PairedDataError as exc:
+        raise CliError(str(exc)) from exc
+    mcfg = MethodConfig(
+        size=args.size,
+        in_channels=2 * args.context + 1,
+        channels=1,
+        base_filters=args.base_filters,
+        lr_g=args.lr,
+        lr_d=args.lr,
+        extra=extra,
+    )
+    tcfg = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch,
+        checkpoint_every=max(1, args.steps // 4),
+        sample_every=0,
+        log_every=max(1, min(50, args.steps // 20)),
+        seed=args.seed,
+        device=args.device,
+        threads=args.threads,
+        keep_checkpoints=1,
+        data=DataConfig(path=str(args.pair[0][0]), kind="volumes", size=args.size, modality="MR"),
+    )
+    print(f"training {cls.name} on {len(dataset)} slices -> {out}", file=sys.stderr)
+    try:
+        summary = train(cls.name, mcfg, tcfg, dataset, out, progress=_train_printer())
+    except (DataError, TrainingError, ValueError) as exc:
+        raise CliError(str(exc)) from exc
+    except TrainingOOMError as exc:
+        print(f"medgan translate-train: error: {exc}", file=sys.stderr)
+        return 3
+    print(f"done: {summary.step} steps in {summary.seconds:.0f}s; run folder {out}")
+    if not args.no_eval and test_pairs:
+        metrics = evaluate_heldout(out, test_pairs, args.device)
+        (out / "heldout_metrics.json").write_text(
+            json.dumps(metrics, indent=2) + "\n", encoding="utf-8"
+        )
+        print(
+            f"held-out: MAE {metrics['mae']:.1f} HU  PSNR {metrics['psnr']:.2f} dB  SSIM {metrics['ssim']:.3f}"
+        )
+    return 0
+
+
+def _slab_of(vol: Any, slices: tuple[int, ...] | None) -> Any:
+    from medgan_desktop.core.training.paired import volume_slab
+
+    return vol if slices is None else volume_slab(vol, slices)
+
+
+def _train_printer() -> Any:
+    last = [0.0]
+
+    def report(p: Any) -> None:
+        now = time.monotonic()
+        if now - last[0] > 10.0 or p.done >= p.total:
+            last[0] = now
+            d = p.data or {}
+            losses = " ".join(f"{k}={v:.3f}" for k, v in dict(d.get("losses", {})).items())
+            print(
+                f"step {p.done}/{p.total} {losses} eta {float(d.get('eta_s', 0)):.0f}s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    return report
+
+
+def evaluate_heldout(
+    run_dir: Path, test_pairs: list[tuple[Any, list[int]]], device: str = "cpu"
+) -> dict[str, Any]:
+    """Translate each held-out MR and score the held-out slices against the CT (SynthRAD)."""
+    import numpy as np
+
+    from medgan_desktop.core.inference.translate import translate
+    from medgan_desktop.core.metrics.paired import evaluate_pair
+    from medgan_desktop.core.training.devices import select_device
+    from medgan_desktop.core.training.paired import ct_body_mask, volume_slab
+    from medgan_desktop.core.training.run import load_model
+
+    model = load_model(run_dir, select_device(device if device != "auto" else "cpu"))
+    reports = []
+    n_vox = []
+    for pair, slices in test_pairs:
+        syn = translate(pair.source, model)
+        pred = volume_slab(syn, slices)
+        ref = volume_slab(pair.target, slices)
+        mask = ct_body_mask(pair.target)[slices[0] : slices[-1] + 1]
+        rep = evaluate_pair(pred, ref, mask=mask)
+        reports.append(rep)
+        n_vox.append(rep.mask_voxels)
+    w = np.asarray(n_vox, dtype=np.float64) / float(sum(n_vox))
+    return {
+        "mae": float(sum(wi * r.mae for wi, r in zip(w, reports, strict=True))),
+        "psnr": float(sum(wi * r.psnr for wi, r in zip(w, reports, strict=True))),
+        "ssim": float(sum(wi * r.ssim for wi, r in zip(w, reports, strict=True))),
+        "me": float(sum(wi * r.me for wi, r in zip(w, reports, strict=True))),
+        "per_case": [r.to_dict() | {"per_slice": None} for r in reports],
+        "definition": "SynthRAD: MAE/ME in HU inside the CT body mask; PSNR over [-1024, 3000] HU; 3D SSIM",
+    }

@@ -1,0 +1,148 @@
+"""Volume translation: an MR volume in, a synthetic CT in HU on the same grid out.
+
+Slices (along k) are normalised exactly as in training
+(:mod:`medgan_desktop.core.training.paired`): the MR between its per-volume
+0.5/99.5 percentiles, neighbours stacked as channels for 2.5D models, padded to
+a centred square and resized to the model size. The network runs on batches of
+``batch_size`` slices (so memory stays bounded whatever the volume size), its
+output is resized back, cropped and mapped from [-1, 1] to HU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from medgan_desktop.core.imaging.intensity import CT_HU_RANGE, IntensityWindow
+from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
+from medgan_desktop.core.training.paired import context_indices, fit_square, unfit_square
+from medgan_desktop.core.volume import Volume
+
+_UNKNOWN_MODALITIES = ("", "OT")
+
+
+def model_id(model: Any) -> str:
+    """A short identifier of a loaded model (its folder name)."""
+    return str(model.info.path.name)
+
+
+def check_compatible(volume: Volume, model: Any) -> list[str]:
+    """Raise ``ValueError`` if ``model`` cannot translate ``volume``; return warnings otherwise."""
+    info = model.info
+    pre = info.preprocessing
+    if str(info.task) != "translation":
+        raise ValueError(f"model {model_id(model)} is a {info.task} model, not a translation model")
+    warnings: list[str] = []
+    want = (pre.modality_in or "").upper()
+    have = (volume.modality or "").upper()
+    if want and have not in _UNKNOWN_MODALITIES and have != want:
+        raise ValueError(
+            f"model {model_id(model)} translates {want} to {pre.modality_out}, but the input is {have}: "
+            f"choose an {want} series or a model for {have}"
+        )
+    if want and have in _UNKNOWN_MODALITIES:
+        warnings.append(f"input modality unknown; assumed {want} as the model expects")
+    if volume.array.ndim != 3 or min(volume.shape[1:]) < 8:
+        raise ValueError(f"cannot translate an image of shape {volume.shape}: slices are too small")
+    expected = 2 * pre.context_slices + 1
+    got = int(model.method.config.in_channels)
+    if got != expected:
+        raise ValueError(
+            f"model {model_id(model)} is inconsistent: {got} input channels for context {pre.context_slices}"
+        )
+    return warnings
+
+
+def _device_of(net: torch.nn.Module) -> torch.device:
+    for p in net.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def translate(
+    volume: Volume,
+    model: Any,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+    batch_size: int = 8,
+    tta_flip: bool = False,
+    device: torch.device | str | None = None,
+) -> Volume:
+    """Translate ``volume`` (MR) with a loaded translation ``model`` into a synthetic CT.
+
+    Args:
+        volume: the source volume.
+        model: a :class:`~medgan_desktop.core.training.run.LoadedModel` of a translation run.
+        progress: progress callback (one report per batch).
+        cancel: cancel token checked between batches.
+        batch_size: slices per network call.
+        tta_flip: average with the left-right flipped prediction (test-time augmentation).
+        device: run on this device (default: where the model was loaded).
+
+    Returns:
+        A volume on the source grid, in HU, marked synthetic.
+
+    Raises:
+        ValueError: the model is not a translation model or expects another modality.
+    """
+    warnings = check_compatible(volume, model)
+    pre = model.info.preprocessing
+    net: torch.nn.Module = model.method.inference_network()
+    net.eval()
+    dev = torch.device(device) if device is not None else _device_of(net)
+    if _device_of(net) != dev:
+        net.to(dev)
+    if dev.type == "cpu":
+        net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # ~1.45x faster
+    amp = dev.type == "cuda"
+    src_window = pre.source or IntensityWindow.mr()
+    tgt_window = pre.target
+    arr = np.asarray(volume.array, dtype=np.float32)
+    bounds = src_window.resolve(arr)
+    nk, h, w = arr.shape
+    out = np.empty((nk, h, w), dtype=np.float32)
+    ctx = pre.context_slices
+    size = pre.size
+    batch_size = max(1, int(batch_size))
+    total = (nk + batch_size - 1) // batch_size
+    progress(Progress(0, total, "translating"))
+    for b, k0 in enumerate(range(0, nk, batch_size)):
+        if cancel is not None:
+            cancel.check()
+        ks = range(k0, min(nk, k0 + batch_size))
+        stack = np.stack([arr[context_indices(k, nk, ctx)] for k in ks])  # (B, C, h, w)
+        x = torch.from_numpy(src_window.to_unit(stack, bounds))
+        x = fit_square(x, size).clamp(-1.0, 1.0).to(dev)
+        if dev.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(dev.type, enabled=amp):
+            y = net(x).float()
+            if tta_flip:
+                y = 0.5 * (y + torch.flip(net(torch.flip(x, dims=(-1,))).float(), dims=(-1,)))
+        y = unfit_square(y.clamp(-1.0, 1.0).cpu(), h, w)[:, 0]
+        out[k0 : k0 + len(ks)] = tgt_window.from_unit(y.numpy())
+        progress(Progress(b + 1, total, f"translated {k0 + len(ks)}/{nk} slices"))
+    if pre.modality_out == "CT":
+        np.clip(out, CT_HU_RANGE[0], CT_HU_RANGE[1], out=out)
+    mid = model_id(model)
+    return replace(
+        volume,
+        array=out,
+        modality=pre.modality_out,
+        units="HU" if pre.modality_out == "CT" else "pixel",
+        description=f"SYNTHETIC {pre.modality_out} ({mid})",
+        synthetic=True,
+        source=volume.source,
+        warnings=(*volume.warnings, *warnings),
+        meta={
+            "model_id": mid,
+            "model_method": model.info.method,
+            "tta_flip": tta_flip,
+            "source_description": volume.description,
+            "source_modality": volume.modality,
+        },
+    )
