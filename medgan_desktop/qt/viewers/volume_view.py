@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 #: Largest number of voxels along an axis sent to the renderer (bigger volumes are strided).
 MAX_RENDER_DIM = 256
+#: The same limit for software (OSMesa) rendering, where every ray is cast on the CPU.
+HEADLESS_MAX_RENDER_DIM = 160
 
 
 class TransferPreset(StrEnum):
@@ -132,6 +134,7 @@ class VolumeView(QWidget):
         self._vtk: dict[str, Any] = {}
         self._headless = False
         self.error: str | None = None
+        self.max_render_dim = MAX_RENDER_DIM
 
         self.preset_combo = QComboBox(self)
         self.preset_combo.addItems([p.value for p in TransferPreset])
@@ -182,6 +185,7 @@ class VolumeView(QWidget):
     def _init_vtk(self) -> None:
         self._headless = is_headless()
         if self._headless:
+            self.max_render_dim = HEADLESS_MAX_RENDER_DIM
             if sys.platform.startswith("linux") and not ctypes.util.find_library("OSMesa"):
                 raise RuntimeError("no display and no OSMesa library (install libosmesa6)")
             os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkOSOpenGLRenderWindow")
@@ -345,7 +349,7 @@ class VolumeView(QWidget):
         vol = self._volume
         assert vol is not None
         k_n, j_n, i_n = vol.shape
-        step = [max(1, int(np.ceil(n / MAX_RENDER_DIM))) for n in (i_n, j_n, k_n)]
+        step = [max(1, int(np.ceil(n / self.max_render_dim))) for n in (i_n, j_n, k_n)]
         lo = [int(f0 * n) for (f0, _f1), n in zip(self._crop, (i_n, j_n, k_n), strict=True)]
         hi = [max(int(np.ceil(f1 * n)), lo_ + 1) for (_f0, f1), n, lo_
               in zip(self._crop, (i_n, j_n, k_n), lo, strict=True)]
@@ -357,6 +361,7 @@ class VolumeView(QWidget):
     def _rebuild(self, reset_camera: bool) -> None:
         from vtkmodules.util import numpy_support
         from vtkmodules.vtkCommonDataModel import vtkImageData
+        from vtkmodules.vtkCommonMath import vtkMatrix4x4
         from vtkmodules.vtkRenderingCore import vtkVolume
         from vtkmodules.vtkRenderingVolumeOpenGL2 import vtkSmartVolumeMapper
 
@@ -371,14 +376,22 @@ class VolumeView(QWidget):
         image = vtkImageData()
         image.SetDimensions(arr.shape[2], arr.shape[1], arr.shape[0])
         image.SetSpacing(*spacing)
-        image.SetOrigin(*origin)
-        image.SetDirectionMatrix(*[float(v) for v in self._volume.direction.flatten()])
+        image.SetOrigin(0.0, 0.0, 0.0)
+        # index -> patient position as the volume's user matrix, which every mapper honours
+        matrix = vtkMatrix4x4()
+        for r in range(3):
+            for c in range(3):
+                matrix.SetElement(r, c, float(self._volume.direction[r, c]))
+            matrix.SetElement(r, 3, float(origin[r]))
         scalars = numpy_support.numpy_to_vtk(arr.reshape(-1), deep=True)
         image.GetPointData().SetScalars(scalars)
         mapper = vtkSmartVolumeMapper()
         mapper.SetInputData(image)
+        if self._headless:  # software OpenGL: the multithreaded CPU ray caster is ~4x faster
+            mapper.SetRequestedRenderModeToRayCast()
         actor = vtkVolume()
         actor.SetMapper(mapper)
+        actor.SetUserMatrix(matrix)
         self._vtk.update(image=image, mapper=mapper, volume=actor)
         ren.AddVolume(actor)
         self._apply_property()
