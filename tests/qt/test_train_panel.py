@@ -69,6 +69,7 @@ def test_train_pause_stop_resume_and_restart(qtbot, ctx, tmp_path: Path) -> None
     run = panel.current_run
     assert run is not None and load_run(run).method == "dcgan"
     assert "finished at step 4/4" in panel.status_label.text()
+    assert panel.start_btn.isEnabled() and not panel.stop_btn.isEnabled()
     assert panel.sample_label.pixmap() is not None and not panel.sample_label.pixmap().isNull()
     assert panel.ckpt_list.count() == 2
     assert set(panel._curves) >= {"d", "g"}

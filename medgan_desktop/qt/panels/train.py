@@ -132,6 +132,7 @@ class TrainPanel(QWidget):
         self.worker: Worker | None = None
         self.preview_worker: Worker | None = None
         self.current_run: Path | None = None
+        self._training = False
         self.selected_series: str = ""
         self._curves: dict[str, list[tuple[int, float]]] = {}
         self._plot_items: dict[str, Any] = {}
@@ -366,7 +367,8 @@ class TrainPanel(QWidget):
         )
 
     def is_training(self) -> bool:
-        return self.worker is not None and self.worker.is_running()
+        """True from Start/Resume until the worker reports it is done."""
+        return self._training
 
     def start(self) -> None:
         if self.is_training():
@@ -426,6 +428,7 @@ class TrainPanel(QWidget):
         w.cancelled.connect(lambda: self.status_label.setText("Stopped"))
         w.done.connect(self._on_done)
         self.worker = w
+        self._training = True
         self.context.workers.submit(w)
         self.status_label.setText(f"{'Resuming' if resume else 'Starting'} {run_dir.name}…")
         self._update_buttons()
@@ -544,6 +547,7 @@ class TrainPanel(QWidget):
         QMessageBox.warning(self, "Training failed", message)
 
     def _on_done(self) -> None:
+        self._training = False
         self._redraw_curves()
         self._refresh_sample()
         self._refresh_checkpoints()
