@@ -1,0 +1,300 @@
+"""``medgan evaluate`` (unpaired sets, paired volumes, utility) and ``medgan review``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from medgan_desktop.cli import CliError
+from medgan_desktop.core.progress import Progress
+
+
+def _stderr_progress(p: Progress) -> None:
+    if p.total and (p.done == p.total or p.done % max(1, p.total // 20) == 0):
+        print(f"\r{p.message[:70]:70s} {100 * p.fraction:5.1f}%", end="", file=sys.stderr)
+        if p.done >= p.total:
+            print(file=sys.stderr)
+
+
+def _json_safe(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_json_safe(x) for x in v]
+    return v
+
+
+def register(sub: Any) -> None:
+    ev: argparse.ArgumentParser = sub.add_parser(
+        "evaluate", help="evaluate synthetic images (unpaired sets or paired volumes)",
+        description="Unpaired: --real DIR --fake DIR. Paired: --pred X --ref Y. "
+        "Utility: --utility --train DIR --fake DIR --test DIR (class sub-folders). "
+        "Train the shipped extractor: --train-extractor DATA --out DIR.")
+    ev.add_argument("--real", type=Path, help="folder of real images")
+    ev.add_argument("--fake", type=Path, help="folder of synthetic images")
+    ev.add_argument("--memorization", action="store_true", help="flag near-copies of training images")
+    ev.add_argument("--train", type=Path, help="training images (memorisation / utility)")
+    ev.add_argument("--test", type=Path, help="held-out real test images (utility)")
+    ev.add_argument("--utility", action="store_true", help="downstream classifier utility study")
+    ev.add_argument("--seeds", type=int, default=5, help="utility: number of seeds")
+    ev.add_argument("--extractor", default="shipped",
+                    help="'shipped' or a path to local InceptionV3 FID weights (.pth/.safetensors)")
+    ev.add_argument("--limit", type=int, help="use at most N images per folder")
+    ev.add_argument("--percentile", type=float, default=1.0, help="near-copy threshold percentile")
+    ev.add_argument("--pred", type=Path, help="synthetic volume (file or DICOM series folder)")
+    ev.add_argument("--ref", type=Path, help="reference volume")
+    ev.add_argument("--mask", type=Path, help="body mask volume (default: thresholded reference)")
+    ev.add_argument("--window", choices=("uniform", "gaussian"), default="uniform",
+                    help="SSIM window (SynthRAD uses uniform)")
+    ev.add_argument("--json", action="store_true", help="print JSON to stdout")
+    ev.add_argument("--html", type=Path, help="write an HTML report with figures")
+    ev.add_argument("--train-extractor", type=Path, metavar="DATA",
+                    help="train the shipped feature extractor on DATA/{NORMAL,PNEUMONIA}")
+    ev.add_argument("--out", type=Path, help="output folder for --train-extractor")
+    ev.add_argument("--epochs", type=int, default=15)
+    ev.set_defaults(func=_evaluate)
+
+    rv: argparse.ArgumentParser = sub.add_parser("review", help="blinded reader studies")
+    rv.add_argument("--db", type=Path, help="review database (default <data dir>/review.sqlite)")
+    rsub = rv.add_subparsers(dest="review_command", metavar="ACTION", required=True)
+    c = rsub.add_parser("create", help="create a session from real and synthetic pools")
+    c.add_argument("--name", required=True)
+    c.add_argument("--real", type=Path, nargs="+", required=True)
+    c.add_argument("--fake", type=Path, nargs="+", required=True)
+    c.add_argument("--seed", type=int)
+    c.add_argument("--scale", choices=("5", "100"), default="5", help="confidence 1-5 or 0-100")
+    c.add_argument("--limit", type=int, help="at most N images per pool")
+    c.set_defaults(func=_review_create)
+    ls = rsub.add_parser("list", help="list sessions")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=_review_list)
+    ex = rsub.add_parser("export", help="export a session to one zip file")
+    ex.add_argument("session")
+    ex.add_argument("out", type=Path)
+    ex.add_argument("--no-answers", action="store_true", help="leave the answers out")
+    ex.set_defaults(func=_review_export)
+    im = rsub.add_parser("import", help="import (and merge) a session file")
+    im.add_argument("file", type=Path)
+    im.set_defaults(func=_review_import)
+    rs = rsub.add_parser("results", help="accuracy, sensitivity/specificity, AUC, kappa")
+    rs.add_argument("session")
+    rs.add_argument("--json", action="store_true")
+    rs.add_argument("--csv", type=Path, help="write every answer as CSV")
+    rs.add_argument("--summary-csv", type=Path, help="write the per-image summary as CSV")
+    rs.set_defaults(func=_review_results)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    if args.train_extractor is not None:
+        return _train_extractor(args)
+    if args.utility:
+        return _utility(args)
+    if args.pred is not None or args.ref is not None:
+        return _paired(args)
+    if args.real is not None and args.fake is not None:
+        return _unpaired(args)
+    raise CliError("give --real and --fake (unpaired), --pred and --ref (paired), "
+                   "--utility, or --train-extractor")
+
+
+def _unpaired(args: argparse.Namespace) -> int:
+    from medgan_desktop.core.metrics.evaluate import evaluate_sets
+    from medgan_desktop.core.metrics.features import load_extractor
+
+    for p in (args.real, args.fake, args.train):
+        if p is not None and not p.exists():
+            raise CliError(f"no such folder: {p}")
+    try:
+        ext = load_extractor(args.extractor)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CliError(str(exc)) from exc
+    try:
+        res = evaluate_sets(args.real, args.fake, ext, memorization=args.memorization,
+                            train=args.train, limit=args.limit, percentile=args.percentile,
+                            progress=_stderr_progress if not args.json else lambda _p: None)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    d = _json_safe(res.to_dict())
+    if args.html:
+        from medgan_desktop.core.metrics.report import unpaired_html, write_html
+
+        write_html(unpaired_html(res), args.html)
+    if args.json:
+        print(json.dumps(d, indent=2))
+    else:
+        for k in ("extractor", "n_real", "n_fake", "fd", "kid", "kid_std", "precision", "recall",
+                  "density", "coverage", "inception_score"):
+            if d.get(k) is not None:
+                print(f"{k:16s} {d[k]}")
+        for e in d.get("memorization", []):
+            if e["flagged"]:
+                print(f"NEAR-COPY  {e['fake']}  ~  {e['nearest_real']}  (d={e['distance']:.4g})")
+    return 0
+
+
+def _paired(args: argparse.Namespace) -> int:
+    from medgan_desktop.core.metrics.evaluate import evaluate_paths
+
+    if args.pred is None or args.ref is None:
+        raise CliError("paired evaluation needs both --pred and --ref")
+    for p in (args.pred, args.ref, args.mask):
+        if p is not None and not p.exists():
+            raise CliError(f"no such file or folder: {p}")
+    try:
+        rep = evaluate_paths(args.pred, args.ref, args.mask, window=args.window,
+                             progress=_stderr_progress if not args.json else lambda _p: None)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    if args.html:
+        from medgan_desktop.core.metrics.report import paired_html, write_html
+
+        write_html(paired_html(rep), args.html)
+    d = rep.to_dict()
+    if args.json:
+        print(json.dumps(d, indent=2))
+    else:
+        for k in ("mae", "me", "psnr", "ssim", "ms_ssim", "mask_voxels"):
+            print(f"{k:12s} {d[k]}")
+        for t, v in d["per_tissue"].items():
+            print(f"{t:12s} MAE {v['mae']:.2f} ME {v['me']:.2f} PSNR {v['psnr']:.2f}")
+    return 0
+
+
+def _utility(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from medgan_desktop.core.metrics.utility import load_labelled, utility_study
+
+    if args.train is None or args.fake is None or args.test is None:
+        raise CliError("--utility needs --train, --fake and --test folders with class sub-folders")
+    try:
+        xtr, ytr, classes = load_labelled(args.train, args.limit)
+        xs, ys, c2 = load_labelled(args.fake, args.limit)
+        xt, yt, c3 = load_labelled(args.test, args.limit)
+    except (ValueError, FileNotFoundError) as exc:
+        raise CliError(str(exc)) from exc
+    if not (classes == c2 == c3):
+        raise CliError(f"class folders differ: {classes} / {c2} / {c3}")
+    rep = utility_study(xtr, ytr, xs, ys, xt, yt, seeds=tuple(range(args.seeds)),
+                        progress=_stderr_progress if not args.json else lambda _p: None)
+    d = _json_safe(rep.to_dict())
+    d["classes"] = classes
+    if args.json:
+        print(json.dumps(d, indent=2))
+    else:
+        for k, (m, lo, hi) in rep.summary.items():
+            print(f"{k:16s} {m:.4f}  95% CI [{lo:.4f}, {hi:.4f}]" if np.isfinite(lo)
+                  else f"{k:16s} {m:.4f}")
+    return 0
+
+
+def _train_extractor(args: argparse.Namespace) -> int:
+    from medgan_desktop.core.metrics.train_extractor import train
+
+    if args.out is None:
+        raise CliError("--train-extractor needs --out DIR")
+    cmd = f"medgan evaluate --train-extractor {args.train_extractor} --out {args.out} --epochs {args.epochs}"
+    try:
+        run = train(args.train_extractor, args.out, epochs=args.epochs, progress=_stderr_progress,
+                    command=cmd)
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from exc
+    print(json.dumps(run["held_out"]))
+    return 0
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from medgan_desktop.core.review.session import ReviewStore
+
+    return ReviewStore(args.db)
+
+
+def _review_create(args: argparse.Namespace) -> int:
+    from medgan_desktop.core.review.session import ReviewError
+
+    scale = (1, 5) if args.scale == "5" else (0, 100)
+    with _store(args) as store:
+        try:
+            sid = store.create_session(args.name, args.real, args.fake, seed=args.seed,
+                                       confidence_scale=scale, limit_per_pool=args.limit)
+        except ReviewError as exc:
+            raise CliError(str(exc)) from exc
+        info = store.session(sid)
+    print(sid)
+    print(f"{info.n_items} images ({info.n_real} real, {info.n_synthetic} synthetic)", file=sys.stderr)
+    return 0
+
+
+def _review_list(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        infos = store.sessions()
+    if args.json:
+        print(json.dumps([i.__dict__ for i in infos], indent=2))
+    else:
+        for i in infos:
+            print(f"{i.id}  {i.name:24s} {i.n_items:4d} images  readers: {', '.join(i.readers) or '-'}")
+    return 0
+
+
+def _review_export(args: argparse.Namespace) -> int:
+    from medgan_desktop.core.review.session import ReviewError
+
+    with _store(args) as store:
+        try:
+            out = store.export_session(args.session, args.out, include_answers=not args.no_answers)
+        except ReviewError as exc:
+            raise CliError(str(exc)) from exc
+    print(out)
+    return 0
+
+
+def _review_import(args: argparse.Namespace) -> int:
+    from medgan_desktop.core.review.session import ReviewError
+
+    if not args.file.is_file():
+        raise CliError(f"no such file: {args.file}")
+    with _store(args) as store:
+        try:
+            sid = store.import_session(args.file)
+        except ReviewError as exc:
+            raise CliError(str(exc)) from exc
+    print(sid)
+    return 0
+
+
+def _review_results(args: argparse.Namespace) -> int:
+    from medgan_desktop.core.review.scoring import (
+        score_session,
+        write_ratings_csv,
+        write_summary_csv,
+    )
+    from medgan_desktop.core.review.session import ReviewError
+
+    with _store(args) as store:
+        try:
+            ratings = store.ratings(args.session)
+            truths = store.truths(args.session)
+        except ReviewError as exc:
+            raise CliError(str(exc)) from exc
+    res = score_session(ratings, truths)
+    if args.csv:
+        write_ratings_csv(ratings, args.csv)
+    if args.summary_csv:
+        write_summary_csv(res, args.summary_csv)
+    if args.json:
+        print(json.dumps(_json_safe(res.to_dict()), indent=2))
+    else:
+        for r in [*res.readers, res.pooled]:
+            print(f"{r.reader:16s} n={r.n:4d} acc={r.accuracy:.3f} sens={r.sensitivity:.3f} "
+                  f"spec={r.specificity:.3f} AUC={r.auc:.3f}")
+        for k, v in res.cohen.items():
+            print(f"Cohen kappa {k}: {v:.3f}")
+        if res.fleiss is not None:
+            print(f"Fleiss kappa: {res.fleiss:.3f}")
+    return 0

@@ -1,0 +1,117 @@
+"""`medgan evaluate` and `medgan review` end to end on real images and the real CT."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+from PIL import Image
+
+from medgan_desktop.cli import main
+from medgan_desktop.core.metrics.features import InceptionV3Extractor
+from medgan_desktop.core.metrics.inception import FIDInceptionV3
+
+
+@pytest.fixture()
+def folders(tmp_path: Path, shared_data: Path):
+    files = sorted((shared_data / "chest_xray" / "train" / "NORMAL").glob("IM-*.jpeg"))[:40]
+    train, real, fake = (tmp_path / n for n in ("train", "real", "fake"))
+    for d in (train, real, fake):
+        d.mkdir()
+    for f in files[:20]:
+        shutil.copy(f, train / f.name)
+    for f in files[20:32]:
+        shutil.copy(f, real / f.name)
+    for i, f in enumerate(files[32:40]):
+        img = np.asarray(Image.open(f).convert("L"), dtype=np.float32)
+        img = np.clip(img + np.random.default_rng(i).normal(0, 20, img.shape), 0, 255)
+        Image.fromarray(img.astype(np.uint8)).save(fake / f"sample_{i}.png")
+    shutil.copy(files[5], fake / "sample_copy.png")  # a planted training image
+    return train, real, fake
+
+
+def test_evaluate_unpaired_json_with_memorization(folders, capsys, tmp_path):
+    train, real, fake = folders
+    html = tmp_path / "report.html"
+    rc = main(["evaluate", "--real", str(real), "--fake", str(fake), "--memorization",
+               "--train", str(train), "--json", "--html", str(html)])
+    assert rc == 0
+    d = json.loads(capsys.readouterr().out)
+    for k in ("fid", "fd", "kid", "kid_std", "precision", "recall", "density", "coverage"):
+        assert isinstance(d[k], float), k
+    assert d["fd"] > 0 and d["n_fake"] == 9
+    flagged = [e for e in d["memorization"] if e["flagged"]]
+    assert any(Path(e["fake"]).name == "sample_copy.png" and
+               Path(e["nearest_real"]).name == sorted(p.name for p in train.iterdir())[5]
+               for e in flagged)
+    text = html.read_text()
+    assert "data:image/png;base64," in text and "Memorisation" in text
+
+
+def test_evaluate_paired_json(tmp_path, shared_data, capsys):
+    img = sitk.ReadImage(str(shared_data / "mridir_phantom" / "CT_rigid_to_MR_grid.nii.gz"))
+    ref = img[128:384, 128:384, 44:50]
+    arr = sitk.GetArrayFromImage(ref).astype(np.float32)
+    pred = sitk.GetImageFromArray(arr + np.random.default_rng(0).normal(0, 30, arr.shape).astype(np.float32))
+    pred.CopyInformation(ref)
+    sitk.WriteImage(sitk.Cast(ref, sitk.sitkFloat32), str(tmp_path / "ref_ct.nii.gz"))
+    sitk.WriteImage(pred, str(tmp_path / "pred_ct.nii.gz"))
+    rc = main(["evaluate", "--pred", str(tmp_path / "pred_ct.nii.gz"), "--ref",
+               str(tmp_path / "ref_ct.nii.gz"), "--json", "--html", str(tmp_path / "p.html")])
+    assert rc == 0
+    d = json.loads(capsys.readouterr().out)
+    assert 20 < d["mae"] < 30  # sigma 30 HU noise: MAE ~ 30*sqrt(2/pi) = 23.9
+    assert 0 < d["ssim"] < 1 and d["psnr"] > 30 and len(d["per_slice"]) == 6
+    assert "Per tissue" in (tmp_path / "p.html").read_text()
+
+
+def test_evaluate_user_errors(tmp_path, capsys):
+    assert main(["evaluate"]) == 2
+    assert main(["evaluate", "--real", str(tmp_path / "no"), "--fake", str(tmp_path)]) == 2
+    assert main(["evaluate", "--real", str(tmp_path), "--fake", str(tmp_path),
+                 "--extractor", str(tmp_path / "missing.pth")]) == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_inception_from_local_weights(tmp_path):
+    """The FID InceptionV3 layout loads from a local .pth with the safe loader (random weights)."""
+    torch.manual_seed(0)
+    net = FIDInceptionV3()
+    state = {k: v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
+    torch.save(state, tmp_path / "pt_inception-2015-12-05.pth")
+    ext = InceptionV3Extractor.from_weights(tmp_path / "pt_inception-2015-12-05.pth")
+    f = ext.extract([np.random.default_rng(0).random((64, 64), dtype=np.float32)] * 2)
+    assert f.shape == (2, 2048) and np.isfinite(f).all()
+    assert ext.logits([np.zeros((32, 32), np.float32)]).shape == (1, 1008)
+    torch.save({"not": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="not an FID InceptionV3"):
+        InceptionV3Extractor.from_weights(tmp_path / "other.pth")
+
+
+def test_review_cli_roundtrip(folders, tmp_path, capsys):
+    _, real, fake = folders
+    db = tmp_path / "r.sqlite"
+    assert main(["review", "--db", str(db), "create", "--name", "cli", "--real", str(real),
+                 "--fake", str(fake), "--seed", "3"]) == 0
+    sid = capsys.readouterr().out.strip()
+    from medgan_desktop.core.review.session import ReviewStore
+
+    with ReviewStore(db) as store:
+        truths = store.truths(sid)
+        while (it := store.next_item(sid, "dr_a")) is not None:
+            store.answer(sid, "dr_a", it.item_id, truths[it.item_id][0], 5, 4)
+    out = tmp_path / "s.zip"
+    assert main(["review", "--db", str(db), "export", sid, str(out)]) == 0
+    db2 = tmp_path / "other.sqlite"
+    assert main(["review", "--db", str(db2), "import", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["review", "--db", str(db2), "results", sid, "--json", "--csv",
+                 str(tmp_path / "a.csv")]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["pooled"]["accuracy"] == 1.0 and d["pooled"]["auc"] == 1.0
+    assert len((tmp_path / "a.csv").read_text().splitlines()) == 1 + 21
