@@ -85,6 +85,21 @@ EXCLUDES: tuple[str, ...] = (
     "PySide2",
 )
 
+#: Files the wheels ship that the application never uses (test binaries, protoc).
+DROP_PREFIXES: tuple[str, ...] = (
+    "torch/test/",
+    "torch/bin/",
+    "torch/include/",
+    "torch/share/",
+    "torch/lib/libtorchbind_test.so",
+)
+
+
+def keep(toc_entry: tuple[str, ...]) -> bool:
+    """False for a PyInstaller TOC entry (destination first) that matches DROP_PREFIXES."""
+    dest = str(toc_entry[0]).replace("\\", "/")
+    return not dest.startswith(DROP_PREFIXES)
+
 
 def project_modules(root: Path = REPO) -> list[str]:
     """Every module of the ``medgan_desktop`` package, found on disk (nothing imported).

@@ -237,3 +237,15 @@ def test_entry_script_runs_the_cli() -> None:
     out = subprocess.run([sys.executable, str(REPO / "packaging" / "pyi_entry_cli.py"),
                           "--version"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.startswith("medgan "), out.stderr
+
+
+def test_wheel_test_binaries_are_left_out(spec: dict[str, list[_Rec]]) -> None:
+    sys.path.insert(0, str(REPO / "packaging"))
+    try:
+        import pyi_modules
+    finally:
+        sys.path.remove(str(REPO / "packaging"))
+    assert not pyi_modules.keep(("torch/test/Dict_test", "/x", "BINARY"))
+    assert not pyi_modules.keep(("torch/bin/protoc", "/x", "BINARY"))
+    assert pyi_modules.keep(("torch/lib/libtorch_cpu.so", "/x", "BINARY"))
+    assert "pyi_modules.keep" in SPEC.read_text(encoding="utf-8")
