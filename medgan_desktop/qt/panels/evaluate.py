@@ -1,0 +1,393 @@
+"""The Evaluate panel: unpaired set metrics and paired translation metrics, with reports.
+
+Runs :func:`medgan_desktop.core.metrics.evaluate.evaluate_sets` or ``evaluate_paths`` in a
+worker (the ``medgan evaluate`` CLI calls the same functions), shows the numbers in a
+table, pyqtgraph plots (feature/distance distributions, per-slice curves), a gallery of
+each synthetic image beside its nearest training image, and exports an HTML report.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from medgan_desktop.core.metrics.evaluate import UnpairedResult, evaluate_paths, evaluate_sets
+from medgan_desktop.core.metrics.paired import PairedReport
+from medgan_desktop.core.progress import Progress
+from medgan_desktop.qt.context import AppContext
+from medgan_desktop.qt.workers.base import Worker
+
+log = logging.getLogger(__name__)
+
+
+def _grey_pixmap(img: np.ndarray) -> QPixmap:
+    a = np.ascontiguousarray((np.clip(img, 0, 1) * 255).astype(np.uint8))
+    qimg = QImage(a.data, a.shape[1], a.shape[0], a.strides[0], QImage.Format.Format_Grayscale8)
+    return QPixmap.fromImage(qimg.copy())
+
+
+class _PathRow(QWidget):
+    """A line edit with Browse buttons for a folder and/or a file."""
+
+    def __init__(self, folder: bool = True, file: bool = False, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.edit = QLineEdit()
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.edit, 1)
+        if folder:
+            b = QPushButton("Folder…")
+            b.clicked.connect(self._pick_folder)
+            lay.addWidget(b)
+        if file:
+            b = QPushButton("File…")
+            b.clicked.connect(self._pick_file)
+            lay.addWidget(b)
+
+    def _pick_folder(self) -> None:
+        d = QFileDialog.getExistingDirectory(self, "Choose a folder", self.edit.text())
+        if d:
+            self.edit.setText(d)
+
+    def _pick_file(self) -> None:
+        f, _ = QFileDialog.getOpenFileName(self, "Choose a file", self.edit.text())
+        if f:
+            self.edit.setText(f)
+
+    def path(self) -> Path | None:
+        t = self.edit.text().strip()
+        return Path(t) if t else None
+
+
+class EvaluatePanel(QWidget):
+    """Measure synthetic images: FD/KID/PR/memorisation, or SynthRAD paired metrics."""
+
+    def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.worker: Worker | None = None
+        self.result: UnpairedResult | PairedReport | None = None
+        self._busy = False
+
+        self.mode_tabs = QTabWidget()
+        # unpaired inputs
+        up = QWidget()
+        f1 = QFormLayout(up)
+        self.real_row, self.fake_row, self.train_row = _PathRow(), _PathRow(), _PathRow()
+        f1.addRow("Real images", self.real_row)
+        f1.addRow("Synthetic images", self.fake_row)
+        self.memo_check = QCheckBox("Search near-copies of training images (memorisation)")
+        f1.addRow(self.memo_check)
+        f1.addRow("Training images (optional)", self.train_row)
+        self.extractor_combo = QComboBox()
+        self.extractor_combo.addItem("Shipped extractor (MedFeatureNet, offline)", "shipped")
+        self.extractor_combo.addItem("InceptionV3 FID weights file…", "inception")
+        self.inception_row = _PathRow(folder=False, file=True)
+        f1.addRow("Feature extractor", self.extractor_combo)
+        f1.addRow("InceptionV3 weights", self.inception_row)
+        self.limit_spin = QSpinBox()
+        self.limit_spin.setRange(0, 100000)
+        self.limit_spin.setSpecialValueText("all")
+        f1.addRow("Images per folder", self.limit_spin)
+        self.mode_tabs.addTab(up, "Unpaired (synthesis)")
+        # paired inputs
+        pp = QWidget()
+        f2 = QFormLayout(pp)
+        self.pred_row = _PathRow(folder=True, file=True)
+        self.ref_row = _PathRow(folder=True, file=True)
+        self.mask_row = _PathRow(folder=False, file=True)
+        f2.addRow("Synthetic volume", self.pred_row)
+        f2.addRow("Reference volume", self.ref_row)
+        f2.addRow("Body mask (optional)", self.mask_row)
+        self.window_combo = QComboBox()
+        self.window_combo.addItems(["uniform", "gaussian"])
+        f2.addRow("SSIM window", self.window_combo)
+        self.mode_tabs.addTab(pp, "Paired (translation)")
+
+        self.run_btn = QPushButton("Evaluate")
+        self.run_btn.clicked.connect(self.run)
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.clicked.connect(self.cancel)
+        self.export_btn = QPushButton("Export HTML report…")
+        self.export_btn.clicked.connect(self.export_report)
+        self.error_map_btn = QPushButton("Show error map")
+        self.error_map_btn.setToolTip("Open pred − ref (HU) in the viewer")
+        self.error_map_btn.clicked.connect(self.show_error_map)
+        self.progress_bar = QProgressBar()
+        self.status_label = QLabel("Choose inputs and press Evaluate.")
+        self.status_label.setWordWrap(True)
+        buttons = QHBoxLayout()
+        for b in (self.run_btn, self.cancel_btn, self.export_btn, self.error_map_btn):
+            buttons.addWidget(b)
+
+        self.table = QTableWidget(0, 2)
+        self.table.setHorizontalHeaderLabels(["metric", "value"])
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.plot = pg.PlotWidget()
+        self.plot.addLegend()
+        self.curve_plot = pg.PlotWidget()
+        self.curve_plot.addLegend()
+        self.gallery = QListWidget()
+        self.gallery.setViewMode(QListView.ViewMode.IconMode)
+        self.gallery.setIconSize(QSize(192, 96))
+        self.gallery.setResizeMode(QListView.ResizeMode.Adjust)
+        self.result_tabs = QTabWidget()
+        self.result_tabs.addTab(self.table, "Numbers")
+        self.result_tabs.addTab(self.plot, "Distributions")
+        self.result_tabs.addTab(self.curve_plot, "Per slice")
+        self.result_tabs.addTab(self.gallery, "Nearest neighbours")
+
+        top = QWidget()
+        tl = QVBoxLayout(top)
+        tl.addWidget(self.mode_tabs)
+        tl.addLayout(buttons)
+        tl.addWidget(self.progress_bar)
+        tl.addWidget(self.status_label)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(top)
+        split.addWidget(self.result_tabs)
+        lay = QVBoxLayout(self)
+        lay.addWidget(split)
+        self.memo_check.toggled.connect(self._update_buttons)
+        self.extractor_combo.currentIndexChanged.connect(self._update_buttons)
+        self._update_buttons()
+
+    # -- state ----------------------------------------------------------------------------
+    def _update_buttons(self) -> None:
+        self.run_btn.setEnabled(not self._busy)
+        self.cancel_btn.setEnabled(self._busy)
+        self.export_btn.setEnabled(self.result is not None and not self._busy)
+        self.error_map_btn.setEnabled(isinstance(self.result, PairedReport) and not self._busy)
+        self.train_row.setEnabled(self.memo_check.isChecked())
+        self.inception_row.setEnabled(self.extractor_combo.currentData() == "inception")
+
+    def is_busy(self) -> bool:
+        return self._busy
+
+    # -- running --------------------------------------------------------------------------
+    def run(self) -> None:
+        """Start the evaluation for the current tab in a worker."""
+        if self._busy:
+            return
+        try:
+            fn, args, kwargs = self._job()
+        except ValueError as exc:
+            QMessageBox.information(self, "Evaluate", str(exc))
+            return
+        self._busy = True
+        self.result = None
+        w = Worker(fn, *args, name="evaluate", **kwargs)
+        w.progress.connect(self._on_progress)
+        w.finished.connect(self._on_result)
+        w.failed.connect(self._on_failed)
+        w.cancelled.connect(lambda: self.status_label.setText("Cancelled."))
+        w.done.connect(self._on_done)
+        self.worker = w
+        self.status_label.setText("Evaluating…")
+        self.progress_bar.setValue(0)
+        self.context.workers.submit(w)
+        self._update_buttons()
+
+    def _job(self) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+        if self.mode_tabs.currentIndex() == 0:
+            real, fake = self.real_row.path(), self.fake_row.path()
+            if real is None or fake is None:
+                raise ValueError("Choose a folder of real images and a folder of synthetic images.")
+            for p in (real, fake):
+                if not p.exists():
+                    raise ValueError(f"{p} does not exist.")
+            extractor: Any = "shipped"
+            if self.extractor_combo.currentData() == "inception":
+                w = self.inception_row.path()
+                if w is None or not w.is_file():
+                    raise ValueError("Choose your local InceptionV3 FID weights file "
+                                     "(pt_inception-2015-12-05); it is never downloaded.")
+                extractor = w
+            train = self.train_row.path() if self.memo_check.isChecked() else None
+            limit = self.limit_spin.value() or None
+            return evaluate_sets, (real, fake), {
+                "extractor": extractor, "memorization": self.memo_check.isChecked(),
+                "train": train, "limit": limit}
+        pred, ref = self.pred_row.path(), self.ref_row.path()
+        if pred is None or ref is None:
+            raise ValueError("Choose the synthetic and the reference volume.")
+        for p in (pred, ref, self.mask_row.path()):
+            if p is not None and not p.exists():
+                raise ValueError(f"{p} does not exist.")
+        return evaluate_paths, (pred, ref, self.mask_row.path()), {
+            "window": self.window_combo.currentText()}
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+
+    def _on_progress(self, p: Progress) -> None:
+        self.progress_bar.setValue(int(100 * p.fraction))
+        self.status_label.setText(p.message)
+
+    def _on_failed(self, message: str, _tb: str) -> None:
+        self.status_label.setText(message)
+        QMessageBox.warning(self, "Evaluation failed", message)
+
+    def _on_done(self) -> None:
+        self._busy = False
+        self._update_buttons()
+
+    def _on_result(self, result: Any) -> None:
+        self.result = result
+        self.progress_bar.setValue(100)
+        if isinstance(result, PairedReport):
+            self._show_paired(result)
+        else:
+            self._show_unpaired(result)
+        self._update_buttons()
+
+    # -- display --------------------------------------------------------------------------
+    def _fill_table(self, rows: list[tuple[str, Any]]) -> None:
+        self.table.setRowCount(len(rows))
+        for i, (k, v) in enumerate(rows):
+            self.table.setItem(i, 0, QTableWidgetItem(k))
+            text = f"{v:.5g}" if isinstance(v, float) else str(v)
+            self.table.setItem(i, 1, QTableWidgetItem(text))
+
+    def table_dict(self) -> dict[str, str]:
+        """The numbers table as ``{metric: text}`` (used by tests and copy/paste)."""
+        out = {}
+        for i in range(self.table.rowCount()):
+            k, v = self.table.item(i, 0), self.table.item(i, 1)
+            if k is not None and v is not None:
+                out[k.text()] = v.text()
+        return out
+
+    def _show_unpaired(self, res: UnpairedResult) -> None:
+        d = res.distribution
+        rows: list[tuple[str, Any]] = [
+            ("extractor", d.extractor), ("real images", d.n_real), ("synthetic images", d.n_fake),
+            ("FD (fid)", d.fd), ("KID", d.kid), ("KID std", d.kid_std),
+            ("precision", d.precision), ("recall", d.recall), ("density", d.density),
+            ("coverage", d.coverage), ("spatial frequency real", res.spatial_frequency_real),
+            ("spatial frequency synthetic", res.spatial_frequency_fake)]
+        if d.inception_score is not None:
+            rows.append(("Inception Score", d.inception_score))
+        m = res.memorization
+        if m is not None:
+            rows += [("near-copies flagged", len(m.flagged)),
+                     ("near-copy threshold (features)", m.feature_threshold)]
+        self._fill_table(rows)
+        self.plot.clear()
+        if m is not None:
+            self._hist(m.reference_feature_distances, "real held-out → train" if
+                       m.reference == "held-out real" else "train leave-one-out", (80, 120, 255))
+            self._hist([e["distance"] for e in m.entries], "synthetic → train", (230, 60, 60))
+            self.plot.addItem(pg.InfiniteLine(m.feature_threshold, angle=90,
+                                              pen=pg.mkPen((255, 160, 0), width=2)))
+            self.plot.setLabel("bottom", "nearest-training distance (features)")
+        elif res.real_features is not None and res.fake_features is not None:
+            both = np.concatenate([res.real_features, res.fake_features])
+            mu = both.mean(0)
+            _, _, vt = np.linalg.svd(both - mu, full_matrices=False)
+            self._hist(((res.real_features - mu) @ vt[0]).tolist(), "real", (80, 120, 255))
+            self._hist(((res.fake_features - mu) @ vt[0]).tolist(), "synthetic", (230, 60, 60))
+            self.plot.setLabel("bottom", "first principal component of features")
+        self.gallery.clear()
+        if m is not None and res.fake_thumbs is not None and res.train_thumbs is not None:
+            for e in sorted(m.entries, key=lambda e: e["distance"])[:48]:
+                pair = np.concatenate([res.fake_thumbs[e["fake_index"]],
+                                       res.train_thumbs[e["real_index"]]], axis=1)
+                label = (f"{'⚠ NEAR-COPY ' if e['flagged'] else ''}{Path(e['fake']).name}\n"
+                         f"≈ {Path(e['nearest_real']).name}  d={e['distance']:.3g}")
+                item = QListWidgetItem(QIcon(_grey_pixmap(pair)), label)
+                item.setData(Qt.ItemDataRole.UserRole, e)
+                self.gallery.addItem(item)
+        flagged = len(m.flagged) if m is not None else 0
+        self.status_label.setText(
+            f"FD {d.fd:.4g}, KID {d.kid:.4g}, precision {d.precision:.3f}, recall {d.recall:.3f}"
+            + (f"; {flagged} near-copies flagged" if m is not None else ""))
+
+    def _hist(self, values: list[float], name: str, colour: tuple[int, int, int]) -> None:
+        if not values:
+            return
+        y, x = np.histogram(np.asarray(values, float), bins=30, density=True)
+        self.plot.plot(x, y, stepMode="center", pen=pg.mkPen(colour, width=2), name=name)
+
+    def _show_paired(self, rep: PairedReport) -> None:
+        rows: list[tuple[str, Any]] = [
+            ("MAE (HU)", rep.mae), ("ME (HU)", rep.me), ("PSNR (dB)", rep.psnr),
+            ("SSIM", rep.ssim), ("MS-SSIM", rep.ms_ssim), ("mask voxels", rep.mask_voxels)]
+        for t, v in rep.per_tissue.items():
+            rows.append((f"MAE {t} (HU)", v["mae"]))
+            rows.append((f"ME {t} (HU)", v["me"]))
+        self._fill_table(rows)
+        self.curve_plot.clear()
+        ks = [s["slice"] for s in rep.per_slice]
+        self.curve_plot.plot(ks, [s["mae"] for s in rep.per_slice], pen=pg.mkPen((230, 60, 60), width=2),
+                             name="MAE (HU)")
+        self.curve_plot.setLabel("bottom", "slice")
+        self.plot.clear()
+        if rep.error is not None and rep.mask is not None:
+            err = rep.error.array[rep.mask]
+            y, x = np.histogram(np.clip(err, -500, 500), bins=60, density=True)
+            self.plot.plot(x, y, stepMode="center", pen=pg.mkPen((80, 120, 255), width=2),
+                           name="error pred − ref (HU, in mask)")
+            self.context.status.emit(f"MAE {rep.mae:.1f} HU, SSIM {rep.ssim:.3f}")
+        self.gallery.clear()
+        self.result_tabs.setCurrentWidget(self.table)
+        self.status_label.setText(f"MAE {rep.mae:.2f} HU, ME {rep.me:.2f} HU, PSNR {rep.psnr:.2f} dB, "
+                                  f"SSIM {rep.ssim:.4f}, MS-SSIM {rep.ms_ssim:.4f}")
+
+    def show_error_map(self) -> None:
+        """Send the error map to the main viewer (paired mode)."""
+        if isinstance(self.result, PairedReport) and self.result.error is not None:
+            self.context.volume_opened.emit(self.result.error)
+
+    # -- export ---------------------------------------------------------------------------
+    def export_report(self, path: str | Path | None = None) -> Path | None:
+        """Write the HTML report (asks for a file name when ``path`` is None)."""
+        from medgan_desktop.core.metrics.report import paired_html, unpaired_html, write_html
+
+        if self.result is None:
+            QMessageBox.information(self, "Export", "Run an evaluation first.")
+            return None
+        if path is None or path is False:
+            chosen, _ = QFileDialog.getSaveFileName(self, "Save report", "evaluation.html",
+                                                    "HTML (*.html)")
+            if not chosen:
+                return None
+            path = chosen
+        try:
+            text = (paired_html(self.result) if isinstance(self.result, PairedReport)
+                    else unpaired_html(self.result))
+            out = write_html(text, Path(path))
+        except OSError as exc:
+            QMessageBox.warning(self, "Export failed", str(exc))
+            return None
+        self.status_label.setText(f"Report written to {out}")
+        return out
