@@ -137,7 +137,7 @@ class EvaluatePanel(QWidget):
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.clicked.connect(self.cancel)
         self.export_btn = QPushButton("Export HTML report…")
-        self.export_btn.clicked.connect(self.export_report)
+        self.export_btn.clicked.connect(lambda: self.export_report())
         self.error_map_btn = QPushButton("Show error map")
         self.error_map_btn.setToolTip("Open pred − ref (HU) in the viewer")
         self.error_map_btn.clicked.connect(self.show_error_map)
@@ -239,9 +239,9 @@ class EvaluatePanel(QWidget):
         pred, ref = self.pred_row.path(), self.ref_row.path()
         if pred is None or ref is None:
             raise ValueError("Choose the synthetic and the reference volume.")
-        for p in (pred, ref, self.mask_row.path()):
-            if p is not None and not p.exists():
-                raise ValueError(f"{p} does not exist.")
+        for q in (pred, ref, self.mask_row.path()):
+            if q is not None and not q.exists():
+                raise ValueError(f"{q} does not exist.")
         return evaluate_paths, (pred, ref, self.mask_row.path()), {
             "window": self.window_combo.currentText()}
 
@@ -376,7 +376,7 @@ class EvaluatePanel(QWidget):
         if self.result is None:
             QMessageBox.information(self, "Export", "Run an evaluation first.")
             return None
-        if path is None or path is False:
+        if path is None:
             chosen, _ = QFileDialog.getSaveFileName(self, "Save report", "evaluation.html",
                                                     "HTML (*.html)")
             if not chosen:
