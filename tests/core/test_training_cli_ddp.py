@@ -122,3 +122,28 @@ def test_ddp_two_cpu_processes_match_single(tmp_path: Path) -> None:
     assert moved > 0
     # only rank 0 wrote metrics (one line per step, not two)
     assert (ddp / "metrics.jsonl").read_text().count("\n") == 3
+
+
+def test_sampling_other_synthesis_methods(tmp_path: Path) -> None:
+    """The loop, loader and sampler serve every synthesis method (StyleGAN2, progressive too)."""
+    from medgan_desktop.core.inference.sample import (
+        SampleError,
+        interpolate,
+        sample,
+        truncation_mode,
+    )
+    from medgan_desktop.core.training.run import load_model
+
+    data = _pngs(tmp_path / "data")
+    for method in ("stylegan2", "progressive", "wgan_gp"):
+        run = tmp_path / method
+        assert main(["train", "--method", method, "--data", str(data), "--steps", "1", "--out", str(run), *TINY]) == 0
+        model = load_model(run)
+        a = sample(model, 2, seed=1)
+        assert a.shape == (2, 1, 16, 16) and np.array_equal(a, sample(model, 2, seed=1))
+        assert interpolate(model, 0, 1, 3).shape == (3, 1, 16, 16)
+        if truncation_mode(model) is None:
+            with pytest.raises(SampleError, match="truncation"):
+                sample(model, 1, truncation=0.5)
+        else:
+            assert sample(model, 1, truncation=0.5).shape == (1, 1, 16, 16)

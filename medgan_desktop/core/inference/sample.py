@@ -42,6 +42,30 @@ def _labels(model: LoadedModel, n: int, label: int | str | None) -> torch.Tensor
     return torch.full((n,), idx, dtype=torch.long)
 
 
+def _conditional(method: Any) -> bool:
+    return method.config.num_classes > 0 and bool(getattr(method, "conditional", False))
+
+
+def _accepts(fn: Any, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def truncation_mode(model: LoadedModel | type) -> str | None:
+    """Where a model (or method class) applies truncation ("decode": StyleGAN psi,
+    "latents": truncated noise, "generate"), or None when it does not support it."""
+    m: Any = model.method if isinstance(model, LoadedModel) else model
+    if hasattr(m, "decode") and _accepts(m.decode, "truncation"):
+        return "decode"
+    if hasattr(m, "latents") and _accepts(m.latents, "truncation"):
+        return "latents"
+    if _accepts(m.generate, "truncation"):
+        return "generate"
+    return None
+
+
 def _check_synthesis(model: LoadedModel) -> None:
     if model.info.task != "synthesis":
         raise SampleError(f"{model.info.method} is a {model.info.task} model: use translate, not sample")
@@ -61,7 +85,7 @@ def sample(
         n: number of images.
         seed: RNG seed of the noise (and of random labels).
         label: class index or name for conditional models (None: random labels).
-        truncation: truncation threshold where the method supports it (None: off).
+        truncation: where the method supports it (see :func:`truncation_mode`): StyleGAN psi in [0, 1], or the |z| threshold of truncated noise; None: off.
     """
     _check_synthesis(model)
     if n < 1:
@@ -69,15 +93,16 @@ def sample(
     method: Any = model.method
     y = _labels(model, n, label)
     g = torch.Generator().manual_seed(int(seed))
+    where = truncation_mode(model) if truncation is not None else None
+    if truncation is not None and where is None:
+        raise SampleError(f"{model.info.method} does not support truncation")
     if hasattr(method, "latents") and hasattr(method, "decode"):
-        z = method.latents(n, g, truncation)
-        if y is None and method.config.num_classes > 0 and getattr(method, "conditional", False):
+        z = method.latents(n, g, truncation=truncation) if where == "latents" else method.latents(n, g)
+        if y is None and _conditional(method):
             y = torch.randint(0, method.config.num_classes, (n,), generator=g)
-        out = method.decode(z, y)
+        out = method.decode(z, y, truncation=truncation) if where == "decode" else method.decode(z, y)
     else:
-        kw: dict[str, Any] = {}
-        if truncation is not None and "truncation" in inspect.signature(method.generate).parameters:
-            kw["truncation"] = truncation
+        kw: dict[str, Any] = {"truncation": truncation} if where == "generate" else {}
         out = method.generate(n, generator=g, labels=y, **kw)
     return out.detach().float().cpu().clamp(-1, 1).numpy()
 
@@ -99,7 +124,7 @@ def interpolate(
     so = torch.sin(omega)
     z = (torch.sin((1 - t) * omega) / so) * za + (torch.sin(t * omega) / so) * zb
     y = _labels(model, steps, label)
-    if y is None and getattr(method, "conditional", False):
+    if y is None and _conditional(method):
         y = torch.zeros(steps, dtype=torch.long)
     return method.decode(z, y).detach().float().cpu().numpy()
 

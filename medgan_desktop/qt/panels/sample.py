@@ -233,6 +233,7 @@ class SamplePanel(QWidget):
         pre = info.preprocessing
         self.info_label.setText(f"{info.method}, {pre.size} px, {pre.channels} channel(s), {pre.modality_out}")
         conditional = _is_conditional(info.method, info.method_config.num_classes)
+        self._set_truncation_range(info.method)
         self.label_combo.setEnabled(conditional)
         if conditional:
             self.label_combo.addItem("any", None)
@@ -240,6 +241,28 @@ class SamplePanel(QWidget):
             for i, n in enumerate(names):
                 self.label_combo.addItem(n, i)
         self._update_buttons()
+
+    def _set_truncation_range(self, method: str) -> None:
+        from medgan_desktop.core.gan.methods.base import get_method
+        from medgan_desktop.core.inference.sample import truncation_mode
+
+        try:
+            mode = truncation_mode(get_method(method))
+        except KeyError:
+            mode = None
+        self.trunc_check.setEnabled(mode is not None)
+        self.trunc_spin.setEnabled(mode is not None)
+        if mode is None:
+            self.trunc_check.setChecked(False)
+            self.trunc_check.setToolTip(f"{method} does not support truncation.")
+        elif mode == "decode":
+            self.trunc_spin.setRange(0.0, 1.0)
+            self.trunc_spin.setValue(0.7)
+            self.trunc_check.setToolTip("StyleGAN truncation psi: 1 = full variety, 0 = the average image.")
+        else:
+            self.trunc_spin.setRange(0.1, 3.0)
+            self.trunc_spin.setValue(1.0)
+            self.trunc_check.setToolTip("Redraw noise entries beyond this threshold: less variety, higher fidelity.")
 
     def _update_buttons(self) -> None:
         busy = self._busy
