@@ -70,7 +70,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             view.graphics.viewport().repaint()  # force the redraw now, not coalesced
             app.processEvents()
     viewer = passes * n / (time.perf_counter() - t0)
-    width, level = view.window()
+    width, level = view.window_level()
     reference = _reference(vol.array, width, level)
     view.close()
     result = {

@@ -193,12 +193,12 @@ def test_scroll_keys_wheel_slider_and_window_drag(qtbot, ct) -> None:
     qtbot.keyClick(view, Qt.Key.Key_End)
     assert view.slice_index() == 93
     # right-drag: to the right widens the window, down raises the level
-    w0, l0 = view.window()
+    w0, l0 = view.window_level()
     centre = view.graphics.viewport().rect().center()
     with qtbot.waitSignal(view.window_changed):
         send_drag(view.graphics.viewport(), Qt.MouseButton.RightButton, centre,
                   centre + QPoint(60, 40))
-    w1, l1 = view.window()
+    w1, l1 = view.window_level()
     assert w1 > w0 and l1 > l0
     # wheel scrolls slices, Ctrl+wheel zooms; left-drag pans (pyqtgraph's pan mode)
     index = view.slice_index()
@@ -209,7 +209,7 @@ def test_scroll_keys_wheel_slider_and_window_drag(qtbot, ct) -> None:
     assert view.view_range().width() < before.width()
     assert view.vb.state["mouseMode"] == pg.ViewBox.PanMode
     view.reset()
-    assert view.window() == (400.0, 40.0)
+    assert view.window_level() == (400.0, 40.0)
 
 
 def test_presets_invert_and_blinded_banner(qtbot, tmp_path, synthetic_ct) -> None:
@@ -220,9 +220,9 @@ def test_presets_invert_and_blinded_banner(qtbot, tmp_path, synthetic_ct) -> Non
     names = [view.preset_combo.itemText(i) for i in range(view.preset_combo.count())]
     assert "Bone" in names and "Lung" in names and "Brain" in names
     view.apply_preset("Bone")
-    assert view.window() == (2000.0, 500.0)
+    assert view.window_level() == (2000.0, 500.0)
     view.apply_preset("Lung")
-    assert view.window() == (1500.0, -600.0)
+    assert view.window_level() == (1500.0, -600.0)
     img_plain = view.image_item.image.copy()
     view.set_invert(True)
     assert np.array_equal(view.image_item.image, 255 - img_plain) or \
@@ -263,7 +263,7 @@ def test_mpr_click_moves_the_other_planes(qtbot, tmp_path, mr) -> None:
     assert mpr.point()[1] == 200
     # windows follow each other
     mpr.views["sagittal"].set_window(300, 500)
-    assert mpr.views["axial"].window() == (300, 500)
+    assert mpr.views["axial"].window_level() == (300, 500)
     assert_not_blank(grab(mpr, tmp_path / "mpr.png"))
 
 
@@ -288,9 +288,9 @@ def test_compare_resamples_syncs_and_shows_difference_and_fusion(
     r0, r2 = cmp.views[0].view_range(), cmp.views[2].view_range()
     assert r0.width() == pytest.approx(r2.width()) and r0.x() == pytest.approx(r2.x())
     # window sync between the CTs only
-    mr_window = cmp.views[0].window()
+    mr_window = cmp.views[0].window_level()
     cmp.views[2].apply_preset("Bone")
-    assert cmp.views[1].window() == (2000.0, 500.0) and cmp.views[0].window() == mr_window
+    assert cmp.views[1].window_level() == (2000.0, 500.0) and cmp.views[0].window_level() == mr_window
     side = grab(cmp, tmp_path / "compare_side.png")
     assert_not_blank(side)
     # difference: synthetic - real ~ +30 HU inside the phantom
@@ -298,7 +298,7 @@ def test_compare_resamples_syncs_and_shows_difference_and_fusion(
     diff = cmp.diff_view.volume()
     centre = diff.array[47, 200:300, 200:300]
     assert np.median(centre) == pytest.approx(30.0, abs=5.0)
-    assert cmp.diff_view.colorbar.isVisible() and cmp.diff_view.window()[1] == 0.0
+    assert cmp.diff_view.colorbar.isVisible() and cmp.diff_view.window_level()[1] == 0.0
     rgb = grab(cmp, tmp_path / "compare_difference.png")
     reds = ((rgb[..., 0] > 150) & (rgb[..., 2] < 120)).sum()
     blues = ((rgb[..., 2] > 150) & (rgb[..., 0] < 120)).sum()

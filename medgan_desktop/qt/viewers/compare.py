@@ -220,7 +220,7 @@ class CompareView(QWidget):
             view.set_slice(index)
 
     def current_widget(self) -> QWidget:
-        return self.stack.currentWidget()
+        return self.stack.currentWidget() or self.stack
 
     # -- internals ----------------------------------------------------------------------
     def _update_fusion(self) -> None:

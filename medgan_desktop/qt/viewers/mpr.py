@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
@@ -14,7 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from medgan_desktop.core.imaging.orientation import ViewAxis
-from medgan_desktop.core.imaging.windowing import AUTO_PRESET_NAME, presets_for
+from medgan_desktop.core.imaging.windowing import AUTO_PRESET_NAME, is_hu, presets_for
 from medgan_desktop.core.volume import Volume
 from medgan_desktop.qt.viewers.slice_view import SliceView
 
@@ -43,17 +44,20 @@ class MprView(QWidget):
         self.reset_button = QPushButton("Reset", self)
         self.reset_button.clicked.connect(self.reset)
         self.point_label = QLabel("", self)
+        self.point_label.setWordWrap(True)
+        self.point_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.point_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         bar = QHBoxLayout()
         for w in (QLabel("Window:"), self.preset_combo, self.invert_button, self.reset_button):
             bar.addWidget(w)
         bar.addStretch(1)
-        bar.addWidget(self.point_label)
         grid = QGridLayout()
         grid.setSpacing(2)
         grid.addWidget(self.views[ViewAxis.AXIAL], 0, 0)
         grid.addWidget(self.views[ViewAxis.CORONAL], 0, 1)
         grid.addWidget(self.views[ViewAxis.SAGITTAL], 1, 0)
+        grid.addWidget(self.point_label, 1, 1)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(bar)
@@ -110,7 +114,12 @@ class MprView(QWidget):
         x, y, z = self._volume.index_to_lps(self._point)
         pi, pj, pk = self._point
         value = float(self._volume.array[pk, pj, pi])
-        self.point_label.setText(f"({pi}, {pj}, {pk})  LPS ({x:.1f}, {y:.1f}, {z:.1f}) mm  = {value:.1f}")
+        unit = "HU" if is_hu(self._volume.modality, self._volume.units) else self._volume.units
+        self.point_label.setText(
+            f"<b>Crosshair</b><br>voxel (i, j, k) = ({pi}, {pj}, {pk})<br>"
+            f"patient LPS = ({x:.1f}, {y:.1f}, {z:.1f}) mm<br>value = {value:.1f} {unit}<br><br>"
+            "<i>Click in a plane to move the crosshair; wheel or arrow keys scroll; "
+            "right-drag sets the window; Ctrl+wheel zooms.</i>")
 
     def apply_preset(self, name: str) -> None:
         self.views[ViewAxis.AXIAL].apply_preset(name)

@@ -66,7 +66,7 @@ def colormap_lut(name: str | None) -> NDArray[np.uint8] | None:
     return np.asarray(cmap.getLookupTable(nPts=256, alpha=False), dtype=np.uint8)
 
 
-class _ViewBox(pg.ViewBox):
+class _ViewBox(pg.ViewBox):  # type: ignore[misc]
     """A ViewBox with radiology mouse bindings."""
 
     scrolled = Signal(int)
@@ -131,7 +131,12 @@ class _Overlay(QWidget):
         fm = p.fontMetrics()
         lh = fm.height()
 
-        def text(x: float, y: float, s: str, align: Qt.AlignmentFlag, color: str = "#f0e68c") -> None:
+        half = max(w / 2 - 14, 40)  # corner text stays clear of the centred edge labels
+
+        def text(x: float, y: float, s: str, align: Qt.AlignmentFlag, color: str = "#f0e68c",
+                 elide: bool = True) -> None:
+            if elide:
+                s = p.fontMetrics().elidedText(s, Qt.TextElideMode.ElideRight, int(half))
             rect = QRectF(x, y, w - 12, lh)
             if align & Qt.AlignmentFlag.AlignRight:
                 rect = QRectF(0, y, x, lh)
@@ -163,8 +168,8 @@ class _Overlay(QWidget):
         bold.setPointSize(11)
         p.setFont(bold)
         blh = p.fontMetrics().height()
-        text(0, 2, top, centre, "#7fffd4")
-        text(0, h - blh - 2, bottom, centre, "#7fffd4")
+        text(0, 2, top, centre, "#7fffd4", elide=False)
+        text(0, h - blh - 2, bottom, centre, "#7fffd4", elide=False)
         p.setPen(QColor("#7fffd4"))
         p.drawText(QRectF(4, h / 2 - blh / 2, 40, blh), int(left), lft)
         p.drawText(QRectF(w - 44, h / 2 - blh / 2, 40, blh), int(right), rgt)
@@ -430,7 +435,7 @@ class SliceView(QWidget):
         if changed:
             self.slice_changed.emit(index)
 
-    def window(self) -> tuple[float, float]:
+    def window_level(self) -> tuple[float, float]:
         """Current ``(width, level)``."""
         return self._width, self._level
 
@@ -559,7 +564,8 @@ class SliceView(QWidget):
         return list(self._probe)
 
     def view_range(self) -> QRectF:
-        return self.vb.viewRect()
+        rect: QRectF = self.vb.viewRect()
+        return rect
 
     def set_view_range(self, rect: QRectF) -> None:
         self.vb.setRange(rect=rect, padding=0.0)
@@ -596,8 +602,8 @@ class SliceView(QWidget):
         if corner == "bottom_right":
             unit = "HU" if is_hu(vol.modality, vol.units) else ""
             inv = "  inverted" if self._invert else ""
-            return [f"W: {self._width:.0f} L: {self._level:.0f} {unit}{inv}".rstrip(),
-                    f"{m.col_spacing:.2f} x {m.row_spacing:.2f} mm, {self._axis.value}"]
+            return [f"W {self._width:.0f} L {self._level:.0f} {unit}{inv}".replace("  ", " "),
+                    f"{m.col_spacing:.2f}x{m.row_spacing:.2f} mm"]
         raise ValueError(f"unknown corner {corner!r}")
 
     def slice_location(self) -> float:
@@ -716,7 +722,8 @@ class SliceView(QWidget):
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802
         if obj is self.graphics and event.type() == QEvent.Type.Resize:
-            self._overlay.setGeometry(self.graphics.rect())
+            assert isinstance(obj, QWidget)
+            self._overlay.setGeometry(obj.rect())
         if event.type() == QEvent.Type.KeyPress and self._handle_key(event.key()):  # type: ignore[attr-defined]
             return True
         return super().eventFilter(obj, event)

@@ -103,7 +103,7 @@ class ViewerArea(QWidget):
         path = Path(path)
         if self.mode() == "3D" and self.volume_view is not None and self.volume_view.available():
             return Path(self.volume_view.render_to_png(path))
-        if not self.current_image().save(str(path), "PNG"):
+        if not self.current_image().save(str(path), "PNG"):  # type: ignore[call-overload]
             raise OSError(f"could not write {path}")
         return path
 

@@ -70,6 +70,8 @@ def transfer_points(
         lo: low display value (percentile) for MR / MIP.
         hi: high display value (percentile) for MR / MIP.
     """
+    colors: list[tuple[float, float, float, float]]
+    alphas: list[tuple[float, float]]
     if preset == TransferPreset.CT_BONE:
         colors = [(-1024, 0, 0, 0), (150, 0.55, 0.25, 0.15), (300, 0.9, 0.82, 0.68), (1500, 1, 1, 0.95)]
         alphas = [(-1024, 0.0), (150, 0.0), (300, 0.35), (1500, 0.85)]
@@ -84,7 +86,8 @@ def transfer_points(
     else:  # MIP
         colors = [(lo, 0, 0, 0), (hi, 1, 1, 1)]
         alphas = [(lo, 0.0), (hi, 1.0)]
-    return [tuple(map(float, c)) for c in colors], [tuple(map(float, a)) for a in alphas]  # type: ignore[misc]
+    return ([(float(v), float(r), float(g), float(b)) for v, r, g, b in colors],
+            [(float(v), float(a)) for v, a in alphas])
 
 
 class _RenderLabel(QLabel):
@@ -153,10 +156,16 @@ class VolumeView(QWidget):
             s.setMaximumWidth(120)
             s.valueChanged.connect(self._on_crop_slider)
         bar = QHBoxLayout()
-        for w in (QLabel("Preset:"), self.preset_combo, self.reset_button, QLabel("Crop slab:"),
-                  self.crop_axis, self.crop_lo, self.crop_hi):
+        for w in (QLabel("Preset:"), self.preset_combo, self.reset_button):
             bar.addWidget(w)
         bar.addStretch(1)
+        crop_bar = QHBoxLayout()
+        crop_widgets: tuple[QWidget, ...] = (QLabel("Crop slab along"), self.crop_axis,
+                                             QLabel("from"), self.crop_lo, QLabel("to"),
+                                             self.crop_hi)
+        for cw in crop_widgets:
+            crop_bar.addWidget(cw)
+        crop_bar.addStretch(1)
         self.message = QLabel("", self)
         self.message.setWordWrap(True)
         self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -164,6 +173,7 @@ class VolumeView(QWidget):
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.addLayout(bar)
+        self._layout.addLayout(crop_bar)
         self._layout.addWidget(self.message, 1)
         self.display: QWidget | None = None
         try:
@@ -209,10 +219,9 @@ class VolumeView(QWidget):
             from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
             from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
 
-            widget = QVTKRenderWindowInteractor(self)
-            window = widget.GetRenderWindow()
-            widget.GetRenderWindow().GetInteractor().SetInteractorStyle(
-                vtkInteractorStyleTrackballCamera())
+            widget = QVTKRenderWindowInteractor(self)  # type: ignore[no-untyped-call]
+            window = widget.GetRenderWindow()  # type: ignore[no-untyped-call]
+            window.GetInteractor().SetInteractorStyle(vtkInteractorStyleTrackballCamera())
             widget.Initialize()
             self.display = widget
         window.AddRenderer(renderer)
@@ -258,7 +267,7 @@ class VolumeView(QWidget):
             return
         if self.available() and self._volume is not None:
             self._apply_property()
-            self.render()
+            self.refresh()
 
     def set_crop_box(self, box: tuple[tuple[float, float], ...]) -> None:
         """Crop to fractions ``((i0, i1), (j0, j1), (k0, k1))`` of each voxel axis."""
@@ -286,9 +295,9 @@ class VolumeView(QWidget):
         cam.SetPosition(fx, fy - 1000.0, fz)  # anterior is -y in LPS
         cam.SetViewUp(0.0, 0.0, 1.0)
         ren.ResetCamera()
-        self.render()
+        self.refresh()
 
-    def render(self) -> None:
+    def refresh(self) -> None:
         window = self._vtk.get("window")
         if window is None:
             return
@@ -342,7 +351,9 @@ class VolumeView(QWidget):
         grab.Update()
         out = grab.GetOutput()
         w, h, _ = out.GetDimensions()
-        arr = numpy_support.vtk_to_numpy(out.GetPointData().GetScalars()).reshape(h, w, -1)
+        flat = numpy_support.vtk_to_numpy(  # type: ignore[no-untyped-call]
+            out.GetPointData().GetScalars())
+        arr = flat.reshape(h, w, -1)
         return np.ascontiguousarray(arr[::-1, :, :3])  # VTK rows run bottom-up
 
     def _cropped(self) -> tuple[np.ndarray, tuple[float, float, float], tuple[float, float, float]]:
@@ -370,7 +381,7 @@ class VolumeView(QWidget):
             ren.RemoveVolume(self._vtk.pop("volume"))
             self._vtk.pop("image", None)
         if self._volume is None:
-            self.render()
+            self.refresh()
             return
         arr, spacing, origin = self._cropped()
         image = vtkImageData()
@@ -383,7 +394,7 @@ class VolumeView(QWidget):
             for c in range(3):
                 matrix.SetElement(r, c, float(self._volume.direction[r, c]))
             matrix.SetElement(r, 3, float(origin[r]))
-        scalars = numpy_support.numpy_to_vtk(arr.reshape(-1), deep=True)
+        scalars = numpy_support.numpy_to_vtk(arr.reshape(-1), deep=True)  # type: ignore[no-untyped-call]
         image.GetPointData().SetScalars(scalars)
         mapper = vtkSmartVolumeMapper()
         mapper.SetInputData(image)
@@ -398,7 +409,7 @@ class VolumeView(QWidget):
         if reset_camera:
             self.reset_camera()
         else:
-            self.render()
+            self.refresh()
 
     def _apply_property(self) -> None:
         from vtkmodules.vtkCommonDataModel import vtkPiecewiseFunction
@@ -441,7 +452,7 @@ class VolumeView(QWidget):
         cam.Elevation(dy * 0.5)
         cam.OrthogonalizeViewUp()
         ren.ResetCameraClippingRange()
-        self.render()
+        self.refresh()
 
     def _zoom(self, factor: float) -> None:
         ren = self._vtk.get("renderer")
@@ -449,11 +460,11 @@ class VolumeView(QWidget):
             return
         ren.GetActiveCamera().Dolly(factor)
         ren.ResetCameraClippingRange()
-        self.render()
+        self.refresh()
 
     def _on_label_resized(self) -> None:
         if self._volume is not None and self.isVisible():
-            self.render()
+            self.refresh()
 
     def _sync_crop_sliders(self, *_args: Any) -> None:
         lo, hi = self._crop[self.crop_axis.currentIndex()]
