@@ -6,10 +6,12 @@ import numpy as np
 
 from medgan_desktop.core.imaging.resample import (
     difference,
+    resample_all_to_reference,
     resample_to_reference,
     reslice_axis_aligned,
     same_grid,
 )
+from medgan_desktop.core.progress import Cancelled, CancelToken
 from medgan_desktop.core.volume import Volume
 
 
@@ -57,3 +59,20 @@ def test_difference_and_reslice() -> None:
     expected = centre[0] + 10 * centre[1] + 100 * centre[2]
     assert abs(flat.array[tuple(np.array(flat.shape) // 2)] - expected) < 1.0
     assert reslice_axis_aligned(a) is a
+
+
+def test_resample_all_reports_and_cancels() -> None:
+    ref = _ramp()
+    other = _ramp(shape=(3, 4, 5), origin=(1.0, 1.0, 1.0))
+    reports = []
+    out = resample_all_to_reference([ref, other, other], progress=reports.append)
+    assert [v.shape for v in out] == [ref.shape] * 3 and out[0] is ref
+    assert [(p.done, p.total) for p in reports] == [(1, 2), (2, 2)]
+    token = CancelToken()
+    token.cancel()
+    try:
+        resample_all_to_reference([ref, other], cancel=token)
+    except Cancelled:
+        pass
+    else:
+        raise AssertionError("cancel was ignored")

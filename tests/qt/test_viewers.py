@@ -333,3 +333,22 @@ def test_viewer_area_modes_export_and_clipboard(qtbot, tmp_path, mr, ct, synthet
     assert not clip.isNull() and clip.width() > 300
     with pytest.raises(ValueError):
         area.set_mode("4D")
+
+
+def test_viewer_area_resamples_comparisons_in_a_worker(qtbot, ct, synthetic_ct) -> None:
+    from medgan_desktop.core.config import Settings
+    from medgan_desktop.qt.context import AppContext
+
+    context = AppContext(Settings.default())
+    area = ViewerArea(context)
+    qtbot.addWidget(area)
+    with qtbot.waitSignal(context.status, timeout=30_000):
+        area.show_comparison([ct, synthetic_ct], ["Real CT", "Synthetic CT"])
+        # the GUI thread is free while the worker resamples
+        assert area.compare_view.current_widget() is area.compare_view.message
+    worker = area._compare_worker
+    qtbot.waitUntil(lambda: not worker.is_running(), timeout=10_000)
+    vols = area.compare_view.volumes()
+    assert [v.shape for v in vols] == [ct.shape, ct.shape]
+    assert vols[1].synthetic and area.compare_view.views[1].synthetic_banner_visible()
+    assert area.compare_view.current_widget() is area.compare_view.side_page

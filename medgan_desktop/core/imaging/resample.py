@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from medgan_desktop.core.imaging.windowing import is_hu
+from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
 from medgan_desktop.core.volume import Volume
 
 
@@ -100,6 +101,31 @@ def resample_to_reference(
         direction=reference.direction.copy(),
         warnings=(*moving.warnings, "resampled onto the reference grid for display"),
     )
+
+
+def resample_all_to_reference(
+    volumes: list[Volume],
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> list[Volume]:
+    """Put every volume on the first volume's grid (the comparison viewer's input).
+
+    Args:
+        volumes: the reference first, then the volumes to resample onto it.
+        progress: called after each volume.
+        cancel: checked between volumes.
+    """
+    if not volumes:
+        return []
+    ref = volumes[0]
+    out = [ref]
+    total = len(volumes) - 1
+    for n, vol in enumerate(volumes[1:], start=1):
+        if cancel is not None:
+            cancel.check()
+        out.append(resample_to_reference(vol, ref))
+        progress(Progress(n, total, f"resampled {vol.description or 'volume'} onto the reference"))
+    return out
 
 
 def reslice_axis_aligned(

@@ -181,6 +181,11 @@ class CompareView(QWidget):
         self._link_views()
         self.set_mode(self._mode)
 
+    def show_message(self, text: str) -> None:
+        """Replace the views by a message (e.g. while volumes are being resampled)."""
+        self.message.setText(text)
+        self.stack.setCurrentWidget(self.message)
+
     def volumes(self) -> list[Volume]:
         """The shown volumes, all on the reference grid."""
         return list(self._volumes)

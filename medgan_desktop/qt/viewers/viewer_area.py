@@ -7,13 +7,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import Slot
 from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import QLabel, QMessageBox, QTabWidget, QVBoxLayout, QWidget
 
+from medgan_desktop.core.imaging.resample import resample_all_to_reference, same_grid
 from medgan_desktop.core.volume import Volume
 from medgan_desktop.qt.viewers.compare import CompareView
 from medgan_desktop.qt.viewers.mpr import MprView
 from medgan_desktop.qt.viewers.slice_view import SliceView
+from medgan_desktop.qt.workers.base import Worker
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,8 @@ class ViewerArea(QWidget):
         self.mpr_view = MprView(self)
         self.compare_view = CompareView(self)
         self.volume_view: Any = None  # built lazily (imports VTK)
+        self._compare_worker: Worker | None = None
+        self._compare_titles: Sequence[str] | None = None
         self._placeholder_3d = QWidget(self)
         QVBoxLayout(self._placeholder_3d).addWidget(QLabel("3D view: open a volume first.",
                                                            self._placeholder_3d))
@@ -61,10 +66,48 @@ class ViewerArea(QWidget):
         self._status(f"Showing {volume.description or volume.modality} {volume.shape[::-1]}")
 
     def show_comparison(self, volumes: Sequence[Volume], titles: Sequence[str] | None = None) -> None:
-        """Show 2-3 volumes in the comparison layout (the first is the reference grid)."""
+        """Show 2-3 volumes in the comparison layout (the first is the reference grid).
+
+        Volumes on other grids are resampled in a worker thread when the viewer has an
+        application context, so large volumes do not freeze the GUI.
+        """
+        volumes = list(volumes)
+        if not 2 <= len(volumes) <= 3:
+            QMessageBox.warning(self, "Compare",
+                                f"The comparison shows 2 or 3 volumes, not {len(volumes)}.")
+            return
+        self.set_mode("Compare")
+        workers = getattr(self.context, "workers", None)
+        needs_work = any(not same_grid(v, volumes[0]) for v in volumes[1:])
+        if workers is None or not needs_work:
+            self._finish_comparison(volumes, titles)
+            return
+        if self._compare_worker is not None and self._compare_worker.is_running():
+            self._compare_worker.cancel()
+        self.compare_view.show_message("Resampling the volumes onto the reference grid…")
+        worker = Worker(resample_all_to_reference, volumes, name="resample for comparison")
+        # bound slots of this QObject: Qt queues them onto the GUI thread
+        worker.finished.connect(self._on_resampled)
+        worker.failed.connect(self._on_resample_failed)
+        self._compare_worker = worker
+        self._compare_titles = titles
+        workers.submit(worker)
+
+    @Slot(object)
+    def _on_resampled(self, volumes: list[Volume]) -> None:
+        if self.sender() is not self._compare_worker:
+            return  # a superseded request
+        self._finish_comparison(volumes, self._compare_titles)
+
+    @Slot(str, str)
+    def _on_resample_failed(self, message: str, _traceback: str) -> None:
+        self.compare_view.show_message(message)
+        QMessageBox.warning(self, "Compare", message)
+
+    def _finish_comparison(self, volumes: list[Volume], titles: Sequence[str] | None) -> None:
         try:
-            self.compare_view.set_volumes(list(volumes), titles)
-        except Exception as exc:  # e.g. wrong count; tell the user
+            self.compare_view.set_volumes(volumes, titles)
+        except Exception as exc:  # tell the user, keep the app running
             log.exception("comparison failed")
             QMessageBox.warning(self, "Compare", f"Cannot compare these volumes: {exc}")
             return
@@ -72,7 +115,7 @@ class ViewerArea(QWidget):
             self._volume = volumes[0]
             self.slice_view.set_volume(volumes[0])
             self.mpr_view.set_volume(volumes[0])
-        self.set_mode("Compare")
+        self._status(f"Comparing {len(volumes)} volumes")
 
     def current_volume(self) -> Volume | None:
         return self._volume
