@@ -192,6 +192,8 @@ def test_scroll_keys_wheel_slider_and_window_drag(qtbot, ct) -> None:
     assert view.slice_index() == 3 and "Im: 4/94" in view.corner_text("top_right")
     qtbot.keyClick(view, Qt.Key.Key_End)
     assert view.slice_index() == 93
+    qtbot.keyClick(view, Qt.Key.Key_5)  # Default, Brain, Subdural, Stroke, Bone
+    assert view.window_level() == (2000.0, 500.0)
     # right-drag: to the right widens the window, down raises the level
     w0, l0 = view.window_level()
     centre = view.graphics.viewport().rect().center()
@@ -331,6 +333,10 @@ def test_viewer_area_modes_export_and_clipboard(qtbot, tmp_path, mr, ct, synthet
     area.copy_to_clipboard()
     clip = QGuiApplication.clipboard().image()
     assert not clip.isNull() and clip.width() > 300
+    area.show_comparison([ct, synthetic_ct], ["A", "B"])
+    area.set_blinded(True)
+    assert not any(v.synthetic_banner_visible() for v in area.compare_view.all_views())
+    assert not area.slice_view.synthetic_banner_visible()
     with pytest.raises(ValueError):
         area.set_mode("4D")
 

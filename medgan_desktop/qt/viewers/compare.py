@@ -74,6 +74,7 @@ class CompareView(QWidget):
         self._titles: list[str] = []
         self._syncing = False
         self._mode = CompareMode.SIDE_BY_SIDE
+        self._blinded = False
         self.views: list[SliceView] = []
         self.diff_view = SliceView(self, show_toolbar=False)
         self.fusion_view = SliceView(self, show_toolbar=False)
@@ -158,6 +159,7 @@ class CompareView(QWidget):
                                  show_toolbar=False)
                 view.set_volume(vol)
                 view.set_title(title)
+                view.set_blinded(self._blinded)
                 self.side_layout.addWidget(view, 1)
                 self.views.append(view)
                 self._connect_sync(view)
@@ -180,6 +182,12 @@ class CompareView(QWidget):
             self._syncing = False
         self._link_views()
         self.set_mode(self._mode)
+
+    def set_blinded(self, blinded: bool) -> None:
+        """Hide SYNTHETIC banners and descriptions in every view (blinded reading)."""
+        self._blinded = bool(blinded)
+        for view in self.all_views():
+            view.set_blinded(self._blinded)
 
     def show_message(self, text: str) -> None:
         """Replace the views by a message (e.g. while volumes are being resampled)."""

@@ -3,7 +3,7 @@
 Mouse: wheel scrolls slices (Ctrl+wheel zooms), left-drag pans, middle-drag zooms,
 right-drag changes window (horizontal) and level (vertical), left-click reports the
 voxel (MPR crosshair). Keys: arrows / PageUp / PageDown / Home / End scroll,
-``R`` resets, ``I`` inverts.
+``R`` resets, ``I`` inverts, ``1``-``9`` pick the window presets in menu order.
 """
 
 from __future__ import annotations
@@ -746,6 +746,10 @@ class SliceView(QWidget):
             self.reset()
         elif key == k.Key_I:
             self.set_invert(not self._invert)
+        elif k.Key_1 <= key <= k.Key_9 and key - k.Key_1 < self.preset_combo.count():
+            # 1 = Default, then the presets in menu order (CT: 2 = brain ... 8 = mediastinum)
+            self.preset_combo.setCurrentIndex(key - k.Key_1)
+            self.apply_preset(self.preset_combo.currentText())
         else:
             return False
         return True

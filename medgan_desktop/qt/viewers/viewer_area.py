@@ -117,6 +117,13 @@ class ViewerArea(QWidget):
             self.mpr_view.set_volume(volumes[0])
         self._status(f"Comparing {len(volumes)} volumes")
 
+    def set_blinded(self, blinded: bool) -> None:
+        """Hide SYNTHETIC banners and series descriptions in all 2D views (reader study)."""
+        self.slice_view.set_blinded(blinded)
+        for view in self.mpr_view.views.values():
+            view.set_blinded(blinded)
+        self.compare_view.set_blinded(blinded)
+
     def current_volume(self) -> Volume | None:
         return self._volume
 
