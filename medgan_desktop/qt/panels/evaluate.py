@@ -208,7 +208,7 @@ class EvaluatePanel(QWidget):
         w.progress.connect(self._on_progress)
         w.finished.connect(self._on_result)
         w.failed.connect(self._on_failed)
-        w.cancelled.connect(lambda: self.status_label.setText("Cancelled."))
+        w.cancelled.connect(self._on_cancelled)
         w.done.connect(self._on_done)
         self.worker = w
         self.status_label.setText("Evaluating…")
@@ -256,6 +256,9 @@ class EvaluatePanel(QWidget):
     def _on_failed(self, message: str, _tb: str) -> None:
         self.status_label.setText(message)
         QMessageBox.warning(self, "Evaluation failed", message)
+
+    def _on_cancelled(self) -> None:
+        self.status_label.setText("Cancelled.")
 
     def _on_done(self) -> None:
         self._busy = False

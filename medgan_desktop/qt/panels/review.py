@@ -1,0 +1,561 @@
+"""The Review panel: a blinded reader study, one image at a time, and its results.
+
+Sessions live in :class:`medgan_desktop.core.review.session.ReviewStore` (SQLite in the
+data folder); the ``medgan review`` CLI uses the same store. The reader sees only the
+pixels in a blinded slice viewer (window/level tools, no names, headers or synthetic
+banner) and answers with the mouse or the keyboard:
+
+* ``R`` real, ``S`` synthetic;
+* ``1``–``5``: confidence first, then quality (Likert) for the same image;
+* ``Enter`` submits; the comment box takes ordinary typing.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from medgan_desktop.core.review.scoring import score_session, write_ratings_csv, write_summary_csv
+from medgan_desktop.core.review.session import ReviewError, ReviewItem, ReviewStore, Truth
+from medgan_desktop.core.volume import Volume
+from medgan_desktop.qt.context import AppContext
+from medgan_desktop.qt.panels.evaluate import _PathRow
+from medgan_desktop.qt.workers.base import Worker
+
+log = logging.getLogger(__name__)
+
+_DIGITS = {Qt.Key.Key_1: 1, Qt.Key.Key_2: 2, Qt.Key.Key_3: 3, Qt.Key.Key_4: 4, Qt.Key.Key_5: 5}
+
+
+class NewSessionDialog(QDialog):
+    """Name, real pool, synthetic pool, confidence scale and seed of a new session."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("New reader study")
+        form = QFormLayout(self)
+        self.name_edit = QLineEdit("Reader study")
+        self.real_row = _PathRow(folder=True, file=True)
+        self.fake_row = _PathRow(folder=True, file=True)
+        self.scale_combo = QComboBox()
+        self.scale_combo.addItem("1–5", (1, 5))
+        self.scale_combo.addItem("0–100", (0, 100))
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.seed_spin.setValue(int(np.random.default_rng().integers(0, 2**31 - 1)))
+        form.addRow("Name", self.name_edit)
+        form.addRow("Real images (folder or file)", self.real_row)
+        form.addRow("Synthetic images (folder or file)", self.fake_row)
+        form.addRow("Confidence scale", self.scale_combo)
+        form.addRow("Order seed", self.seed_spin)
+        bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        bb.accepted.connect(self.accept)
+        bb.rejected.connect(self.reject)
+        form.addRow(bb)
+
+    def values(self) -> dict[str, Any]:
+        return {"name": self.name_edit.text().strip() or "Reader study",
+                "real": self.real_row.path(), "synthetic": self.fake_row.path(),
+                "confidence_scale": self.scale_combo.currentData(), "seed": self.seed_spin.value()}
+
+
+class _Keys(QObject):
+    """Routes the study's shortcut keys to the panel from any child but text inputs."""
+
+    def __init__(self, panel: ReviewPanel) -> None:
+        super().__init__(panel)
+        self.panel = panel
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt API)
+        if event.type() == QEvent.Type.KeyPress and not isinstance(obj, QLineEdit | QPlainTextEdit):
+            return self.panel.handle_key(event.key())  # type: ignore[attr-defined]
+        return False
+
+
+class ReviewPanel(QWidget):
+    """Create/open sessions, read blinded images, and score the study."""
+
+    def __init__(self, context: AppContext, parent: QWidget | None = None,
+                 store: ReviewStore | None = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self._store = store
+        self.session_id: str | None = None
+        self.reader: str = ""
+        self.item: ReviewItem | None = None
+        self.answer_value: Truth | None = None
+        self.confidence: int | None = None
+        self.quality: int | None = None
+        self._busy = False
+        self.worker: Worker | None = None
+        self._build()
+        self.refresh_sessions()
+
+    # -- UI ---------------------------------------------------------------------------
+    def _build(self) -> None:
+        from medgan_desktop.qt.viewers.slice_view import SliceView
+
+        self.session_combo = QComboBox()
+        self.session_combo.currentIndexChanged.connect(self._on_session_changed)
+        self.new_btn = QPushButton("New…")
+        self.new_btn.clicked.connect(lambda: self.new_session())
+        self.import_btn = QPushButton("Import…")
+        self.import_btn.clicked.connect(lambda: self.import_session())
+        self.export_btn = QPushButton("Export…")
+        self.export_btn.clicked.connect(lambda: self.export_session())
+        self.reader_edit = QLineEdit()
+        self.reader_edit.setPlaceholderText("reader name")
+        self.start_btn = QPushButton("Start / resume")
+        self.start_btn.clicked.connect(self.start_reading)
+        self.pause_btn = QPushButton("Pause")
+        self.pause_btn.clicked.connect(self.toggle_pause)
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Session"))
+        bar.addWidget(self.session_combo, 1)
+        for w in (self.new_btn, self.import_btn, self.export_btn):
+            bar.addWidget(w)
+        bar2 = QHBoxLayout()
+        bar2.addWidget(QLabel("Reader"))
+        bar2.addWidget(self.reader_edit, 1)
+        bar2.addWidget(self.start_btn)
+        bar2.addWidget(self.pause_btn)
+
+        # reading page
+        self.view = SliceView(self)
+        self.view.set_blinded(True)
+        self.real_btn = QPushButton("Real (R)")
+        self.syn_btn = QPushButton("Synthetic (S)")
+        self.answer_group = QButtonGroup(self)
+        for b, v in ((self.real_btn, Truth.REAL), (self.syn_btn, Truth.SYNTHETIC)):
+            b.setCheckable(True)
+            b.clicked.connect(lambda _=False, v=v: self.set_answer(v))
+            self.answer_group.addButton(b)
+        self.conf_box = QGroupBox("Confidence (1–5)")
+        cl = QHBoxLayout(self.conf_box)
+        self.conf_group = QButtonGroup(self)
+        self.conf_buttons: list[QPushButton] = []
+        for i in range(1, 6):
+            b = QPushButton(str(i))
+            b.setCheckable(True)
+            b.clicked.connect(lambda _=False, i=i: self.set_confidence(i))
+            self.conf_group.addButton(b, i)
+            self.conf_buttons.append(b)
+            cl.addWidget(b)
+        self.conf_spin = QSpinBox()
+        self.conf_spin.setRange(0, 100)
+        self.conf_spin.setValue(50)
+        self.conf_spin.valueChanged.connect(lambda v: self.set_confidence(int(v)))
+        cl.addWidget(self.conf_spin)
+        self.quality_box = QGroupBox("Image quality (Likert 1–5)")
+        ql = QHBoxLayout(self.quality_box)
+        self.quality_group = QButtonGroup(self)
+        for i in range(1, 6):
+            b = QPushButton(str(i))
+            b.setCheckable(True)
+            b.clicked.connect(lambda _=False, i=i: self.set_quality(i))
+            self.quality_group.addButton(b, i)
+            ql.addWidget(b)
+        self.comment_edit = QPlainTextEdit()
+        self.comment_edit.setPlaceholderText("comment (optional)")
+        self.comment_edit.setMaximumHeight(80)
+        self.submit_btn = QPushButton("Submit (Enter)")
+        self.submit_btn.clicked.connect(self.submit)
+        self.read_progress = QProgressBar()
+        self.read_label = QLabel("Choose or create a session, enter your name, press Start.")
+        self.read_label.setWordWrap(True)
+        side = QVBoxLayout()
+        ab = QHBoxLayout()
+        ab.addWidget(self.real_btn)
+        ab.addWidget(self.syn_btn)
+        side.addLayout(ab)
+        side.addWidget(self.conf_box)
+        side.addWidget(self.quality_box)
+        side.addWidget(self.comment_edit)
+        side.addWidget(self.submit_btn)
+        side.addWidget(self.read_progress)
+        side.addWidget(self.read_label)
+        side.addStretch(1)
+        read = QWidget()
+        rl = QHBoxLayout(read)
+        rl.addWidget(self.view, 3)
+        rl.addLayout(side, 1)
+
+        # results page
+        self.refresh_btn = QPushButton("Refresh results")
+        self.refresh_btn.clicked.connect(self.refresh_results)
+        self.csv_btn = QPushButton("Export CSV…")
+        self.csv_btn.clicked.connect(lambda: self.export_csv())
+        self.readers_table = QTableWidget(0, 8)
+        self.readers_table.setHorizontalHeaderLabels(
+            ["reader", "n", "accuracy", "sensitivity", "specificity", "AUC", "quality real",
+             "quality synthetic"])
+        self.kappa_label = QLabel("")
+        self.images_table = QTableWidget(0, 6)
+        self.images_table.setHorizontalHeaderLabels(
+            ["item", "truth", "ratings", "called synthetic", "accuracy", "mean quality"])
+        res = QWidget()
+        rsl = QVBoxLayout(res)
+        rb = QHBoxLayout()
+        rb.addWidget(self.refresh_btn)
+        rb.addWidget(self.csv_btn)
+        rb.addStretch(1)
+        rsl.addLayout(rb)
+        rsl.addWidget(self.readers_table)
+        rsl.addWidget(self.kappa_label)
+        rsl.addWidget(self.images_table, 1)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(read, "Read")
+        self.tabs.addTab(res, "Results")
+        self.tabs.currentChanged.connect(lambda i: self.refresh_results() if i == 1 else None)
+        lay = QVBoxLayout(self)
+        lay.addLayout(bar)
+        lay.addLayout(bar2)
+        lay.addWidget(self.tabs, 1)
+
+        self._keys = _Keys(self)
+        for child in [self, *self.findChildren(QWidget)]:
+            child.installEventFilter(self._keys)
+        self._update_controls()
+
+    # -- store --------------------------------------------------------------------------
+    @property
+    def store(self) -> ReviewStore:
+        if self._store is None:
+            self.context.paths.ensure()
+            self._store = ReviewStore(self.context.paths.data_dir / "review.sqlite")
+        return self._store
+
+    def refresh_sessions(self, select: str | None = None) -> None:
+        current = select or self.session_id
+        self.session_combo.blockSignals(True)
+        self.session_combo.clear()
+        for info in self.store.sessions():
+            self.session_combo.addItem(
+                f"{info.name} ({info.n_items} images, {len(info.readers)} readers)", info.id)
+        idx = self.session_combo.findData(current) if current else -1
+        self.session_combo.setCurrentIndex(idx if idx >= 0 else self.session_combo.count() - 1)
+        self.session_combo.blockSignals(False)
+        self._on_session_changed()
+
+    def _on_session_changed(self, *_a: Any) -> None:
+        sid = self.session_combo.currentData()
+        if sid != self.session_id:
+            self.session_id = sid
+            self._clear_item()
+        self._update_controls()
+
+    def _update_controls(self) -> None:
+        has_session = self.session_id is not None
+        reading = self.item is not None and not self._paused()
+        for w in (self.export_btn, self.start_btn, self.refresh_btn, self.csv_btn):
+            w.setEnabled(has_session and not self._busy)
+        self.new_btn.setEnabled(not self._busy)
+        self.import_btn.setEnabled(not self._busy)
+        self.pause_btn.setEnabled(has_session and bool(self.reader))
+        self.pause_btn.setText("Resume" if self._paused() else "Pause")
+        for widget in (self.real_btn, self.syn_btn, self.conf_box, self.quality_box,
+                       self.comment_edit):
+            widget.setEnabled(reading)
+        self.submit_btn.setEnabled(reading and self.answer_value is not None
+                                   and self.confidence is not None)
+        scale = self._scale()
+        five = scale == (1, 5)
+        for b in self.conf_buttons:
+            b.setVisible(five)
+        self.conf_spin.setVisible(not five)
+        self.conf_box.setTitle(f"Confidence ({scale[0]}–{scale[1]})")
+
+    def _scale(self) -> tuple[int, int]:
+        if self.session_id is None:
+            return (1, 5)
+        try:
+            info = self.store.session(self.session_id)
+        except ReviewError:
+            return (1, 5)
+        return (info.confidence_min, info.confidence_max)
+
+    def _paused(self) -> bool:
+        return bool(self.session_id and self.reader and self.store.is_paused(self.session_id, self.reader))
+
+    # -- sessions -----------------------------------------------------------------------
+    def new_session(self, values: dict[str, Any] | None = None) -> None:
+        """Create a session (asks with :class:`NewSessionDialog` when ``values`` is None)."""
+        if values is None:
+            dlg = NewSessionDialog(self)
+            if dlg.exec() != QDialog.DialogCode.Accepted:
+                return
+            values = dlg.values()
+        if values.get("real") is None or values.get("synthetic") is None:
+            QMessageBox.information(self, "Review", "Choose a real and a synthetic image pool.")
+            return
+        self._busy = True
+        w = Worker(self.store.create_session, values["name"], values["real"], values["synthetic"],
+                   seed=values.get("seed"), confidence_scale=tuple(values.get("confidence_scale", (1, 5))),
+                   name="create review session")
+        # bound methods (not lambdas) so the slots run in the GUI thread
+        w.progress.connect(self._on_create_progress)
+        w.finished.connect(self._on_created)
+        w.failed.connect(self._on_failed)
+        w.done.connect(self._on_done)
+        self.worker = w
+        self.context.workers.submit(w)
+        self._update_controls()
+
+    def is_busy(self) -> bool:
+        return self._busy
+
+    def _on_create_progress(self, p: Any) -> None:
+        self.read_label.setText(p.message)
+
+    def _on_created(self, sid: str) -> None:
+        self.refresh_sessions(select=sid)
+        self.read_label.setText("Session created: enter your name and press Start.")
+
+    def _on_done(self) -> None:
+        self._busy = False
+        self._update_controls()
+
+    def _on_failed(self, message: str, _tb: str) -> None:
+        self.read_label.setText(message)
+        QMessageBox.warning(self, "Review", message)
+
+    def import_session(self, path: str | Path | None = None) -> str | None:
+        if path is None:
+            chosen, _ = QFileDialog.getOpenFileName(self, "Import session", "", "Session (*.zip)")
+            if not chosen:
+                return None
+            path = chosen
+        try:
+            sid = self.store.import_session(Path(path))
+        except ReviewError as exc:
+            QMessageBox.warning(self, "Import failed", str(exc))
+            return None
+        self.refresh_sessions(select=sid)
+        self.read_label.setText("Session imported (answers merged).")
+        return sid
+
+    def export_session(self, path: str | Path | None = None) -> Path | None:
+        if self.session_id is None:
+            QMessageBox.information(self, "Export", "Choose a session first.")
+            return None
+        if path is None:
+            chosen, _ = QFileDialog.getSaveFileName(self, "Export session", "review_session.zip",
+                                                    "Session (*.zip)")
+            if not chosen:
+                return None
+            path = chosen
+        try:
+            out = self.store.export_session(self.session_id, Path(path))
+        except (ReviewError, OSError) as exc:
+            QMessageBox.warning(self, "Export failed", str(exc))
+            return None
+        self.read_label.setText(f"Session exported to {out}")
+        return out
+
+    # -- reading --------------------------------------------------------------------------
+    def start_reading(self) -> None:
+        if self.session_id is None:
+            QMessageBox.information(self, "Review", "Choose or create a session first.")
+            return
+        reader = self.reader_edit.text().strip()
+        if not reader:
+            QMessageBox.information(self, "Review", "Enter your reader name first.")
+            return
+        self.reader = reader
+        try:
+            self.store.start(self.session_id, reader)
+        except ReviewError as exc:
+            QMessageBox.warning(self, "Review", str(exc))
+            return
+        self.tabs.setCurrentIndex(0)
+        self._next()
+
+    def _clear_item(self) -> None:
+        self.item = None
+        self.answer_value = None
+        self.confidence = None
+        self.quality = None
+        for g in (self.answer_group, self.conf_group, self.quality_group):
+            g.setExclusive(False)
+            for b in g.buttons():
+                b.setChecked(False)
+            g.setExclusive(True)
+        self.comment_edit.clear()
+
+    def _next(self) -> None:
+        assert self.session_id is not None
+        self._clear_item()
+        item = self.store.next_item(self.session_id, self.reader)
+        done, total = self.store.progress(self.session_id, self.reader)
+        self.read_progress.setRange(0, max(total, 1))
+        self.read_progress.setValue(done)
+        if item is None:
+            self.view.set_volume(None)
+            self.read_label.setText(f"Finished: {done} of {total} images rated. Thank you.")
+            self._update_controls()
+            return
+        self.item = item
+        vol = Volume(array=item.image[None].astype(np.float32), modality="OT", units="",
+                     description="")
+        self.view.set_volume(vol)
+        lo, hi = item.window
+        self.view.set_window(hi - lo, (hi + lo) / 2.0)
+        if self._scale() != (1, 5):
+            self.confidence = self.conf_spin.value()
+        self.read_label.setText(f"Image {done + 1} of {total}")
+        self._update_controls()
+
+    def set_answer(self, value: Truth) -> None:
+        if self.item is None:
+            return
+        self.answer_value = Truth(value)
+        (self.real_btn if value == Truth.REAL else self.syn_btn).setChecked(True)
+        self._update_controls()
+
+    def set_confidence(self, value: int) -> None:
+        if self.item is None:
+            return
+        self.confidence = int(value)
+        if self._scale() == (1, 5):
+            b = self.conf_group.button(int(value))
+            if b is not None:
+                b.setChecked(True)
+        self._update_controls()
+
+    def set_quality(self, value: int) -> None:
+        if self.item is None:
+            return
+        self.quality = int(value)
+        b = self.quality_group.button(int(value))
+        if b is not None:
+            b.setChecked(True)
+        self._update_controls()
+
+    def submit(self) -> bool:
+        """Store the current answer and show the next image; False when incomplete."""
+        if self.item is None or self.session_id is None or self._paused():
+            return False
+        if self.answer_value is None or self.confidence is None:
+            self.read_label.setText("Choose real or synthetic (R/S) and a confidence first.")
+            return False
+        try:
+            self.store.answer(self.session_id, self.reader, self.item.item_id, self.answer_value,
+                              self.confidence, self.quality, self.comment_edit.toPlainText().strip())
+        except ReviewError as exc:
+            QMessageBox.warning(self, "Review", str(exc))
+            return False
+        self._next()
+        return True
+
+    def toggle_pause(self) -> None:
+        if self.session_id is None or not self.reader:
+            return
+        paused = not self._paused()
+        self.store.set_paused(self.session_id, self.reader, paused)
+        self.read_label.setText("Paused: press Resume to continue (you can close the app)."
+                                if paused else "Resumed.")
+        if not paused and self.item is None:
+            self._next()
+        self._update_controls()
+
+    def handle_key(self, key: int) -> bool:
+        """Shortcut keys while reading; True when the key was used."""
+        if self.item is None or self._paused():
+            return False
+        if key == Qt.Key.Key_R:
+            self.set_answer(Truth.REAL)
+        elif key == Qt.Key.Key_S:
+            self.set_answer(Truth.SYNTHETIC)
+        elif key in _DIGITS:
+            v = _DIGITS[key]  # type: ignore[index]
+            if self._scale() == (1, 5) and self.confidence is None:
+                self.set_confidence(v)
+            else:
+                self.set_quality(v)
+        elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.submit()
+        else:
+            return False
+        return True
+
+    # -- results --------------------------------------------------------------------------
+    def refresh_results(self) -> None:
+        if self.session_id is None:
+            return
+        res = score_session(self.store.ratings(self.session_id), self.store.truths(self.session_id))
+        self.results = res
+        rows = [*res.readers, res.pooled] if len(res.readers) > 1 else res.readers
+        self.readers_table.setRowCount(len(rows))
+        for i, r in enumerate(rows):
+            vals = [r.reader, r.n, r.accuracy, r.sensitivity, r.specificity, r.auc,
+                    r.mean_quality_real, r.mean_quality_synthetic]
+            for j, v in enumerate(vals):
+                self.readers_table.setItem(i, j, QTableWidgetItem(
+                    f"{v:.3f}" if isinstance(v, float) else str(v)))
+        parts = [f"Cohen κ {k.replace('|', ' vs ')}: {v:.3f}" for k, v in res.cohen.items()]
+        if res.fleiss is not None:
+            parts.append(f"Fleiss κ (all readers): {res.fleiss:.3f}")
+        self.kappa_label.setText("; ".join(parts) or "Agreement needs two or more readers.")
+        # per-image: opaque ids only (sources go to the CSV for the study organiser)
+        self.images_table.setRowCount(len(res.per_image))
+        for i, p in enumerate(res.per_image):
+            vals = [p["item_id"], p["truth"], p["n_ratings"], p["called_synthetic"], p["accuracy"],
+                    p["mean_quality"]]
+            for j, v in enumerate(vals):
+                self.images_table.setItem(i, j, QTableWidgetItem(
+                    f"{v:.3f}" if isinstance(v, float) else str(v)))
+
+    def export_csv(self, path: str | Path | None = None) -> list[Path]:
+        """Write ``<name>.csv`` (every answer) and ``<name>_per_image.csv``."""
+        if self.session_id is None:
+            QMessageBox.information(self, "Export", "Choose a session first.")
+            return []
+        if path is None:
+            chosen, _ = QFileDialog.getSaveFileName(self, "Export ratings", "ratings.csv", "CSV (*.csv)")
+            if not chosen:
+                return []
+            path = chosen
+        p = Path(path)
+        ratings = self.store.ratings(self.session_id)
+        res = score_session(ratings, self.store.truths(self.session_id))
+        try:
+            a = write_ratings_csv(ratings, p)
+            b = write_summary_csv(res, p.with_name(p.stem + "_per_image.csv"))
+        except OSError as exc:
+            QMessageBox.warning(self, "Export failed", str(exc))
+            return []
+        self.read_label.setText(f"Wrote {a.name} and {b.name}")
+        return [a, b]
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        super().closeEvent(event)
