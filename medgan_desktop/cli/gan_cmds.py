@@ -148,7 +148,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from medgan_desktop.core.training.config import TrainConfig
     from medgan_desktop.core.training.data import DataError, build_dataset
     from medgan_desktop.core.training.loop import TrainingError, TrainingOOMError, train
-    from medgan_desktop.core.training.run import ModelLoadError, load_run, method_config_from_dict
+    from medgan_desktop.core.training.run import (
+        ModelLoadError,
+        load_run,
+        method_config_from_dict,
+        method_config_to_dict,
+    )
 
     if args.list_methods:
         for name, cls in available_methods().items():
@@ -186,12 +191,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         if cls.task != Task.SYNTHESIS:
             raise CliError(f"{cls.name} is a {cls.task} method; medgan train trains synthesis methods")
         method_name = cls.name
+        preset = getattr(cls, "default_config", None)
+        if callable(preset):  # the method's published optimiser settings, overridable below
+            mc.update(method_config_to_dict(preset()))
         if args.config:
             try:
                 cfg_file = json.loads(Path(args.config).read_text(encoding="utf-8"))
             except (OSError, json.JSONDecodeError) as exc:
                 raise CliError(f"cannot read config {args.config}: {exc}") from exc
-            mc.update(cfg_file.get("method_config", {}))
+            file_mc = dict(cfg_file.get("method_config", {}))
+            extra = {**mc.get("extra", {}), **file_mc.pop("extra", {})}
+            mc.update(file_mc)
+            mc["extra"] = extra
             tc.update(cfg_file.get("train_config", {}))
         data = dict(tc.get("data") or {})
         data["path"] = str(args.data)
@@ -216,15 +227,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise CliError(f"bad training settings: {exc}") from exc
         mc["size"] = tcfg.data.size
         mc["channels"] = tcfg.data.channels
-        mcfg_probe = dict(mc)
         try:
-            mcfg = method_config_from_dict(mcfg_probe)
+            mcfg = method_config_from_dict(mc)
         except (TypeError, ValueError) as exc:
             raise CliError(f"bad method settings: {exc}") from exc
-        run_dir = Path(args.out) if args.out else None
-        if run_dir is None:
-            if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-                raise CliError("under torchrun pass --out RUN_DIR (every process must write the same run)")
+        if args.out:
+            run_dir = Path(args.out)
+        elif int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise CliError("under torchrun pass --out RUN_DIR (every process must write the same run)")
+        else:
             run_dir = _default_out(method_name)
         if (run_dir / "run.json").exists():
             raise CliError(f"{run_dir} already holds a run: use --resume {run_dir} or another --out")

@@ -104,3 +104,9 @@ def test_losses_values() -> None:
     assert abs(float(r1) - 4.0) < 1e-5
     with pytest.raises(ValueError, match="unknown adversarial loss"):
         losses.adversarial_losses("nope")
+
+
+def test_presets() -> None:
+    wg = get_method("wgan_gp").default_config(size=32)  # type: ignore[attr-defined]
+    assert wg.betas == (0.0, 0.9) and wg.lr_g == 1e-4 and wg.size == 32
+    assert get_method("dcgan").default_config().betas == (0.5, 0.999)  # type: ignore[attr-defined]

@@ -191,6 +191,7 @@ class TrainPanel(QWidget):
             self.method_combo.setItemData(self.method_combo.count() - 1, cls.description, Qt.ItemDataRole.ToolTipRole)
         i = self.method_combo.findData(DEFAULT_METHOD)
         self.method_combo.setCurrentIndex(max(0, i))
+        self.method_combo.currentIndexChanged.connect(self._on_method_changed)
         mf.addRow("Method", self.method_combo)
         self.size_combo = QComboBox()
         for s in (32, 64, 128, 256):
@@ -284,6 +285,21 @@ class TrainPanel(QWidget):
         lay = QVBoxLayout(self)
         lay.addWidget(split)
         self._update_buttons()
+        self._on_method_changed()
+
+    def _preset(self) -> MethodConfig:
+        cls = available_methods(Task.SYNTHESIS).get(str(self.method_combo.currentData()))
+        preset = getattr(cls, "default_config", None)
+        return preset() if callable(preset) else MethodConfig()
+
+    def _on_method_changed(self, *_: object) -> None:
+        """Show the chosen method's published defaults (learning rate, EMA, DiffAugment)."""
+        p = self._preset()
+        self.lr_spin.setValue(p.lr_g)
+        if p.diffaugment:
+            self.diffaug_edit.setText(p.diffaugment)
+        if p.ema_decay:
+            self.ema_spin.setValue(p.ema_decay)
 
     @staticmethod
     def _spin(lo: int, hi: int, val: int, tip: str) -> QSpinBox:
@@ -346,11 +362,16 @@ class TrainPanel(QWidget):
 
     # -- run control -------------------------------------------------------------------------
     def method_config(self) -> MethodConfig:
+        import dataclasses
+
         lr = self.lr_spin.value()
-        return MethodConfig(
+        base = self._preset()
+        ratio = base.lr_d / base.lr_g if base.lr_g else 1.0
+        return dataclasses.replace(
+            base,
             size=int(self.size_combo.currentData()),
             lr_g=lr,
-            lr_d=lr,
+            lr_d=lr * ratio,
             diffaugment=self.diffaug_edit.text().strip(),
             ema_decay=self.ema_spin.value(),
         )

@@ -23,3 +23,4 @@ class ConditionalGAN(AdversarialSynthesis):
     default_loss = "hinge"
     default_spectral = True
     default_d_norm = "none"
+    recommended = {"betas": (0.0, 0.9)}  # SNGAN / projection discriminator setting

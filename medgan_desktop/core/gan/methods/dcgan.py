@@ -55,6 +55,12 @@ class AdversarialSynthesis(GanMethod):
     default_n_critic: ClassVar[int] = 1
     default_r1_gamma: ClassVar[float] = 0.0
     conditional: ClassVar[bool] = False
+    recommended: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def default_config(cls, **overrides: Any) -> MethodConfig:
+        """A :class:`MethodConfig` with this method's published optimiser settings."""
+        return MethodConfig(**{**cls.recommended, **overrides})
 
     def __init__(self, config: MethodConfig, device: torch.device) -> None:
         super().__init__(config, device)

@@ -2,8 +2,8 @@
 
 Batch norm is replaced by layer norm in the critic (the per-sample penalty is invalid
 with batch statistics) and the generator is updated once per ``n_critic`` critic steps.
-The Adam betas of the paper are (0.0, 0.9) and its learning rate 1e-4; set them in the
-method config (the GUI and CLI presets do).
+:meth:`default_config` gives the paper's Adam settings (lr 1e-4, betas (0.0, 0.9)); the
+CLI and the Train panel start from it.
 """
 
 from __future__ import annotations
@@ -19,3 +19,4 @@ class WGANGP(AdversarialSynthesis):
     default_d_norm = "layer"
     default_gp_lambda = 10.0
     default_n_critic = 5
+    recommended = {"lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.0, 0.9)}
