@@ -144,6 +144,7 @@ class DistInfo:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    owned: bool = False  # this module initialised the process group (and tears it down)
 
     @property
     def main(self) -> bool:
@@ -161,7 +162,7 @@ def init_distributed(device_choice: str) -> DistInfo:
     if use_cuda:
         torch.cuda.set_device(local)
     dist.init_process_group("nccl" if use_cuda else "gloo")
-    return DistInfo(dist.get_rank(), dist.get_world_size(), local)
+    return DistInfo(dist.get_rank(), dist.get_world_size(), local, owned=True)
 
 
 def _sync_gradients_hook(world: int) -> Any:
@@ -490,6 +491,9 @@ def train(
         ) from exc
     else:
         cancelled = False
+    finally:
+        if dinfo.owned and dist.is_initialized():
+            dist.destroy_process_group()
     seconds = time.perf_counter() - t0
     done_ips = (step - start) * cfg.batch_size / max(seconds, 1e-9)
     return RunSummary(
