@@ -95,6 +95,8 @@ class MainWindow(QMainWindow):
             self.tabifyDockWidget(right[0], dock)
         if right:
             right[0].raise_()
+        self._right_docks = right
+        self._sized = False
 
         self._build_menus()
         self._connect_context()
@@ -187,14 +189,32 @@ class MainWindow(QMainWindow):
         if folder:
             self.import_folder(Path(folder))
 
-    def import_folder(self, folder: Path) -> None:
+    def import_folder(self, folder: Path, open_first: bool = True) -> None:
+        """Import a folder into the index; then show its largest series if nothing is shown."""
         browser = self.panels.get("browser")
         if not hasattr(browser, "import_paths"):
             QMessageBox.warning(self, APP_NAME, "The study browser is not available.")
             return
         self._add_recent(folder)
-        browser.import_paths([folder])  # type: ignore[union-attr]
+        worker = browser.import_paths([folder])  # type: ignore[union-attr]
+        if worker is not None and open_first:
+            worker.finished.connect(lambda _report, f=folder: self._open_first_series(f))
         self.docks["browser"].raise_()
+
+    def _open_first_series(self, folder: Path) -> None:
+        current = getattr(self.viewer, "current_volume", lambda: None)()
+        browser = self.panels.get("browser")
+        if current is not None or not hasattr(browser, "open_series"):
+            return
+        root = str(folder.resolve())
+        best: tuple[int, str] | None = None
+        for rec in self.context.index.all_series():
+            files = self.context.index.series_files(rec.series_uid)
+            if files and str(Path(files[0]).resolve()).startswith(root):
+                if best is None or rec.instance_count > best[0]:
+                    best = (rec.instance_count, rec.series_uid)
+        if best is not None:
+            browser.open_series(best[1])
 
     def open_file_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -285,6 +305,13 @@ class MainWindow(QMainWindow):
         if isinstance(app, QApplication):
             apply_theme(app, name, self.context.paths.resources_dir)
         self.qsettings.setValue("theme", name)
+
+    def showEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
+        super().showEvent(event)
+        if not self._sized and self._right_docks:
+            self._sized = True
+            self.resizeDocks([self.docks["browser"], self._right_docks[0]], [380, 420],
+                             Qt.Orientation.Horizontal)
 
     # -- drag and drop ------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802

@@ -21,8 +21,58 @@ from medgan_desktop.core.progress import Cancelled, CancelToken, Progress
 log = logging.getLogger(__name__)
 
 
+class _Runner(QObject):
+    """Lives on the worker thread and runs the function; its signals feed :class:`Worker`."""
+
+    progress = Signal(object)
+    finished = Signal(object)
+    failed = Signal(str, str)
+    cancelled = Signal()
+    done = Signal()
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                 token: CancelToken, name: str, min_interval: float) -> None:
+        super().__init__()
+        self._fn, self._args, self._kwargs = fn, args, kwargs
+        self._token, self._name = token, name
+        self._min_interval = min_interval
+        self._last_emit = 0.0
+
+    def _report(self, p: Progress) -> None:
+        now = time.monotonic()
+        final = p.total > 0 and p.done >= p.total
+        if final or now - self._last_emit >= self._min_interval:
+            self._last_emit = now
+            self.progress.emit(p)
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            result = self._fn(*self._args, progress=self._report, cancel=self._token,
+                              **self._kwargs)
+        except Cancelled:
+            log.info("%s cancelled", self._name)
+            self.cancelled.emit()
+        except MemoryError:
+            tb = traceback.format_exc()
+            log.error("%s ran out of memory\n%s", self._name, tb)
+            self.failed.emit(f"{self._name}: out of memory. Try a smaller batch or volume.", tb)
+        except Exception as exc:  # reported to the GUI and the log, never swallowed
+            tb = traceback.format_exc()
+            log.error("%s failed: %s\n%s", self._name, exc, tb)
+            self.failed.emit(f"{self._name} failed: {exc}", tb)
+        else:
+            self.finished.emit(result)
+        finally:
+            self.done.emit()
+
+
 class Worker(QObject):
     """Runs ``fn(*args, progress=..., cancel=..., **kwargs)`` in a QThread.
+
+    The Worker itself stays in the GUI thread and re-emits what the function
+    reports, so every slot connected to it (lambdas included) runs in the GUI
+    thread. Create and start workers from the GUI thread.
 
     Signals:
         progress(object): a :class:`Progress` (throttled to ``min_interval`` seconds,
@@ -48,54 +98,37 @@ class Worker(QObject):
         **kwargs: Any,
     ) -> None:
         super().__init__()
-        self._fn = fn
-        self._args = args
-        self._kwargs = kwargs
         self.name = name or getattr(fn, "__name__", "work")
         self.token = CancelToken()
-        self._min_interval = min_interval
-        self._last_emit = 0.0
+        self._runner = _Runner(fn, args, kwargs, self.token, self.name, min_interval)
         self.qthread: QThread | None = None
 
-    # -- called from the worker thread -------------------------------------------------
-    def _report(self, p: Progress) -> None:
-        now = time.monotonic()
-        final = p.total > 0 and p.done >= p.total
-        if final or now - self._last_emit >= self._min_interval:
-            self._last_emit = now
-            self.progress.emit(p)
-
-    @Slot()
     def run(self) -> None:
-        try:
-            result = self._fn(*self._args, progress=self._report, cancel=self.token, **self._kwargs)
-        except Cancelled:
-            log.info("%s cancelled", self.name)
-            self.cancelled.emit()
-        except MemoryError:
-            tb = traceback.format_exc()
-            log.error("%s ran out of memory\n%s", self.name, tb)
-            self.failed.emit(f"{self.name}: out of memory. Try a smaller batch or volume.", tb)
-        except Exception as exc:  # reported to the GUI and the log, never swallowed
-            tb = traceback.format_exc()
-            log.error("%s failed: %s\n%s", self.name, exc, tb)
-            self.failed.emit(f"{self.name} failed: {exc}", tb)
-        else:
-            self.finished.emit(result)
-        finally:
-            self.done.emit()
+        """Run the function synchronously in the calling thread (scripts and tests)."""
+        self._runner.progress.connect(self.progress)
+        self._runner.finished.connect(self.finished)
+        self._runner.failed.connect(self.failed)
+        self._runner.cancelled.connect(self.cancelled)
+        self._runner.done.connect(self.done)
+        self._runner.run()
 
-    # -- called from the GUI thread ---------------------------------------------------
     def cancel(self) -> None:
         self.token.cancel()
 
     def start(self) -> QThread:
-        """Move onto a new QThread and start it; the thread quits when work is done."""
+        """Move the runner onto a new QThread and start it; the thread quits when done."""
         thread = QThread()
         thread.setObjectName(f"worker:{self.name}")
-        self.moveToThread(thread)
-        thread.started.connect(self.run)
-        self.done.connect(thread.quit)
+        runner = self._runner
+        runner.moveToThread(thread)
+        # signal-to-signal connections are queued to this (GUI-thread) object
+        runner.progress.connect(self.progress)
+        runner.finished.connect(self.finished)
+        runner.failed.connect(self.failed)
+        runner.cancelled.connect(self.cancelled)
+        runner.done.connect(self.done)
+        runner.done.connect(thread.quit)
+        thread.started.connect(runner.run)
         self.qthread = thread
         thread.start()
         return thread
