@@ -168,3 +168,23 @@ def test_export_import_roundtrip_and_merge(tmp_path, pools):
     with pytest.raises(ReviewError):
         (tmp_path / "junk.zip").write_bytes(b"not a zip")
         a.import_session(tmp_path / "junk.zip")
+
+
+def test_dicom_and_nifti_pools_keep_their_units(tmp_path, shared_data):
+    """CT items keep HU (window/level works); NIfTI items show their middle slice."""
+    import SimpleITK as sitk
+
+    ct_dir = shared_data / "mridir_phantom" / "CT_DICOM_sample"
+    dcm = sorted(p for p in ct_dir.rglob("*") if p.is_file())[:2]
+    nii = tmp_path / "nifti"
+    nii.mkdir()
+    img = sitk.ReadImage(str(shared_data / "mridir_phantom" / "CT_rigid_to_MR_grid.nii.gz"))
+    sitk.WriteImage(img[200:300, 200:300, 40:43], str(nii / "synthetic_ct.nii.gz"))
+    store = ReviewStore(tmp_path / "r.sqlite")
+    sid = store.create_session("ct", dcm, nii, seed=0)
+    truths = store.truths(sid)
+    for item_id, (truth, _) in truths.items():
+        it = store.item(sid, item_id)
+        assert it.image.min() < 0  # HU kept (negative values), not rescaled to 0..255
+        if truth == Truth.SYNTHETIC:
+            assert it.image.shape == (100, 100)

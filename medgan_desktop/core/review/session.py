@@ -151,6 +151,20 @@ def read_review_image(path: Path) -> tuple[NDArray[np.float32], tuple[float, flo
             return arr.astype(np.float32), (float(lo), float(max(hi, lo + 1)))
         except Exception as exc:  # undecodable DICOM: a clear reason
             raise ReviewError(f"cannot read {path.name}: {exc}") from exc
+    name = path.name.lower()
+    if name.endswith((".nii", ".nii.gz", ".mha", ".mhd", ".nrrd")):
+        try:  # keep the volume's own units (HU for CT) so window/level means something
+            import SimpleITK as sitk
+
+            arr = sitk.GetArrayFromImage(sitk.ReadImage(str(path))).astype(np.float32)
+        except Exception as exc:  # unreadable volume: a clear reason
+            raise ReviewError(f"cannot read {path.name}: {exc}") from exc
+        if arr.ndim == 4:
+            arr = arr.mean(axis=-1)
+        if arr.ndim == 3:
+            arr = arr[arr.shape[0] // 2]
+        lo, hi = np.percentile(arr, [0.5, 99.5])
+        return arr, (float(lo), float(max(hi, lo + 1)))
     try:
         img = load_image(path) * 255.0
     except ValueError as exc:
