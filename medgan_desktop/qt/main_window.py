@@ -213,8 +213,8 @@ class MainWindow(QMainWindow):
             if files and str(Path(files[0]).resolve()).startswith(root):
                 if best is None or rec.instance_count > best[0]:
                     best = (rec.instance_count, rec.series_uid)
-        if best is not None:
-            browser.open_series(best[1])
+        if best is not None and browser is not None:
+            browser.open_series(best[1])  # type: ignore[attr-defined]
 
     def open_file_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
