@@ -214,7 +214,7 @@ class MainWindow(QMainWindow):
                 if best is None or rec.instance_count > best[0]:
                     best = (rec.instance_count, rec.series_uid)
         if best is not None and browser is not None:
-            browser.open_series(best[1])  # type: ignore[attr-defined]
+            browser.open_series(best[1])
 
     def open_file_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
