@@ -126,6 +126,17 @@ def _run(reg: Any, fixed: Any, moving: Any, cancel: CancelToken | None) -> Any:
     return out
 
 
+def _shrunk(img: Any, max_size: int | None) -> Any:
+    """``img`` shrunk by integer factors so no in-plane side exceeds ``max_size``."""
+    import SimpleITK as sitk
+
+    if max_size is None:
+        return img
+    size = img.GetSize()
+    factors = [max(1, -(-int(n) // max_size)) if i < 2 else 1 for i, n in enumerate(size)]
+    return img if all(f == 1 for f in factors) else sitk.Shrink(img, factors)
+
+
 def mutual_information(
     fixed: Any, moving: Any, transform: Any, bins: int = 50, seed: int = 7
 ) -> float:
@@ -146,6 +157,7 @@ def register_volumes(
     levels: int = 3,
     bins: int = 50,
     seed: int = 7,
+    max_size: int | None = 160,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
 ) -> RegistrationResult:
@@ -162,13 +174,17 @@ def register_volumes(
         levels: multi-resolution levels.
         bins: histogram bins of Mattes MI.
         seed: metric sampling seed (results are reproducible).
+        max_size: register on copies shrunk so no in-plane side exceeds this (the
+            transform is physical, so the full-resolution CT is resampled with it);
+            None registers at full resolution.
         progress: progress callback.
         cancel: cancel token.
     """
     import SimpleITK as sitk
 
-    f = _as_float(fixed)
-    m = _as_float(moving)
+    f_full = _as_float(fixed)
+    m_full = _as_float(moving)
+    f, m = _shrunk(f_full, max_size), _shrunk(m_full, max_size)
     starts = _ORIENTATIONS if try_orientations else _ORIENTATIONS[:1]
     total = len(starts) + (1 if affine else 0) + 1
     best: tuple[float, int, Any, Any, float] | None = None
@@ -207,7 +223,7 @@ def register_volumes(
             stages.append("affine")
     progress(Progress(total - 1, total, "resampling onto the fixed grid"))
     fill = -1024.0 if moving.modality.upper() == "CT" else float(np.min(moving.array))
-    out = sitk.Resample(m, f, transform, sitk.sitkLinear, fill, sitk.sitkFloat32)
+    out = sitk.Resample(m_full, f_full, transform, sitk.sitkLinear, fill, sitk.sitkFloat32)
     arr = sitk.GetArrayFromImage(out).astype(np.float32, copy=False)
     quality = RegistrationQuality(
         initial_mi=initial_mi,
