@@ -93,12 +93,14 @@ DROP_PREFIXES: tuple[str, ...] = (
     "torch/share/",
     "torch/lib/libtorchbind_test.so",
 )
+#: ... except these, which torch needs at import time.
+KEEP_ANYWAY: tuple[str, ...] = ("torch/bin/torch_shm_manager",)
 
 
 def keep(toc_entry: tuple[str, ...]) -> bool:
     """False for a PyInstaller TOC entry (destination first) that matches DROP_PREFIXES."""
     dest = str(toc_entry[0]).replace("\\", "/")
-    return not dest.startswith(DROP_PREFIXES)
+    return dest in KEEP_ANYWAY or not dest.startswith(DROP_PREFIXES)
 
 
 def project_modules(root: Path = REPO) -> list[str]:

@@ -248,4 +248,5 @@ def test_wheel_test_binaries_are_left_out(spec: dict[str, list[_Rec]]) -> None:
     assert not pyi_modules.keep(("torch/test/Dict_test", "/x", "BINARY"))
     assert not pyi_modules.keep(("torch/bin/protoc", "/x", "BINARY"))
     assert pyi_modules.keep(("torch/lib/libtorch_cpu.so", "/x", "BINARY"))
+    assert pyi_modules.keep(("torch/bin/torch_shm_manager", "/x", "BINARY"))  # import needs it
     assert "pyi_modules.keep" in SPEC.read_text(encoding="utf-8")
