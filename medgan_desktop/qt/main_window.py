@@ -15,9 +15,11 @@ from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
     QFileDialog,
+    QFrame,
     QLabel,
     QMainWindow,
     QMessageBox,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -124,7 +126,12 @@ class MainWindow(QMainWindow):
             panel = UnavailablePanel(spec.title, f"It failed to load: {exc}")
         dock = QDockWidget(spec.title, self)
         dock.setObjectName(f"dock_{spec.key}")
-        dock.setWidget(panel)
+        # a scroll area lets a dock be narrower than its panel's natural width
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(panel)
+        dock.setWidget(scroll)
         self.addDockWidget(spec.area, dock)
         self.panels[spec.key] = panel
         self.docks[spec.key] = dock
@@ -310,7 +317,7 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if not self._sized and self._right_docks:
             self._sized = True
-            self.resizeDocks([self.docks["browser"], self._right_docks[0]], [380, 420],
+            self.resizeDocks([self.docks["browser"], self._right_docks[0]], [330, 540],
                              Qt.Orientation.Horizontal)
 
     # -- drag and drop ------------------------------------------------------------------
