@@ -115,3 +115,12 @@ def test_review_cli_roundtrip(folders, tmp_path, capsys):
     d = json.loads(capsys.readouterr().out)
     assert d["pooled"]["accuracy"] == 1.0 and d["pooled"]["auc"] == 1.0
     assert len((tmp_path / "a.csv").read_text().splitlines()) == 1 + 21
+
+
+def test_evaluate_paired_dicom_series(shared_data, capsys):
+    """A real CT DICOM series folder opens through core.io; a series against itself is perfect."""
+    series = shared_data / "mridir_phantom" / "CT_DICOM_sample"
+    assert main(["evaluate", "--pred", str(series), "--ref", str(series), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["mae"] == 0.0 and d["psnr"] is None and d["ssim"] == pytest.approx(1.0)
+    assert d["mask_voxels"] > 10000 and set(d["per_tissue"]) >= {"soft_tissue", "bone"}
