@@ -80,3 +80,27 @@ def test_paired_volumes(panel, qtbot, tmp_path, shared_data: Path):
         panel.error_map_btn.click()
     assert np.allclose(sig.args[0].array, 40.0, atol=1e-3)
     assert "Per tissue" in panel.export_report(tmp_path / "p.html").read_text()
+
+
+def test_utility_tab(panel, qtbot, tmp_path, shared_data: Path):
+    root = shared_data / "chest_xray" / "train"
+    for cls in ("NORMAL", "PNEUMONIA"):
+        files = sorted((root / cls).glob("*.jpeg"))[:45]
+        for part, chunk in (("train", files[:15]), ("fake", files[15:30]), ("test", files[30:])):
+            (tmp_path / part / cls).mkdir(parents=True)
+            for f in chunk:
+                shutil.copy(f, tmp_path / part / cls / f.name)
+    panel.mode_tabs.setCurrentIndex(2)
+    panel.run()  # folders missing: honest message
+    assert panel.messages and not panel.is_busy()
+    panel.u_train_row.edit.setText(str(tmp_path / "train"))
+    panel.u_fake_row.edit.setText(str(tmp_path / "fake"))
+    panel.u_test_row.edit.setText(str(tmp_path / "test"))
+    panel.seeds_spin.setValue(2)
+    panel.run()
+    qtbot.waitUntil(lambda: not panel.is_busy(), timeout=60000)
+    t = panel.table_dict()
+    assert t["seeds"] == "2" and "delta_auc 95% CI" in t
+    assert -1 <= float(t["delta_auc (mean)"]) <= 1
+    assert len(panel.plot.getPlotItem().listDataItems()) == 2
+    assert "Downstream utility" in panel.export_report(tmp_path / "u.html").read_text()

@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw
 from medgan_desktop import __version__
 from medgan_desktop.core.metrics.evaluate import UnpairedResult
 from medgan_desktop.core.metrics.paired import PairedReport
+from medgan_desktop.core.metrics.utility import UtilityReport
 
 W, H, M = 560, 260, 40
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
@@ -200,6 +201,22 @@ def unpaired_html(res: UnpairedResult, title: str = "Synthetic image evaluation"
                              f"{html.escape(Path(e['nearest_real']).name)}<br>d = {e['distance']:.3g}"
                              f"{' FLAGGED' if e['flagged'] else ''}</div>")
     return _page(title, "".join(parts))
+
+
+def utility_html(rep: UtilityReport, title: str = "Downstream utility of synthetic data") -> str:
+    """HTML for a :class:`UtilityReport`: per-seed and summarised accuracy/AUC."""
+    rows: list[tuple[str, Any]] = [("real training images", rep.n_train_real),
+                                   ("synthetic images", rep.n_train_synthetic),
+                                   ("real test images", rep.n_test), ("seeds", len(rep.seeds))]
+    for k, (m, lo, hi) in rep.summary.items():
+        rows.append((f"{k}: mean [95% CI]", f"{m:.4f} [{lo:.4f}, {hi:.4f}]"))
+    seeds = [float(s) for s in rep.seeds]
+    fig = curves_png(seeds, {"AUC real": rep.real_auc, "AUC real+synthetic": rep.mixed_auc},
+                     "held-out AUC per seed")
+    body = (_table(rows) + "<p>A tiny CNN trained on real images with and without the "
+            "synthetic ones, scored on held-out real images.</p>"
+            f"<img src='{png_data_uri(fig)}'>")
+    return _page(title, body)
 
 
 def write_html(text: str, path: Path | str) -> Path:

@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 
 from medgan_desktop.core.metrics.evaluate import UnpairedResult, evaluate_paths, evaluate_sets
 from medgan_desktop.core.metrics.paired import PairedReport
+from medgan_desktop.core.metrics.utility import UtilityReport
 from medgan_desktop.core.progress import Progress
 from medgan_desktop.qt.context import AppContext
 from medgan_desktop.qt.workers.base import Worker
@@ -52,6 +53,24 @@ def _grey_pixmap(img: np.ndarray) -> QPixmap:
     a = np.ascontiguousarray((np.clip(img, 0, 1) * 255).astype(np.uint8))
     qimg = QImage(a.data, a.shape[1], a.shape[0], a.strides[0], QImage.Format.Format_Grayscale8)
     return QPixmap.fromImage(qimg.copy())
+
+
+def utility_job(
+    train: Path, fake: Path, test: Path, seeds: int = 5, limit: int | None = None,
+    progress: Any = None, cancel: Any = None,
+) -> UtilityReport:
+    """Load three labelled folders and run :func:`utility_study` (same as the CLI)."""
+    from medgan_desktop.core.metrics.utility import load_labelled, utility_study
+
+    xtr, ytr, c1 = load_labelled(train, limit)
+    xs, ys, c2 = load_labelled(fake, limit)
+    xt, yt, c3 = load_labelled(test, limit)
+    if not c1 == c2 == c3:
+        raise ValueError(f"class folders differ: {c1} / {c2} / {c3}")
+    kw: dict[str, Any] = {"cancel": cancel}
+    if progress is not None:
+        kw["progress"] = progress
+    return utility_study(xtr, ytr, xs, ys, xt, yt, seeds=tuple(range(seeds)), **kw)
 
 
 class _PathRow(QWidget):
@@ -94,7 +113,7 @@ class EvaluatePanel(QWidget):
         super().__init__(parent)
         self.context = context
         self.worker: Worker | None = None
-        self.result: UnpairedResult | PairedReport | None = None
+        self.result: UnpairedResult | PairedReport | UtilityReport | None = None
         self._busy = False
 
         self.mode_tabs = QTabWidget()
@@ -131,6 +150,19 @@ class EvaluatePanel(QWidget):
         self.window_combo.addItems(["uniform", "gaussian"])
         f2.addRow("SSIM window", self.window_combo)
         self.mode_tabs.addTab(pp, "Paired (translation)")
+        # downstream utility inputs
+        ut = QWidget()
+        f3 = QFormLayout(ut)
+        f3.addRow(QLabel("Folders with one sub-folder per class (e.g. NORMAL/, PNEUMONIA/)."))
+        self.u_train_row, self.u_fake_row, self.u_test_row = _PathRow(), _PathRow(), _PathRow()
+        f3.addRow("Real training images", self.u_train_row)
+        f3.addRow("Synthetic images (labelled)", self.u_fake_row)
+        f3.addRow("Real held-out test images", self.u_test_row)
+        self.seeds_spin = QSpinBox()
+        self.seeds_spin.setRange(2, 20)
+        self.seeds_spin.setValue(5)
+        f3.addRow("Seeds", self.seeds_spin)
+        self.mode_tabs.addTab(ut, "Utility (downstream)")
 
         self.run_btn = QPushButton("Evaluate")
         self.run_btn.clicked.connect(self.run)
@@ -236,6 +268,13 @@ class EvaluatePanel(QWidget):
             return evaluate_sets, (real, fake), {
                 "extractor": extractor, "memorization": self.memo_check.isChecked(),
                 "train": train, "limit": limit}
+        if self.mode_tabs.currentIndex() == 2:
+            dirs = [self.u_train_row.path(), self.u_fake_row.path(), self.u_test_row.path()]
+            if any(d is None or not d.is_dir() for d in dirs):
+                raise ValueError("Choose the real training, synthetic and real test folders "
+                                 "(each with one sub-folder per class).")
+            return utility_job, tuple(dirs), {"seeds": self.seeds_spin.value(),
+                                              "limit": self.limit_spin.value() or None}
         pred, ref = self.pred_row.path(), self.ref_row.path()
         if pred is None or ref is None:
             raise ValueError("Choose the synthetic and the reference volume.")
@@ -269,6 +308,8 @@ class EvaluatePanel(QWidget):
         self.progress_bar.setValue(100)
         if isinstance(result, PairedReport):
             self._show_paired(result)
+        elif isinstance(result, UtilityReport):
+            self._show_utility(result)
         else:
             self._show_unpaired(result)
         self._update_buttons()
@@ -366,6 +407,26 @@ class EvaluatePanel(QWidget):
         self.status_label.setText(f"MAE {rep.mae:.2f} HU, ME {rep.me:.2f} HU, PSNR {rep.psnr:.2f} dB, "
                                   f"SSIM {rep.ssim:.4f}, MS-SSIM {rep.ms_ssim:.4f}")
 
+    def _show_utility(self, rep: UtilityReport) -> None:
+        rows: list[tuple[str, Any]] = [("real training images", rep.n_train_real),
+                                       ("synthetic images", rep.n_train_synthetic),
+                                       ("real test images", rep.n_test), ("seeds", len(rep.seeds))]
+        for k, (m, lo, hi) in rep.summary.items():
+            rows.append((f"{k} (mean)", m))
+            rows.append((f"{k} 95% CI", f"[{lo:.4f}, {hi:.4f}]"))
+        self._fill_table(rows)
+        self.plot.clear()
+        x = np.arange(len(rep.seeds))
+        self.plot.plot(x, rep.real_auc, pen=pg.mkPen((80, 120, 255), width=2), symbol="o",
+                       name="AUC real only")
+        self.plot.plot(x, rep.mixed_auc, pen=pg.mkPen((230, 60, 60), width=2), symbol="o",
+                       name="AUC real + synthetic")
+        self.plot.setLabel("bottom", "seed")
+        self.gallery.clear()
+        d = rep.summary["delta_auc"]
+        self.status_label.setText(f"AUC change with synthetic data: {d[0]:+.4f} "
+                                  f"(95% CI {d[1]:+.4f} to {d[2]:+.4f})")
+
     def show_error_map(self) -> None:
         """Send the error map to the main viewer (paired mode)."""
         if isinstance(self.result, PairedReport) and self.result.error is not None:
@@ -374,7 +435,12 @@ class EvaluatePanel(QWidget):
     # -- export ---------------------------------------------------------------------------
     def export_report(self, path: str | Path | None = None) -> Path | None:
         """Write the HTML report (asks for a file name when ``path`` is None)."""
-        from medgan_desktop.core.metrics.report import paired_html, unpaired_html, write_html
+        from medgan_desktop.core.metrics.report import (
+            paired_html,
+            unpaired_html,
+            utility_html,
+            write_html,
+        )
 
         if self.result is None:
             QMessageBox.information(self, "Export", "Run an evaluation first.")
@@ -386,8 +452,12 @@ class EvaluatePanel(QWidget):
                 return None
             path = chosen
         try:
-            text = (paired_html(self.result) if isinstance(self.result, PairedReport)
-                    else unpaired_html(self.result))
+            if isinstance(self.result, PairedReport):
+                text = paired_html(self.result)
+            elif isinstance(self.result, UtilityReport):
+                text = utility_html(self.result)
+            else:
+                text = unpaired_html(self.result)
             out = write_html(text, Path(path))
         except OSError as exc:
             QMessageBox.warning(self, "Export failed", str(exc))
