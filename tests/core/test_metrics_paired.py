@@ -112,3 +112,17 @@ def test_body_mask_covers_object_not_background(ct_block):
     assert m.any() and not m.all()
     assert (ct_block[m] > -500).mean() > 0.9  # inside: mostly tissue
     assert (ct_block[~m] < -500).mean() > 0.99  # outside: air
+
+
+def test_prediction_on_another_grid_is_resampled(ct_block):
+    import SimpleITK as sitk
+
+    ref = Volume(ct_block, spacing=(0.5, 0.5, 2.5), modality="CT", units="HU")
+    img = ref.to_sitk()
+    coarse = sitk.Resample(img, [128, 128, 8], sitk.Transform(), sitk.sitkLinear, img.GetOrigin(),
+                           (1.0, 1.0, 2.5), img.GetDirection(), -1024.0, sitk.sitkFloat32)
+    pred = Volume.from_sitk(coarse, modality="CT", units="HU")
+    assert pred.shape != ref.shape
+    rep = evaluate_pair(pred, ref)
+    assert rep.error is not None and rep.error.shape == ref.shape
+    assert 0 < rep.mae < 150 and rep.ssim > 0.5  # blurred by the coarse grid, not misaligned

@@ -126,3 +126,21 @@ def test_pause_resume_across_restart_and_exchange(panel, qtbot, tmp_path):
     assert len(other.ratings(sid)) == 3
     other.close()
     again.close()
+
+
+def test_percent_confidence_scale(qtbot, monkeypatch, pools):
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: None)
+    w = _make_panel(qtbot, [])
+    w.new_session({"name": "pct", "real": pools[0], "synthetic": pools[1], "seed": 1,
+                   "confidence_scale": (0, 100)})
+    qtbot.waitUntil(lambda: not w.is_busy() and w.session_combo.count() == 1, timeout=20000)
+    w.reader_edit.setText("dr_pct")
+    w.start_reading()
+    assert not w.conf_spin.isHidden() and w.conf_buttons[0].isHidden()
+    w.conf_spin.setValue(87)
+    qtbot.keyClick(w.view, Qt.Key.Key_S)
+    qtbot.keyClick(w.view, Qt.Key.Key_2)  # digits rate quality on a 0-100 scale
+    qtbot.keyClick(w.view, Qt.Key.Key_Enter)
+    r = w.store.ratings(w.session_id)[0]
+    assert (r.answer, r.confidence, r.quality) == (Truth.SYNTHETIC, 87, 2)
+    w.close()
