@@ -49,6 +49,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--viewer", help="viewer mode for the screenshot (2D, MPR, Compare, 3D)")
     p.add_argument("--open", type=Path, metavar="PATH", help="folder or image file to open first")
     p.add_argument("--sample", action="store_true", help="open the sample study on start")
+    p.add_argument("--no-sample", action="store_true",
+                   help="do not open the sample study on first launch (empty index)")
     p.add_argument("--timeout", type=float, default=300.0,
                    help="seconds to wait for opening to finish before a screenshot")
     return p.parse_args(argv)
@@ -71,6 +73,13 @@ def _wait_idle(app: object, window: object, timeout: float) -> None:
         elif time.monotonic() - quiet_since > 0.5:
             return
         time.sleep(0.02)
+
+
+def _index_empty(context: object) -> bool:
+    try:
+        return sum(context.index.counts().values()) == 0  # type: ignore[attr-defined]
+    except Exception:  # an unreadable index is reported when the browser opens it
+        return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,7 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     window.show()
-    if args.sample:
+    first_launch = not args.open and not args.screenshot and not args.no_sample and _index_empty(context)
+    if args.sample or first_launch:
+        if first_launch:
+            print("[medgan] first launch: opening the sample study (File > Open sample study)")
         window.open_sample_study()
     if args.open:
         window.open_path(args.open)

@@ -196,7 +196,7 @@ class MainWindow(QMainWindow):
         if folder:
             self.import_folder(Path(folder))
 
-    def import_folder(self, folder: Path, open_first: bool = True) -> None:
+    def import_folder(self, folder: Path, open_first: bool = True, prefer: str = "") -> None:
         """Import a folder into the index; then show its largest series if nothing is shown."""
         browser = self.panels.get("browser")
         if not hasattr(browser, "import_paths"):
@@ -205,10 +205,12 @@ class MainWindow(QMainWindow):
         self._add_recent(folder)
         worker = browser.import_paths([folder])  # type: ignore[union-attr]
         if worker is not None and open_first:
-            worker.finished.connect(lambda _report, f=folder: self._open_first_series(f))
+            worker.finished.connect(
+                lambda _report, f=folder, m=prefer: self._open_first_series(f, m)
+            )
         self.docks["browser"].raise_()
 
-    def _open_first_series(self, folder: Path) -> None:
+    def _open_first_series(self, folder: Path, prefer: str = "") -> None:
         current = getattr(self.viewer, "current_volume", lambda: None)()
         browser = self.panels.get("browser")
         if current is not None or not hasattr(browser, "open_series"):
@@ -218,8 +220,9 @@ class MainWindow(QMainWindow):
         for rec in self.context.index.all_series():
             files = self.context.index.series_files(rec.series_uid)
             if files and str(Path(files[0]).resolve()).startswith(root):
-                if best is None or rec.instance_count > best[0]:
-                    best = (rec.instance_count, rec.series_uid)
+                score = rec.instance_count + (1_000_000 if rec.modality == prefer else 0)
+                if best is None or score > best[0]:
+                    best = (score, rec.series_uid)
         if best is not None and browser is not None:
             browser.open_series(best[1])
 
@@ -248,7 +251,7 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, APP_NAME, f"The sample study is not available: {exc}")
             return
         worker = Worker(ensure_sample_study, self.context.paths, name="Building the sample study")
-        worker.finished.connect(lambda folder: self.import_folder(Path(folder)))
+        worker.finished.connect(lambda folder: self.import_folder(Path(folder), prefer="MR"))
         worker.failed.connect(lambda msg, _tb: QMessageBox.critical(self, APP_NAME, msg))
         self.statusBar().showMessage("Preparing the sample study…")
         self.context.workers.submit(worker)
