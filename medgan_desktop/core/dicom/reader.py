@@ -27,6 +27,15 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from medgan_desktop.core.dicom.scan import HeaderTags, scan_header
+
+#: The header of one file: a pydicom dataset, or the needed tags from the fast scanner.
+Tags = Dataset | HeaderTags
+
+#: Read common headers with the fast scanner (:mod:`.scan`); pydicom for the rest.
+#: Tests and the benchmark switch it off to compare with the pure pydicom path.
+FAST_SCAN = True
+
 #: File name suffixes that are never DICOM: skipped silently during a walk.
 NON_DICOM_SUFFIXES = frozenset(
     {
@@ -115,14 +124,14 @@ class HeaderInfo:
     has_pixels: bool
 
 
-def _text(ds: Dataset, keyword: str) -> str:
+def _text(ds: Tags, keyword: str) -> str:
     value = ds.get(keyword, "")
     if value is None:
         return ""
     return str(value).strip()
 
 
-def _int(ds: Dataset, keyword: str) -> int | None:
+def _int(ds: Tags, keyword: str) -> int | None:
     value = ds.get(keyword)
     if value is None or value == "":
         return None
@@ -132,7 +141,7 @@ def _int(ds: Dataset, keyword: str) -> int | None:
         return None
 
 
-def _floats(ds: Dataset, keyword: str, n: int) -> tuple[float, ...] | None:
+def _floats(ds: Tags, keyword: str, n: int) -> tuple[float, ...] | None:
     value = ds.get(keyword)
     if value is None or value == "":
         return None
@@ -257,7 +266,7 @@ def dcmread_header(path: Path) -> Dataset:
     return dcmread_header_located(path)[0]
 
 
-def header_from_dataset(ds: Dataset, path: Path) -> HeaderInfo:
+def header_from_dataset(ds: Tags, path: Path) -> HeaderInfo:
     """Extract a :class:`HeaderInfo` (raises :class:`DicomReadError` on garbage)."""
     try:
         return _header_from_dataset(ds, path)
@@ -267,7 +276,7 @@ def header_from_dataset(ds: Dataset, path: Path) -> HeaderInfo:
         raise DicomReadError(f"invalid header value ({type(exc).__name__}: {exc})") from exc
 
 
-def _header_from_dataset(ds: Dataset, path: Path) -> HeaderInfo:
+def _header_from_dataset(ds: Tags, path: Path) -> HeaderInfo:
     meta = getattr(ds, "file_meta", None)
     ts = ""
     media_sop = ""
@@ -340,9 +349,40 @@ def _header_from_dataset(ds: Dataset, path: Path) -> HeaderInfo:
     )
 
 
+def read_header_located(path: Path) -> tuple[HeaderInfo, Tags, PixelLocation | None]:
+    """Read one file's header, its tags and where its native pixel data lies.
+
+    The fast scanner (:func:`~medgan_desktop.core.dicom.scan.scan_header`) reads the
+    common case; whatever it does not handle goes through pydicom
+    (:func:`dcmread_header_located`), which also gives the reason for a bad file.
+
+    Raises:
+        DicomReadError: with a short reason when the file cannot be read.
+    """
+    if FAST_SCAN:
+        try:
+            size = os.stat(path).st_size
+            with open(path, "rb", buffering=0) as fp:
+                scanned = scan_header(fp, size) if size >= 132 else None
+        except OSError as exc:
+            raise DicomReadError(f"cannot access file: {exc.strerror or exc}") from exc
+        if scanned is not None:
+            tags, offset, length, end = scanned
+            if offset is None and end >= size and "Rows" in tags and "Columns" in tags:
+                raise DicomReadError("truncated file: it ends before its pixel data")
+            loc = None if offset is None else PixelLocation(offset, length)
+            if loc is not None and loc.offset + loc.length > size:
+                raise DicomReadError(
+                    f"truncated pixel data ({size - loc.offset} of {loc.length} bytes)"
+                )
+            return header_from_dataset(tags, path), tags, loc
+    ds, loc = dcmread_header_located(path)
+    return header_from_dataset(ds, path), ds, loc
+
+
 def read_header(path: Path) -> HeaderInfo:
     """Read one file's header into a :class:`HeaderInfo` or raise :class:`DicomReadError`."""
-    return header_from_dataset(dcmread_header(path), path)
+    return read_header_located(path)[0]
 
 
 def check_pixel_budget(rows: int, columns: int, frames: int, samples: int = 1) -> None:

@@ -45,16 +45,16 @@ from typing import Any
 import numpy as np
 import pydicom
 from numpy.typing import NDArray
-from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 from medgan_desktop.core.dicom.reader import (
     DicomReadError,
     HeaderInfo,
     PixelLocation,
+    Tags,
     check_pixel_budget,
-    dcmread_header_located,
-    header_from_dataset,
     open_bounded,
+    read_header_located,
 )
 from medgan_desktop.core.progress import (
     Cancelled,
@@ -113,7 +113,7 @@ class _Native:
     signed: bool
 
 
-def _native_of(ds: Dataset, h: HeaderInfo, loc: PixelLocation | None) -> _Native | None:
+def _native_of(ds: Tags, h: HeaderInfo, loc: PixelLocation | None) -> _Native | None:
     if loc is None or h.samples_per_pixel != 1:
         return None
     try:
@@ -130,7 +130,7 @@ def _native_of(ds: Dataset, h: HeaderInfo, loc: PixelLocation | None) -> _Native
     return _Native(loc.offset, dtype, stored, signed)
 
 
-_Header = tuple[HeaderInfo, Dataset, PixelLocation | None]
+_Header = tuple[HeaderInfo, Tags, PixelLocation | None]
 
 
 def _read_headers(
@@ -143,8 +143,7 @@ def _read_headers(
         if cancel is not None:
             cancel.check()
         try:
-            ds, loc = dcmread_header_located(Path(p))
-            out.append((header_from_dataset(ds, Path(p)), ds, loc))
+            out.append(read_header_located(Path(p)))
         except DicomReadError as exc:
             bad.append(f"{p}: {exc}")
     return out, bad
@@ -191,7 +190,7 @@ def _to_floats(value: Any, n: int) -> tuple[float, ...] | None:
     return vals if len(vals) == n else None
 
 
-def _spacing_from(ds: Dataset) -> tuple[float, float] | None:
+def _spacing_from(ds: Tags) -> tuple[float, float] | None:
     for kw in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
         sp = _to_floats(ds.get(kw), 2)
         if sp is not None and sp[0] > 0 and sp[1] > 0:
@@ -206,7 +205,7 @@ def _float(value: Any, default: float) -> float:
         return default
 
 
-def _slices_of(h: HeaderInfo, ds: Dataset, loc: PixelLocation | None) -> list[_Slice]:
+def _slices_of(h: HeaderInfo, ds: Tags, loc: PixelLocation | None) -> list[_Slice]:
     """One :class:`_Slice` per frame (enhanced multi-frame) or per file."""
     slope = _float(ds.get("RescaleSlope"), 1.0)
     intercept = _float(ds.get("RescaleIntercept"), 0.0)
@@ -546,8 +545,8 @@ def load_series(
     wc, ww = first_ds.get("WindowCenter"), first_ds.get("WindowWidth")
     if wc is not None and ww is not None:
         try:
-            c = float(wc[0]) if isinstance(wc, pydicom.multival.MultiValue) else float(wc)
-            w = float(ww[0]) if isinstance(ww, pydicom.multival.MultiValue) else float(ww)
+            c = float(wc[0]) if isinstance(wc, MultiValue | list) else float(wc)
+            w = float(ww[0]) if isinstance(ww, MultiValue | list) else float(ww)
             meta["window"] = (c, w)
         except (TypeError, ValueError):
             pass
