@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -75,6 +76,26 @@ class TrainingError(RuntimeError):
 
 class TrainingOOMError(TrainingError):
     """The device ran out of memory; the message suggests a smaller batch."""
+
+
+class RunWriteError(TrainingError):
+    """Writing a checkpoint/metrics file failed (disk full, read-only); earlier checkpoints are intact."""
+
+
+def _write_error(run_dir: Path, what: str, exc: OSError) -> RunWriteError:
+    if exc.errno == errno.ENOSPC:
+        why = "the disk is full"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        why = "the folder is read-only or access was denied"
+    else:
+        why = exc.strerror or str(exc)
+    last = list_checkpoints(run_dir)
+    intact = (
+        f"the checkpoint at step {last[-1][0]} is intact: free space and resume the run"
+        if last
+        else "no checkpoint had been written yet"
+    )
+    return RunWriteError(f"could not write the {what} in {run_dir}: {why} ({exc}); {intact}")
 
 
 @dataclass(frozen=True)
@@ -253,9 +274,20 @@ class _Run:
         if callable(method_state):
             state["method"] = method_state()
         # state first, then weights: a checkpoint counts only when both files exist
-        save_state(state_path(wpath), state)
-        save_weights(wpath, self.method)
-        save_weights(self.run_dir / WEIGHTS, self.method)
+        try:
+            save_state(state_path(wpath), state)
+            save_weights(wpath, self.method)
+        except OSError as exc:  # disk full / read-only: leave no half checkpoint behind
+            for f in (wpath, state_path(wpath)):
+                try:
+                    f.unlink(missing_ok=True)
+                except OSError:
+                    pass
+            raise _write_error(self.run_dir, f"checkpoint for step {step}", exc) from exc
+        try:
+            save_weights(self.run_dir / WEIGHTS, self.method)
+        except OSError as exc:
+            raise _write_error(self.run_dir, f"{WEIGHTS} for step {step}", exc) from exc
         self.last_weights = self.run_dir / WEIGHTS
         self._prune()
         return wpath
@@ -295,15 +327,21 @@ class _Run:
         except TypeError:  # translation methods do not sample from noise
             return None
         path = self.run_dir / SAMPLES / f"step_{step:08d}.png"
-        atomic_write_bytes(path, png_bytes(grid(imgs.detach().float().cpu().numpy())))
+        try:
+            atomic_write_bytes(path, png_bytes(grid(imgs.detach().float().cpu().numpy())))
+        except OSError as exc:
+            raise _write_error(self.run_dir, f"sample grid for step {step}", exc) from exc
         return path
 
     def log_metrics(self, step: int, ips: float, losses: LossDict) -> None:
         if not self.dist.main:
             return
         line = {"step": step, "time": round(time.time(), 3), "images_per_s": round(ips, 3), "losses": losses}
-        with (self.run_dir / METRICS).open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(line) + "\n")
+        try:
+            with (self.run_dir / METRICS).open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(line) + "\n")
+        except OSError as exc:
+            raise _write_error(self.run_dir, METRICS, exc) from exc
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
@@ -354,6 +392,8 @@ def train(
     Raises:
         DataError: too few images for the batch.
         TrainingOOMError: out of device memory (the last checkpoint is intact).
+        RunWriteError: a checkpoint/metrics/sample write failed (disk full, read-only);
+            no half-written checkpoint is left and the previous one is intact.
         TrainingError: diverged (non-finite loss) or nothing to resume.
     """
     run_dir = Path(run_dir)
