@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from medgan_desktop.core.progress import Cancelled, CancelToken, Progress
 
@@ -127,7 +127,10 @@ class Worker(QObject):
         runner.failed.connect(self.failed)
         runner.cancelled.connect(self.cancelled)
         runner.done.connect(self.done)
-        runner.done.connect(thread.quit)
+        # quit() directly from the worker thread (it is thread-safe): queued to the GUI
+        # thread it would never run while the GUI thread blocks in WorkerPool.stop_all()'s
+        # wait(), which then timed out at close and destroyed a running QThread
+        runner.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
         thread.started.connect(runner.run)
         self.qthread = thread
         thread.start()
