@@ -85,8 +85,8 @@ def test_inception_from_local_weights(tmp_path):
     state = {k: v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
     torch.save(state, tmp_path / "pt_inception-2015-12-05.pth")
     ext = InceptionV3Extractor.from_weights(tmp_path / "pt_inception-2015-12-05.pth")
-    f = ext.extract([np.random.default_rng(0).random((64, 64), dtype=np.float32)] * 2)
-    assert f.shape == (2, 2048) and np.isfinite(f).all()
+    f = ext.extract([np.random.default_rng(0).random((64, 64), dtype=np.float32)])
+    assert f.shape == (1, 2048) and np.isfinite(f).all()
     assert ext.logits([np.zeros((32, 32), np.float32)]).shape == (1, 1008)
     torch.save({"not": torch.zeros(1)}, tmp_path / "other.pth")
     with pytest.raises(ValueError, match="not an FID InceptionV3"):

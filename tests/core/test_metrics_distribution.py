@@ -15,7 +15,7 @@ from medgan_desktop.core.metrics.images import load_images
 
 @pytest.fixture(scope="module")
 def xray(shared_data: Path) -> np.ndarray:
-    s = load_images(shared_data / "chest_xray" / "train" / "NORMAL", size=64, limit=96)
+    s = load_images(shared_data / "chest_xray" / "train" / "NORMAL", size=64, limit=64)
     return np.stack(s.images)
 
 
@@ -93,11 +93,11 @@ def test_shipped_extractor_fd_zero_and_grows_with_noise(xray, extractor):
     assert dist.frechet_distance(f, f) == pytest.approx(0.0, abs=1e-6 * np.trace(np.cov(f.T)))
     rng = np.random.default_rng(0)
     fds, kids = [], []
-    for sigma in (0.02, 0.08, 0.2):
+    for sigma in (0.02, 0.1, 0.3):
         noisy = np.clip(xray + rng.normal(0, sigma, xray.shape), 0, 1).astype(np.float32)
         g = extractor.extract(noisy)
         fds.append(dist.frechet_distance(f, g))
-        kids.append(dist.kid(f, g, subsets=10, subset_size=64)[0])
+        kids.append(dist.kid(f, g, subsets=10, subset_size=48)[0])
     assert fds[0] < fds[1] < fds[2], fds
     assert kids[0] < kids[2], kids
     # two halves of the same real set are closer than real vs heavily noised
@@ -107,8 +107,8 @@ def test_shipped_extractor_fd_zero_and_grows_with_noise(xray, extractor):
 
 def test_compare_features_report(xray, extractor):
     f = extractor.extract(xray)
-    rep = dist.compare_features(f[:48], f[48:], extractor=extractor.name, kid_subsets=5,
-                                kid_subset_size=32)
+    rep = dist.compare_features(f[:40], f[40:], extractor=extractor.name, kid_subsets=5,
+                                kid_subset_size=20)
     d = rep.to_dict()
     assert d["fid"] == d["fd"] >= 0 and 0 <= d["precision"] <= 1 and 0 <= d["coverage"] <= 1
-    assert d["extractor"] == extractor.name and d["n_real"] == 48
+    assert d["extractor"] == extractor.name and d["n_real"] == 40

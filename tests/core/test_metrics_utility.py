@@ -24,10 +24,10 @@ def test_mislabelled_synthetic_data_hurts(shared_data: Path):
     rng = np.random.default_rng(0)
     idx = rng.permutation(len(x))
     tr, syn, te = idx[:60], idx[60:160], idx[160:]
-    rep = utility_study(x[tr], y[tr], x[syn], 1 - y[syn], x[te], y[te], seeds=(0, 1, 2), steps=150)
+    rep = utility_study(x[tr], y[tr], x[syn], 1 - y[syn], x[te], y[te], seeds=(0, 1), steps=150)
     s = rep.summary
     assert s["real_accuracy"][0] > 0.6  # the tiny classifier learns from real data
     assert s["delta_accuracy"][0] < 0 and s["delta_auc"][0] < 0  # wrong labels hurt
-    assert len(rep.real_auc) == 3 and rep.n_train_synthetic == 100
-    good = utility_study(x[tr], y[tr], x[syn], y[syn], x[te], y[te], seeds=(0, 1, 2), steps=150)
+    assert len(rep.real_auc) == 2 and rep.n_train_synthetic == 100
+    good = utility_study(x[tr], y[tr], x[syn], y[syn], x[te], y[te], seeds=(0, 1), steps=150)
     assert good.summary["mixed_auc"][0] > s["mixed_auc"][0] + 0.1
