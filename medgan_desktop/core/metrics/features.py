@@ -281,8 +281,10 @@ def shipped_extractor_dir() -> Path:
 
 
 def default_extractor() -> ShippedExtractor:
-    """The shipped :class:`MedFeatureNet` extractor."""
-    return ShippedExtractor.from_dir(shipped_extractor_dir())
+    """The shipped :class:`MedFeatureNet` extractor, checked against its manifest sha256."""
+    from medgan_desktop.core.models.registry import ModelRegistry
+
+    return ShippedExtractor.from_dir(ModelRegistry().resolve("feature_extractor"))
 
 
 def load_extractor(spec: str | Path = "shipped") -> FeatureExtractor:
