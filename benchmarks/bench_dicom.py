@@ -69,28 +69,56 @@ def _best(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     return best, result
 
 
+def _index_folder(dest: Path, files: list[Path], copies: int) -> Path:
+    """A "large folder": ``copies`` sub-folders of hard links to ``files`` (no extra disk)."""
+    for c in range(copies):
+        sub = dest / f"copy{c:02d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            try:
+                os.link(f, sub / f.name)
+            except OSError:  # no hard links on this file system: copy
+                (sub / f.name).write_bytes(f.read_bytes())
+    return dest
+
+
 def run(quick: bool = False) -> dict[str, Any]:
-    """Run the benchmark; ``quick`` uses 60 slices and fewer repeats."""
+    """Run the benchmark; ``quick`` uses 60 slices, a 600-file folder and fewer repeats."""
     import numpy as np
     import SimpleITK as sitk
 
+    from medgan_desktop.core.dicom import reader
     from medgan_desktop.core.dicom.index import StudyIndex
     from medgan_desktop.core.dicom.series import load_series
 
     n = 60 if quick else 200
-    repeats = 2 if quick else 5
+    copies = 10 if quick else 10
+    repeats = 2 if quick else 4
     with tempfile.TemporaryDirectory(prefix="medgan-bench-") as tmp:
         folder = Path(tmp) / "series"
         files = build_series(folder, n)
+        big = _index_folder(Path(tmp) / "large", files, copies)
         for f in files:  # warm the page cache
             f.read_bytes()
 
-        def index_once() -> int:
+        def index_once(root: Path) -> int:
             db = Path(tempfile.mkdtemp(dir=tmp)) / "i.sqlite"
             with StudyIndex(db) as ix:
-                return ix.import_paths([folder]).instances
+                return ix.import_paths([root]).instances
 
-        t_index, count = _best(index_once, repeats)
+        def pydicom_only(fn: Callable[[], Any]) -> Callable[[], Any]:
+            """``fn`` with the fast header scanner switched off (the state before it)."""
+            def wrapped() -> Any:
+                reader.FAST_SCAN = False
+                try:
+                    return fn()
+                finally:
+                    reader.FAST_SCAN = True
+            return wrapped
+
+        t_index, count = _best(lambda: index_once(big), repeats)
+        t_index_series, count_series = _best(lambda: index_once(folder), repeats)
+        t_index_pyd, _ = _best(pydicom_only(lambda: index_once(folder)), 1 if quick else 2)
 
         def raw() -> int:
             return sum(len(f.read_bytes()) for f in files)
@@ -99,32 +127,40 @@ def run(quick: bool = False) -> dict[str, Any]:
             return load_series(files)
 
         def simpleitk() -> Any:
-            reader = sitk.ImageSeriesReader()
-            reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder)))
-            return reader.Execute()
+            reader_ = sitk.ImageSeriesReader()
+            reader_.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder)))
+            return reader_.Execute()
 
         t_raw, nbytes = _best(raw, repeats)
-        # interleave ours/SimpleITK so background load affects both alike
-        t_ours, t_sitk = float("inf"), float("inf")
+        # interleave so that background load affects every variant alike
+        t_ours = t_sitk = t_pyd = float("inf")
         vol = img = None
         for _ in range(repeats):
             t, vol = _best(ours, 1)
             t_ours = min(t_ours, t)
             t, img = _best(simpleitk, 1)
             t_sitk = min(t_sitk, t)
+            t, _v = _best(pydicom_only(ours), 1)
+            t_pyd = min(t_pyd, t)
         assert vol is not None and img is not None
         same = bool(np.array_equal(vol.array, sitk.GetArrayFromImage(img)))
         mb = vol.array.size * 2 / 1e6
     return {
         "slices": n,
         "matrix": [512, 512],
+        "index_files": count,
         "index_files_per_s": count / t_index,
         "index_seconds": t_index,
+        "index_series_files_per_s": count_series / t_index_series,
+        "index_series_files_per_s_pydicom_only": count_series / t_index_pyd,
+        "ratio_index_vs_pydicom_only": t_index_pyd / t_index_series,
         "load_series_s": t_ours,
+        "load_series_pydicom_only_s": t_pyd,
         "simpleitk_s": t_sitk,
         "raw_read_s": t_raw,
         "raw_read_mb": nbytes / 1e6,
         "ratio_ours_vs_simpleitk": t_sitk / t_ours,
+        "ratio_pydicom_only_vs_simpleitk": t_sitk / t_pyd,
         "ratio_ours_vs_raw": t_raw / t_ours,
         "load_series_mb_per_s": mb / t_ours,
         "voxels_identical_to_simpleitk": same,
@@ -141,12 +177,17 @@ def main(argv: list[str] | None = None) -> int:
     res = run(quick=args.quick)
     print(f"series: {res['slices']} slices of 512x512 (16-bit), {res['raw_read_mb']:.0f} MB")
     print(f"header indexing:    {res['index_files_per_s']:8.0f} files/s "
-          f"({res['index_seconds']:.3f} s)")
+          f"({res['index_files']} files in {res['index_seconds']:.3f} s, fresh database)")
+    print(f"  one series folder: {res['index_series_files_per_s']:7.0f} files/s; pydicom-only "
+          f"headers {res['index_series_files_per_s_pydicom_only']:.0f} files/s "
+          f"({res['ratio_index_vs_pydicom_only']:.1f}x faster now)")
     print(f"raw file reading:   {res['raw_read_s']:8.3f} s  (the page-cache limit)")
     print(f"SimpleITK reader:   {res['simpleitk_s']:8.3f} s")
     print(f"load_series:        {res['load_series_s']:8.3f} s  "
           f"({res['ratio_ours_vs_simpleitk']:.2f}x SimpleITK's speed, "
           f"{res['ratio_ours_vs_raw']:.2f}x raw reading's)")
+    print(f"  pydicom-only:     {res['load_series_pydicom_only_s']:8.3f} s  "
+          f"({res['ratio_pydicom_only_vs_simpleitk']:.2f}x SimpleITK's speed)")
     print(f"voxels identical to SimpleITK: {res['voxels_identical_to_simpleitk']}")
     if args.json:
         args.json.write_text(json.dumps(res, indent=1))

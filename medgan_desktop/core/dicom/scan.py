@@ -45,6 +45,7 @@ _SHORT_VRS = frozenset(
     (b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT",
      b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US")
 )
+_ALL_VRS = _SHORT_VRS | _LONG_VRS
 
 #: tag -> (keyword, VR) of every value the index and the series loader read.
 NEEDED: dict[int, tuple[str, str]] = {
@@ -266,43 +267,14 @@ def _scan(fp: IO[bytes], size: int) -> tuple[HeaderTags, int | None, int, int]:
         explicit = True
     else:
         raise _Unusual("transfer syntax")
-    raw: dict[int, bytes] = {}
-    needed, needs_pydicom = NEEDED, _NEEDS_PYDICOM
-    pixel_offset: int | None = None
-    pixel_length = 0
-    first = True
-    while pos < size:
-        if pos + 8 > size:
-            raise _Unusual("trailing bytes")
-        tag, vr, length, vpos = _element(buf, pos, explicit)
-        if first:
-            first = False
-            if not explicit:  # pydicom's check: a VR where implicit VR expects a length
-                rel = buf.window(pos + 4, 2)
-                if buf.data[rel : rel + 2] in _SHORT_VRS or buf.data[rel : rel + 2] in _LONG_VRS:
-                    raise _Unusual("explicit VR in an implicit VR dataset")
-        if tag == _PIXEL_DATA:
-            if length != _UNDEFINED and ts in (_IMPLICIT_LE, _EXPLICIT_LE):
-                if explicit and vr not in (b"OB", b"OW"):
-                    raise _Unusual("pixel data VR")
-                pixel_offset, pixel_length = vpos, length
-            break
-        if tag in needs_pydicom or tag >> 16 == 0x0002:
-            raise _Unusual("needs the full dataset")
-        if length == _UNDEFINED:
-            if explicit and vr != b"SQ":
-                raise _Unusual("undefined length outside a sequence")
-            pos = _skip_sequence(buf, vpos, explicit, 1)
-            continue
-        want = needed.get(tag)
-        if want is not None:
-            if explicit and vr.decode("latin_1") != want[1]:
-                raise _Unusual("unexpected VR")
-            if length > MAX_VALUE:
-                raise _Unusual("value too long")
-            rel = buf.window(vpos, length)
-            raw[tag] = buf.data[rel : rel + length]
-        pos = vpos + length
+    if not explicit and pos + 8 <= size:  # pydicom's check: a VR where a length should be
+        rel = buf.window(pos, 8)
+        if buf.data[rel + 4 : rel + 6] in _ALL_VRS:
+            raise _Unusual("explicit VR in an implicit VR dataset")
+    raw, pixel_offset, pixel_length, pos = _walk(buf, pos, explicit)
+    if pixel_offset is not None and ts not in (_IMPLICIT_LE, _EXPLICIT_LE):
+        pixel_offset, pixel_length = None, 0
+    needed = NEEDED
     charset = raw.get(0x00080005)
     encoding = _CHARSETS.get(charset.decode("latin_1").strip(" \0") if charset else "")
     if encoding is None:
@@ -316,3 +288,64 @@ def _scan(fp: IO[bytes], size: int) -> tuple[HeaderTags, int | None, int, int]:
         raise _Unusual("multi-frame")
     tags.file_meta = meta
     return tags, pixel_offset, pixel_length, pos
+
+
+def _walk(buf: _Buffer, pos: int, explicit: bool) -> tuple[dict[int, bytes], int | None, int, int]:
+    """The top-level elements from ``pos``: the raw needed values, the pixel data's
+    position and length (``None`` when absent or encapsulated) and where the walk stopped.
+
+    The hot loop of the scanner: element headers are unpacked straight from the buffer
+    and only the rare cases (a refill, a sequence of undefined length) call out.
+    """
+    raw: dict[int, bytes] = {}
+    needed, size = NEEDED, buf.size
+    short_vrs = _SHORT_VRS
+    data, base = buf.data, buf.base
+    while pos < size:
+        rel = pos - base
+        if rel + 12 > len(data):
+            if pos + 8 > size:
+                raise _Unusual("trailing bytes")
+            rel = buf.window(pos, min(12, size - pos))
+            data, base = buf.data, buf.base
+        if explicit:
+            group, elem, vr, length = _u_hh2shh(data, rel)
+            if vr in short_vrs:
+                vpos = pos + 8
+            elif vr in _LONG_VRS and rel + 12 <= len(data):
+                length = _u_i(data, rel + 8)[0]
+                vpos = pos + 12
+            else:
+                raise _Unusual("unknown VR or truncated element")
+        else:
+            group, elem, length = _u_hhi(data, rel)
+            vr, vpos = b"", pos + 8
+        tag = group << 16 | elem
+        if tag >= 0x3004000C or group == 0x0002:
+            if tag == _PIXEL_DATA:
+                if length == _UNDEFINED:
+                    return raw, None, 0, pos
+                if explicit and vr not in (b"OB", b"OW"):
+                    raise _Unusual("pixel data VR")
+                return raw, vpos, length, pos
+            if tag in _NEEDS_PYDICOM or group == 0x0002 or group == 0xFFFE:
+                raise _Unusual("needs the full dataset")
+        if length == _UNDEFINED:
+            if explicit and vr != b"SQ":
+                raise _Unusual("undefined length outside a sequence")
+            pos = _skip_sequence(buf, vpos, explicit, 1)
+            data, base = buf.data, buf.base
+            continue
+        want = needed.get(tag)
+        if want is not None:
+            if explicit and vr.decode("latin_1") != want[1]:
+                raise _Unusual("unexpected VR")
+            if length > MAX_VALUE:
+                raise _Unusual("value too long")
+            rel = vpos - base
+            if rel + length > len(data):
+                rel = buf.window(vpos, length)
+                data, base = buf.data, buf.base
+            raw[tag] = data[rel : rel + length]
+        pos = vpos + length
+    return raw, None, 0, pos
