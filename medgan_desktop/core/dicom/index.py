@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -172,6 +173,10 @@ class PatientNode:
         return f"{name} [{self.patient_id}]" if self.patient_id else name
 
 
+#: A header to insert, with the file's size and modification time when it was read.
+_Row = tuple[HeaderInfo, int, float]
+
+
 class IndexError_(Exception):
     """The index database could not be opened or written."""
 
@@ -282,7 +287,7 @@ class StudyIndex:
                         files.append(r)
         report = ImportReport(files_seen=len(files))
         known = self._known_files()
-        batch: list[HeaderInfo] = []
+        batch: list[_Row] = []
         total = len(files)
         for n, f in enumerate(files):
             if cancel is not None:
@@ -308,15 +313,16 @@ class StudyIndex:
         self,
         f: Path,
         known: dict[str, tuple[int, float]],
-        batch: list[HeaderInfo],
+        batch: list[_Row],
         report: ImportReport,
     ) -> None:
         if is_dicomdir(f) or looks_like_non_dicom(f):
             report.skipped += 1
             return
-        key = str(f.absolute())
+        path = f.absolute()
+        key = str(path)
         try:
-            st = f.stat()
+            st = os.stat(key)
         except OSError as exc:
             report.errors += 1
             report.problems.append(Problem(key, f"cannot access file: {exc}"))
@@ -325,7 +331,7 @@ class StudyIndex:
             report.skipped += 1
             return
         try:
-            info = read_header(f.absolute())
+            info = read_header(path)
         except DicomReadError as exc:
             report.errors += 1
             report.problems.append(Problem(key, str(exc)))
@@ -335,16 +341,16 @@ class StudyIndex:
             report.problems.append(Problem(key, f"unexpected error: {type(exc).__name__}: {exc}"))
             return
         known[key] = (st.st_size, st.st_mtime)
-        batch.append(info)
+        batch.append((info, st.st_size, st.st_mtime))
 
-    def _write_batch(self, batch: list[HeaderInfo], report: ImportReport) -> None:
+    def _write_batch(self, batch: list[_Row], report: ImportReport) -> None:
         try:
             with self._lock:
                 cur = self._con.cursor()
                 cur.execute("BEGIN")
                 try:
-                    for h in batch:
-                        self._insert(cur, h, report)
+                    for h, size, mtime in batch:
+                        self._insert(cur, h, size, mtime, report)
                     cur.execute("COMMIT")
                 except Exception:
                     cur.execute("ROLLBACK")
@@ -352,7 +358,9 @@ class StudyIndex:
         except sqlite3.Error as exc:
             raise IndexError_(f"cannot write to the study index: {exc}") from exc
 
-    def _insert(self, cur: sqlite3.Cursor, h: HeaderInfo, report: ImportReport) -> None:
+    def _insert(
+        self, cur: sqlite3.Cursor, h: HeaderInfo, size: int, mtime: float, report: ImportReport
+    ) -> None:
         row = cur.execute(
             "SELECT id FROM patients WHERE patient_id=? AND patient_name=?",
             (h.patient_id, h.patient_name),
@@ -381,11 +389,6 @@ class StudyIndex:
              int(h.uids_derived)),
         )
         report.series += cur.rowcount
-        try:
-            st = h.path.stat()
-            size, mtime = st.st_size, st.st_mtime
-        except OSError:
-            size, mtime = 0, 0.0
         # A file whose content changed: replace its old row.
         cur.execute("DELETE FROM instances WHERE path=? AND sop_uid<>?",
                     (str(h.path), h.sop_instance_uid))

@@ -165,9 +165,12 @@ def looks_like_non_dicom(path: Path) -> bool:
     name = path.name.lower()
     if name.startswith("."):
         return True
-    if path.suffix.lower() in NON_DICOM_SUFFIXES:
-        return True
-    return Path(name).stem in NON_DICOM_NAMES
+    dot = name.rfind(".")  # pathlib's suffix rule, without building Path objects
+    if 0 < dot < len(name) - 1:
+        if name[dot:] in NON_DICOM_SUFFIXES:
+            return True
+        name = name[:dot]
+    return name in NON_DICOM_NAMES
 
 
 def is_dicomdir(path: Path) -> bool:
@@ -418,15 +421,34 @@ def dicomdir_files(path: Path) -> list[Path]:
 def walk_files(paths: list[Path]) -> Iterator[Path]:
     """Every regular file under ``paths`` (recursively), in a stable order.
 
-    Symbolic links to folders are not followed (no cycles).
+    In each folder its files come first (sorted by name), then its sub-folders (sorted).
+    Symbolic links to folders are not followed (no cycles); unreadable folders are
+    passed over.
     """
     for root in paths:
         if root.is_file():
             yield root
             continue
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-            dirnames.sort()
-            for name in sorted(filenames):
-                p = Path(dirpath) / name
-                if p.is_file():
-                    yield p
+        yield from _walk_dir(str(root))
+
+
+def _walk_dir(top: str) -> Iterator[Path]:
+    try:
+        with os.scandir(top) as it:
+            entries = list(it)
+    except OSError:
+        return
+    files: list[str] = []
+    dirs: list[str] = []
+    for e in entries:
+        try:
+            if e.is_dir(follow_symlinks=False):
+                dirs.append(e.name)
+            elif e.is_file():  # follows links to files, as Path.is_file does
+                files.append(e.name)
+        except OSError:
+            continue
+    for name in sorted(files):
+        yield Path(top, name)
+    for name in sorted(dirs):
+        yield from _walk_dir(os.path.join(top, name))
