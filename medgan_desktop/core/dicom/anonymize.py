@@ -23,6 +23,7 @@ import hmac
 import json
 import re
 import secrets
+import struct
 from collections.abc import Sequence as Seq
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ import pydicom
 from pydicom._uid_dict import UID_dictionary
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.sequence import Sequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
 
@@ -49,6 +50,7 @@ __all__ = [
     "Anonymizer",
     "BurnedInAnnotationError",
     "FileResult",
+    "MalformedDatasetError",
     "anonymize_folder",
     "burned_in_reason",
 ]
@@ -133,6 +135,37 @@ class ActionRecord:
 
 class BurnedInAnnotationError(ValueError):
     """An image may carry identifying text in its pixels and the user has not accepted it."""
+
+
+class MalformedDatasetError(ValueError):
+    """An attribute cannot be decoded (wrong length, bad sequence), so it cannot be de-identified."""
+
+
+_DECODE_ERRORS = (BytesLengthException, ValueError, NotImplementedError, struct.error, EOFError,
+                  KeyError, OverflowError)
+
+
+def _decode_all(ds: Dataset, path: str = "") -> None:
+    """Decode every raw element up front (pydicom decodes lazily) so a malformed one is found.
+
+    Undecodable private, overlay and curve elements are dropped (the profile removes them
+    anyway); any other undecodable element raises :class:`MalformedDatasetError`.
+    """
+    for tag in list(ds.keys()):
+        t = int(tag)
+        here = f"{path}/{_tag_str(t)}" if path else _tag_str(t)
+        try:
+            elem = ds[tag]
+        except _DECODE_ERRORS as exc:
+            if (t >> 16) & 1 or (t >> 16) & 0xFF00 in (0x5000, 0x6000):
+                del ds[tag]
+                continue
+            raise MalformedDatasetError(
+                f"malformed: attribute {here} cannot be decoded ({exc})"[:300]
+            ) from exc
+        if elem.VR == "SQ":
+            for i, item in enumerate(elem.value or []):
+                _decode_all(item, f"{here}[{i}]")
 
 
 def burned_in_reason(ds: Dataset) -> str | None:
@@ -250,17 +283,19 @@ class Anonymizer:
         Raises:
             BurnedInAnnotationError: ``ds`` may show identity in its pixels and
                 ``options.accept_burned_in`` is False.
+            MalformedDatasetError: an attribute cannot be decoded (wrong length, ...).
         """
-        reason = burned_in_reason(ds)
+        out = copy.deepcopy(ds)
+        _decode_all(out)  # before any attribute is read: malformed ones raise clearly
+        reason = burned_in_reason(out)
         if reason and not self.options.accept_burned_in:
             raise BurnedInAnnotationError(
                 f"refusing to export an image that may show patient details in its pixels "
                 f"({reason}); the anonymiser cannot remove burned-in text. Accept the risk "
                 "explicitly (--accept-burned-in / the checkbox) only after checking the images."
             )
-        patient = self._patient(ds)
-        out = copy.deepcopy(ds)
-        enhanced = "SharedFunctionalGroupsSequence" in ds or "PerFrameFunctionalGroupsSequence" in ds
+        patient = self._patient(out)
+        enhanced = "SharedFunctionalGroupsSequence" in out or "PerFrameFunctionalGroupsSequence" in out
         records: list[ActionRecord] = []
         self._process(out, "", records, patient, enhanced, scrub=False)
         self._mark(out, records, patient)
@@ -419,6 +454,9 @@ class Anonymizer:
 
     def _mark(self, ds: Dataset, records: list[ActionRecord], patient: _Patient) -> None:
         o = self.options
+        for kw in ("PatientName", "PatientID"):
+            if kw in ds:  # re-create with the dictionary VR (a file may carry UN/OB here)
+                del ds[kw]
         ds.PatientName = patient.name
         ds.PatientID = patient.pid
         for kw, tag in (("PatientName", 0x00100010), ("PatientID", 0x00100020)):
@@ -469,7 +507,8 @@ class Anonymizer:
         """De-identify every DICOM file under ``in_dir`` into ``out_dir`` (all or nothing).
 
         Output layout: ``out_dir/S001/SE001/IM00001.dcm`` (no source names, which can
-        hold identity). Non-DICOM files and DICOMDIRs are skipped and listed in the report.
+        hold identity). Non-DICOM files, DICOMDIRs and files with undecodable attributes
+        are skipped and listed in the report.
 
         Raises:
             ValueError: ``out_dir`` is ``in_dir`` or inside it.
@@ -538,7 +577,11 @@ class Anonymizer:
                     cancel.check()
                 rel = relname(p)
                 ds = pydicom.dcmread(p)
-                anon, records = self.anonymize_dataset(ds)
+                try:
+                    anon, records = self.anonymize_dataset(ds)
+                except MalformedDatasetError as exc:
+                    report.files.append(FileResult(rel, None, "skipped", str(exc)[:200]))
+                    continue
                 st = str(anon.get("StudyInstanceUID", "none"))
                 se = str(anon.get("SeriesInstanceUID", "none"))
                 si = studies.setdefault(st, len(studies) + 1)
