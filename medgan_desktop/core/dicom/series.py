@@ -391,11 +391,12 @@ def _decode(s: _Slice, ds_cache: dict[Path, NDArray[Any]]) -> NDArray[Any]:
         arr = arr.reshape(h.rows, h.columns)
         alloc = arr.dtype.itemsize * 8
         if nat.bits_stored < alloc:
-            if nat.signed:  # sign-extend from bits_stored
+            if nat.signed:  # sign-extend from bits_stored, in place
                 sh = alloc - nat.bits_stored
-                arr = (arr << sh) >> sh
+                np.left_shift(arr, sh, out=arr)
+                np.right_shift(arr, sh, out=arr)
             else:
-                arr = arr & ((1 << nat.bits_stored) - 1)
+                np.bitwise_and(arr, (1 << nat.bits_stored) - 1, out=arr)
         return arr
     if s.frame is None:
         with open_bounded(h.path) as fp:
