@@ -1,8 +1,12 @@
 """Reading DICOM headers safely, one file at a time.
 
-Everything here reads *headers only* (``stop_before_pixels``) and turns every
-failure into a :class:`DicomReadError` with a short human-readable reason, so
-callers (the index, the series loader) can record the problem and carry on.
+Everything here reads *headers only* and turns every failure into a
+:class:`DicomReadError` with a short human-readable reason, so callers (the index,
+the series loader) can record the problem and carry on. :func:`read_header_located`
+first tries the fast scanner of :mod:`.scan` (about ten times faster than pydicom on
+common files; it reads only the needed tags) and hands anything unusual to pydicom
+(``stop_before_pixels``, reads bounded by the file size with :func:`open_bounded`),
+so both paths give the same :class:`HeaderInfo` for the same file.
 
 Files whose headers were stripped of their identifiers still get stable keys:
 a missing SOPInstanceUID falls back to the file meta's MediaStorageSOPInstanceUID

@@ -2,9 +2,10 @@
 
 What :func:`load_series` does, in order:
 
-1. Reads every header (no pixels) and splits the files by SeriesInstanceUID (a
-   folder is never trusted to hold one series). Unreadable files are left out
-   with a warning.
+1. Reads every header once (no pixels; the fast scanner of :mod:`.scan` for the
+   common little-endian files, pydicom otherwise), noting where native pixel data
+   lies, and splits the files by SeriesInstanceUID (a folder is never trusted to hold
+   one series). Unreadable files are left out with a warning.
 2. Expands enhanced multi-frame objects into one "slice" per frame (per-frame
    position, orientation, pixel spacing and rescale from the functional groups).
 3. Geometry. Slices are sorted by their position along the slice normal
@@ -21,12 +22,13 @@ What :func:`load_series` does, in order:
      shifted in-plane (linear interpolation) onto an orthogonal grid (``"resample"``),
      or refused. A tilted stack is never returned with a wrong, orthogonal geometry.
 
-4. Pixels are decoded in a small thread pool (pydicom + pylibjpeg plugins for
-   JPEG, JPEG-LS, JPEG 2000 and RLE) after checking the decoded size
+4. Pixels are decoded in a small thread pool after checking the decoded size
    (:data:`~medgan_desktop.core.dicom.reader.MAX_PIXELS_PER_FILE`, decompression
-   bombs); RescaleSlope/Intercept is applied per slice into a float32 array (HU for
-   CT); MONOCHROME1 is inverted so that higher values are brighter; colour images are
-   averaged to grey.
+   bombs): native pixels are read with ``numpy.fromfile`` at the offset found in
+   step 1, compressed ones decoded by pydicom + pylibjpeg plugins (JPEG, JPEG-LS,
+   JPEG 2000, RLE); RescaleSlope/Intercept is applied per slice straight into the
+   float32 output (HU for CT); MONOCHROME1 is inverted so that higher values are
+   brighter; colour images are averaged to grey.
 
 2D images (CR/DX/single slices) load as one-slice volumes.
 """
@@ -307,7 +309,8 @@ def _plan_geometry(slices: list[_Slice], on_irregular: Irregular) -> _Plan:
     for s in geo:
         for g in groups:
             assert g[0].orientation is not None and s.orientation is not None
-            if _same_orientation(g[0].orientation, s.orientation):
+            o = g[0].orientation
+            if np.array_equal(o, s.orientation) or _same_orientation(o, s.orientation):
                 g.append(s)
                 break
         else:
