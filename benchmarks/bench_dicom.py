@@ -16,13 +16,13 @@ The large folder is 10 sub-folders of hard links to the series (2000 files, 600 
 
 Results (2-core shared machine, load average 3-9, page cache warm, full run, 200 slices):
 
-============================  ==================  ==================================
-figure                        before (pydicom)    after (fast scanner), same run
-============================  ==================  ==================================
-header indexing               360-520 files/s     2000-2900 files/s (200-file folder),
+========================  ======================  ====================================
+figure                    before (pydicom only)   after (fast scanner), same run
+========================  ======================  ====================================
+header indexing           360-520 files/s         2000-2900 files/s (200-file folder),
                                                   3150-3370 files/s (2000 files)
-load_series vs SimpleITK      1.1-1.3x (0.6-0.9 s)  4.6-6.5x (0.11-0.21 s)
-============================  ==================  ==================================
+load_series vs SimpleITK  1.1-1.3x (0.6-0.9 s)    4.6-6.5x (0.11-0.21 s)
+========================  ======================  ====================================
 
 Before this work the issue recorded 370 files/s and load_series 1.55 s vs SimpleITK
 1.21 s (0.78x) on a busier machine. Voxels stay identical to SimpleITK. What was tried
