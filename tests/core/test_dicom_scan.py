@@ -151,3 +151,33 @@ def test_unusual_files_go_to_pydicom(tmp_path: Path, monkeypatch: pytest.MonkeyP
     bad.write_bytes(bytes(data))
     assert not _scanned(bad)
     assert _read(bad, True, monkeypatch) == _read(bad, False, monkeypatch)
+
+
+def test_read_ahead_keeps_order_raises_in_place_and_stops_early() -> None:
+    import threading
+    from contextlib import closing
+
+    from medgan_desktop.core.dicom.reader import read_ahead
+
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def square(x: int) -> int:
+        with lock:
+            seen.append(x)
+        if x == 7:
+            raise ValueError("seven")
+        return x * x
+
+    assert list(read_ahead(square, list(range(7)), threads=4, window=3)) == [
+        x * x for x in range(7)
+    ]
+    got: list[int] = []
+    with pytest.raises(ValueError, match="seven"):
+        for v in read_ahead(square, list(range(20)), threads=4, window=3):
+            got.append(v)
+    assert got == [x * x for x in range(7)]
+    seen.clear()
+    with closing(read_ahead(square, list(range(1000)), threads=2, window=4)) as it:
+        assert next(it) == 0
+    assert len(seen) <= 8  # nothing beyond the window was read

@@ -20,6 +20,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from medgan_desktop.core.dicom.reader import (
     dicomdir_files,
     is_dicomdir,
     looks_like_non_dicom,
+    read_ahead,
     read_header,
     walk_files,
 )
@@ -289,15 +291,16 @@ class StudyIndex:
         known = self._known_files()
         batch: list[_Row] = []
         total = len(files)
-        for n, f in enumerate(files):
-            if cancel is not None:
-                cancel.check()
-            self._import_one(f, known, batch, report)
-            if len(batch) >= 256:
-                self._write_batch(batch, report)
-                batch.clear()
-            if n % 16 == 0 or n + 1 == total:
-                progress(Progress(n + 1, total, f"{n + 1}/{total} files"))
+        with closing(read_ahead(lambda f: self._read_one(f, known), files)) as outcomes:
+            for n, outcome in enumerate(outcomes):
+                if cancel is not None:
+                    cancel.check()
+                self._tally(outcome, batch, report)
+                if len(batch) >= 256:
+                    self._write_batch(batch, report)
+                    batch.clear()
+                if n % 16 == 0 or n + 1 == total:
+                    progress(Progress(n + 1, total, f"{n + 1}/{total} files"))
         if batch:
             self._write_batch(batch, report)
         self._record_problems(report.problems)
@@ -309,39 +312,37 @@ class StudyIndex:
             rows = self._con.execute("SELECT path, size, mtime FROM instances").fetchall()
         return {str(p): (int(s), float(m)) for p, s, m in rows}
 
-    def _import_one(
-        self,
-        f: Path,
-        known: dict[str, tuple[int, float]],
-        batch: list[_Row],
-        report: ImportReport,
-    ) -> None:
+    @staticmethod
+    def _read_one(f: Path, known: dict[str, tuple[int, float]]) -> _Row | Problem | None:
+        """One file's row, its problem, or ``None`` to skip it (runs in read-ahead threads:
+        only reads ``known``, the files already indexed with their size and mtime)."""
         if is_dicomdir(f) or looks_like_non_dicom(f):
-            report.skipped += 1
-            return
+            return None
         path = f.absolute()
         key = str(path)
         try:
             st = os.stat(key)
         except OSError as exc:
-            report.errors += 1
-            report.problems.append(Problem(key, f"cannot access file: {exc}"))
-            return
+            return Problem(key, f"cannot access file: {exc}")
         if known.get(key) == (st.st_size, st.st_mtime):
-            report.skipped += 1
-            return
+            return None
         try:
             info = read_header(path)
         except DicomReadError as exc:
-            report.errors += 1
-            report.problems.append(Problem(key, str(exc)))
-            return
+            return Problem(key, str(exc))
         except Exception as exc:  # noqa: BLE001 - never let one file stop an import
+            return Problem(key, f"unexpected error: {type(exc).__name__}: {exc}")
+        return (info, st.st_size, st.st_mtime)
+
+    @staticmethod
+    def _tally(outcome: _Row | Problem | None, batch: list[_Row], report: ImportReport) -> None:
+        if outcome is None:
+            report.skipped += 1
+        elif isinstance(outcome, Problem):
             report.errors += 1
-            report.problems.append(Problem(key, f"unexpected error: {type(exc).__name__}: {exc}"))
-            return
-        known[key] = (st.st_size, st.st_mtime)
-        batch.append((info, st.st_size, st.st_mtime))
+            report.problems.append(outcome)
+        else:
+            batch.append(outcome)
 
     def _write_batch(self, batch: list[_Row], report: ImportReport) -> None:
         try:
