@@ -14,24 +14,32 @@ times, best of N runs with the files in the page cache:
 The large folder is 10 sub-folders of hard links to the series (2000 files, 600 with
 ``--quick``; no extra disk), indexed into a fresh database each run.
 
-Results (2-core shared machine, load average 3-9, page cache warm, full run, 200 slices):
+Results (2-core shared machine, load average 3-9, full run, 200 slices, 4 runs):
 
 ========================  ======================  ====================================
 figure                    before (pydicom only)   after (fast scanner), same run
 ========================  ======================  ====================================
-header indexing           360-520 files/s         2000-2900 files/s (200-file folder),
-                                                  3150-3370 files/s (2000 files)
-load_series vs SimpleITK  1.1-1.3x (0.6-0.9 s)    4.6-6.5x (0.11-0.21 s)
+header indexing           310-520 files/s         2000-2900 files/s (200-file folder),
+                                                  3150-4100 files/s (2000 files)
+load_series vs SimpleITK  1.1-1.5x (0.6-0.9 s)    4.6-6.5x (0.11-0.21 s)
+cold cache: indexing                              2240-2260 files/s (1950-1970 without
+                                                  read-ahead threads)
+cold cache: load_series                           0.14-0.17 s vs SimpleITK 0.81-1.15 s
 ========================  ======================  ====================================
 
 Before this work the issue recorded 370 files/s and load_series 1.55 s vs SimpleITK
-1.21 s (0.78x) on a busier machine. Voxels stay identical to SimpleITK. What was tried
-and not kept: a process pool for header reading (2 workers, chunks of 128 files, 6000
-files) was slower than the plain loop under every start method (spawn 4100, forkserver
-4700-5400, fork 6200-7300 vs 7100-8800 files/s serial): the scanner leaves too little
-work per file to pay for pickling and start-up, and a frozen app would need
-``freeze_support``. Threads for pixel reading gain little on a warm page cache (27 ms
-single-threaded vs 31 ms with four for 200 slices) but stay for cold disks.
+1.21 s (0.78x) on a busier machine; the "before" column re-measures that path (the
+pydicom header reader, still the fallback) in the same run. Voxels stay identical to
+SimpleITK. Cold-cache figures evict the files with ``posix_fadvise(DONTNEED)``; this
+machine's virtual disk is fast, and on a slower one (headers of 200 evicted files, a
+plain loop vs 4 read-ahead threads: 90 ms vs 39 ms) the read-ahead matters more.
+
+What was tried and not kept: a process pool for header reading (2 workers, chunks of
+128 files, 6000 files) was slower than the plain loop under every start method (spawn
+4100, forkserver 4700-5400, fork 6200-7300 vs 7100-8800 files/s serial): the scanner
+leaves too little work per file to pay for pickling and start-up, and a frozen app
+would need ``freeze_support``. A specialised implicit-VR loop in the scanner saved
+only 15 % of the walk (89 vs 104 us per file) and was not worth a second copy.
 
 Usage: ``python benchmarks/bench_dicom.py [--quick] [--json OUT]``; ``run(quick)``
 returns the results as a dict for ``medgan bench``.
