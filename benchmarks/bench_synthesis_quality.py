@@ -133,6 +133,7 @@ def _child(spec_path: Path) -> int:
         summary = train(method, mcfg, tcfg, ds, Path(tmp) / "run", progress=stop_at_budget, cancel=token)
         cpu_s = time.process_time() - cpu0
         wall_s = time.perf_counter() - wall0
+        peak_train = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # before sampling
         model = load_model(Path(tmp) / "run", "cpu")
         n = int(spec["n_eval"])
         fractions = spec["class_fractions"]
@@ -159,6 +160,7 @@ def _child(spec_path: Path) -> int:
         "fd": round(frechet_distance(real, feats), 4),
         "kid": round(km, 5),
         "kid_std": round(ks, 5),
+        "peak_rss_train_mb": round(peak_train, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
     }
     spec_path.with_suffix(".out.json").write_text(json.dumps(out))
@@ -307,12 +309,14 @@ def _recommend(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run(quick: bool = False, budget_s: float | None = None, max_images: int = 500, jobs: int = 1) -> dict[str, Any]:
+def run(quick: bool = False, budget_s: float | None = None, max_images: int = 500, jobs: int = 1,
+        variants: tuple[str, ...] | None = None) -> dict[str, Any]:
     """The benchmark: all variants at equal CPU budget, on all images and on ``max_images``."""
     configs = {"all": 0, f"n{max_images}": max_images}
-    if quick:
-        return measure(budget_s or 6.0, configs, QUICK_VARIANTS, True, jobs)
-    return measure(budget_s or 50.0, configs, tuple(VARIANTS), False, jobs)
+    chosen = variants or (QUICK_VARIANTS if quick else tuple(VARIANTS))
+    if REFERENCE not in chosen:
+        chosen = (REFERENCE, *chosen)
+    return measure(budget_s or (6.0 if quick else 50.0), configs, chosen, quick, jobs)
 
 
 def to_markdown(res: dict[str, Any]) -> str:
@@ -434,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny budget, 3 variants: a smoke run")
     ap.add_argument("--budget-s", type=float, help="CPU seconds of training per run (default 50; quick 6)")
     ap.add_argument("--max-images", type=int, default=500, help="training images of the small-data run")
+    ap.add_argument("--variants", help=f"comma-separated subset of {', '.join(VARIANTS)} (dcgan always runs)")
     ap.add_argument("--jobs", type=int, default=1, help="training runs at a time (each 1 thread; default 1)")
     ap.add_argument("--json", type=Path, help="write the result as JSON here")
     ap.add_argument("--md", type=Path, help="write the Markdown table here")
@@ -456,7 +461,12 @@ def main(argv: list[str] | None = None) -> int:
         tr, te = make_split(args.make_split)
         print(f"wrote {tr} and {te}")
         return 0
-    res = run(quick=args.quick, budget_s=args.budget_s, max_images=args.max_images, jobs=args.jobs)
+    variants = tuple(v.strip() for v in args.variants.split(",")) if args.variants else None
+    unknown = [v for v in variants or () if v not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+    res = run(quick=args.quick, budget_s=args.budget_s, max_images=args.max_images, jobs=args.jobs,
+              variants=variants)
     text = json.dumps(res, indent=2)
     if args.json:
         args.json.write_text(text)
