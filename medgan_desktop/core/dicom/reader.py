@@ -51,7 +51,8 @@ NON_DICOM_SUFFIXES = frozenset(
         ".py", ".pyc", ".sh", ".bat", ".js", ".css", ".tfm", ".ds_store", ".lnk", ".url",
     }
 )
-NON_DICOM_NAMES = frozenset({"license", "readme", "provenance", "autorun", "thumbs.db", "index"})
+NON_DICOM_NAMES = frozenset({"license", "readme", "provenance", "autorun", "thumbs.db", "index",
+                             "sample_study_complete"})
 
 #: The largest number of pixels (rows x columns x frames x samples) one file may hold
 #: before its pixel data is decoded: protects against decompression bombs.

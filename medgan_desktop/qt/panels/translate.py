@@ -157,6 +157,7 @@ class TranslatePanel(QWidget):
         self._busy = False
         self._build()
         context.series_selected.connect(self.set_source_series)
+        context.volume_opened.connect(self._volume_opened)
         context.index_changed.connect(self.refresh_models)
         self.refresh_models()
 
@@ -242,6 +243,12 @@ class TranslatePanel(QWidget):
         desc = rec.description or uid
         self.source_label.setText(f"{self.source_modality} series: {desc} ({rec.instance_count} images)")
         self.refresh_models()
+
+    def _volume_opened(self, volume: object) -> None:
+        """An MR series opened in the viewer becomes the source, unless work is running."""
+        uid = getattr(getattr(volume, "source", None), "series_instance_uid", "")
+        if uid and not self._busy and not getattr(volume, "synthetic", False):
+            self.set_source_series(uid)
 
     def set_source_file(self, path: Path) -> None:
         """Use a volume file or DICOM folder."""
@@ -341,11 +348,14 @@ class TranslatePanel(QWidget):
         self.cancel_button.setEnabled(busy)
         self.card_button.setEnabled(has_model)
         self.export_button.setEnabled(not busy and self.result is not None)
+        no_model = (
+            "No translation model for this modality: train one (medgan translate-train) or tick "
+            "'Show models for other modalities'."
+        )
         if not has_model:
-            self.status_label.setText(
-                "No translation model for this modality: train one (medgan translate-train) or tick "
-                "'Show models for other modalities'."
-            )
+            self.status_label.setText(no_model)
+        elif self.status_label.text() == no_model:
+            self.status_label.setText("")
 
     def run(self) -> None:
         model_dir = self.current_model_dir()

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Slot
+from PySide6.QtCore import QTimer, Slot
 from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import QLabel, QMessageBox, QTabWidget, QVBoxLayout, QWidget
 
@@ -187,6 +187,14 @@ class ViewerArea(QWidget):
     def _on_tab(self, index: int) -> None:
         if MODES[index] == "3D":
             self._sync_3d()
+        elif MODES[index] == "Compare":
+            # panes sized while hidden fit the image to a tiny box: fit again once laid out
+            QTimer.singleShot(0, self._fit_compare)
+
+    def _fit_compare(self) -> None:
+        views = getattr(self.compare_view, "views", [])
+        if views:
+            views[0].vb.autoRange(padding=0.0)
 
     def _status(self, msg: str) -> None:
         if self.context is not None and hasattr(self.context, "status"):
