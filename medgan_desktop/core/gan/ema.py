@@ -28,20 +28,32 @@ class EMA:
     Args:
         model: the network to follow; it is deep-copied once.
         decay: weight of the old average, in [0, 1).
+        rampup: when :meth:`update` is given the training ``step``, use
+            ``min(decay, (1 + step) / (10 + step))`` (the warm-up of TensorFlow's
+            ``ExponentialMovingAverage(num_updates=...)``): early in a run the average
+            follows the generator closely instead of dragging the random initial weights
+            along for ``~1 / (1 - decay)`` steps, which matters for short small-data runs.
+            A pure function of the step, so resumed runs stay exact.
     """
 
-    def __init__(self, model: nn.Module, decay: float) -> None:
+    def __init__(self, model: nn.Module, decay: float, rampup: bool = True) -> None:
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"EMA decay must lie in [0, 1), got {decay}")
         self.decay = float(decay)
+        self.rampup = bool(rampup)
         self.shadow: nn.Module = copy.deepcopy(_unwrap(model)).eval()
         self.shadow.requires_grad_(False)
         self.num_updates = 0
 
     @torch.no_grad()
-    def update(self, model: nn.Module, decay: float | None = None) -> None:
-        """Move the average one step towards ``model`` (``decay`` overrides the default)."""
+    def update(self, model: nn.Module, decay: float | None = None, step: int | None = None) -> None:
+        """Move the average one step towards ``model``.
+
+        ``decay`` overrides the default; ``step`` (the training step) enables the ramp-up.
+        """
         d = self.decay if decay is None else decay
+        if step is not None and self.rampup:
+            d = min(d, (1.0 + step) / (10.0 + step))
         src = _unwrap(model)
         params = dict(src.named_parameters())
         for name, p_ema in self.shadow.named_parameters():

@@ -183,7 +183,7 @@ class AdversarialSynthesis(GanMethod):
             self.opt_g.step()
             set_requires_grad(self.D, True)
             if self.ema is not None:
-                self.ema.update(self.G)
+                self.ema.update(self.G, step=step)
             self._last_g = float(loss_g.detach())
         losses["g"] = self._last_g
         return losses

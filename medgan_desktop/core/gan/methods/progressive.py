@@ -216,7 +216,7 @@ class Progressive(GanMethod):
         self.opt_g.step()
         set_requires_grad(self.D, True)
         if self.ema is not None:
-            self.ema.update(self.G)  # also copies the stage buffers
+            self.ema.update(self.G, step=step)  # also copies the stage buffers
         losses["g"] = float(loss_g.detach())
         losses["resolution"] = float(res)
         losses["alpha"] = alpha

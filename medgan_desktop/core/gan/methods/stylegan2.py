@@ -243,7 +243,7 @@ class StyleGAN2(GanMethod):
         self.opt_g.step()
         set_requires_grad(self.D, True)
         if self.ema is not None:
-            self.ema.update(self.G)
+            self.ema.update(self.G, step=step)
         return losses
 
     def _path_length(self, n: int, y: Tensor | None) -> Tensor:
