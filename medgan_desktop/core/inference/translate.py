@@ -114,8 +114,12 @@ def translate(
         if cancel is not None:
             cancel.check()
         ks = range(k0, min(nk, k0 + batch_size))
-        stack = np.stack([arr[context_indices(k, nk, ctx)] for k in ks])  # (B, C, h, w)
-        x = torch.from_numpy(src_window.to_unit(stack, bounds))
+        # Normalise the batch's slab (with its 2.5D neighbours) once, then gather the
+        # context channels: each slice is scaled once, not once per channel it feeds.
+        lo_k, hi_k = max(0, k0 - ctx), min(nk, ks[-1] + ctx + 1)
+        slab = src_window.to_unit(arr[lo_k:hi_k], bounds)
+        idx = np.asarray([context_indices(k, nk, ctx) for k in ks]) - lo_k
+        x = torch.from_numpy(slab[idx])  # (B, C, h, w)
         x = fit_square(x, size).clamp(-1.0, 1.0).to(dev)
         if dev.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
