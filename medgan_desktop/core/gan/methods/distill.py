@@ -13,14 +13,26 @@ The teacher is a finished run (folder path in ``extra["teacher"]``), loaded
 lazily at the first training step so that loading a *trained* student for
 inference never needs the teacher. Options: ``lambda_soft`` (50),
 ``lambda_hard`` (50), ``lambda_adv`` (1), ``gan_loss`` ("vanilla"),
-``depth``, ``norm``, ``d_filters``, ``d_layers``, ``mask_weight``.
+``depth``, ``norm``, ``d_filters``, ``d_layers``, ``mask_weight``, and
+``augment`` ("" or a comma list of ``affine``, ``intensity``).
+
+Augmentation is what distillation can afford and paired training cannot: the
+teacher labels *any* input, so the student is taught on randomly rotated, scaled
+and shifted slices (``affine``; the same transform is applied to the real target
+and mask for the hard loss) and on gamma/contrast-jittered MR (``intensity``; the
+teacher sees the same jittered input). The student then imitates the teacher over
+a wider neighbourhood of the training slices instead of only on them, which is
+what carries the teacher's behaviour to unseen anatomy (Beyer et al. 2022,
+"Knowledge distillation: a good teacher is patient and consistent").
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from medgan_desktop.core.gan.methods._translation import (
@@ -56,6 +68,11 @@ class Distilled(TranslationMethod):
         self.gan_loss = GanLoss(str(config.option("gan_loss", "vanilla")))
         self.mask_weight = float(config.option("mask_weight", 0.0))
         self._teacher: nn.Module | None = None
+        kinds = {k.strip() for k in str(config.option("augment", "")).split(",") if k.strip()}
+        unknown = kinds - {"affine", "intensity"}
+        if unknown:
+            raise ValueError(f"unknown distillation augment {sorted(unknown)}: use affine, intensity")
+        self.augment = kinds
 
     def networks(self) -> dict[str, nn.Module]:
         return {"G": self.G, "D": self.D}
@@ -98,9 +115,46 @@ class Distilled(TranslationMethod):
         assert self._teacher is not None
         return self._teacher
 
+    def _augmented(
+        self, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Random affine (same for source, target, mask) and MR intensity jitter."""
+        b = x.shape[0]
+        if "affine" in self.augment:
+            r = torch.rand(b, 4, device=x.device)
+            ang = (r[:, 0] * 2 - 1) * math.radians(10.0)
+            scale = 1.0 + (r[:, 1] * 2 - 1) * 0.1
+            tx, ty = (r[:, 2] * 2 - 1) * 0.08, (r[:, 3] * 2 - 1) * 0.08
+            cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
+            theta = torch.stack(
+                [torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1
+            )
+            grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+
+            def warp(t: torch.Tensor, mode: str) -> torch.Tensor:
+                # Background is -1 in [-1, 1] space: sample (t + 1) with zero padding.
+                out = F.grid_sample(t + 1.0, grid, mode=mode, padding_mode="zeros", align_corners=False)
+                return out - 1.0
+
+            x, y = warp(x, "bilinear"), warp(y, "bilinear")
+            if mask is not None:
+                mask = F.grid_sample(
+                    mask.to(x.dtype), grid, mode="nearest", padding_mode="zeros", align_corners=False
+                )
+        if "intensity" in self.augment:
+            r = torch.rand(b, 2, 1, 1, 1, device=x.device)
+            gamma = torch.exp((r[:, 0] * 2 - 1) * math.log(1.3))
+            contrast = 1.0 + (r[:, 1] * 2 - 1) * 0.1
+            unit = ((x + 1.0) * 0.5).clamp(0.0, 1.0) ** gamma
+            x = (unit * contrast).clamp(0.0, 1.0) * 2.0 - 1.0
+        return x, y, mask
+
     def train_step(self, batch: Batch, step: int) -> LossDict:
         x = require_source(batch)
         y = batch.target
+        mask = batch.mask
+        if self.augment:
+            x, y, mask = self._augmented(x, y, mask)
         with torch.no_grad():
             soft_target = self.teacher()(x)
         fake = self.G(x)
@@ -115,8 +169,8 @@ class Distilled(TranslationMethod):
         set_requires_grad([self.D], False)
         self.opt_g.zero_grad(set_to_none=True)
         adv = adversarial(self.D(torch.cat([x, fake], 1)), True, self.gan_loss)
-        soft = masked_l1(fake, soft_target, batch.mask, self.mask_weight)
-        hard = masked_l1(fake, y, batch.mask, self.mask_weight)
+        soft = masked_l1(fake, soft_target, mask, self.mask_weight)
+        hard = masked_l1(fake, y, mask, self.mask_weight)
         loss_g = self.w_adv * adv + self.w_soft * soft + self.w_hard * hard
         loss_g.backward()
         self.opt_g.step()
