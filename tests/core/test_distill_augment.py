@@ -57,3 +57,26 @@ def test_train_step_with_augmentation_and_an_inline_teacher() -> None:
 def test_unknown_augmentation_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown distillation augment"):
         _method("affine,elastic")
+
+
+def test_unpaired_teacher_as_the_real_side() -> None:
+    """With adv_real=teacher the discriminator's real pairs are the teacher's outputs."""
+    cfg = MethodConfig(size=32, in_channels=1, channels=1, base_filters=4,
+                       extra={"depth": 3, "adv_real": "teacher", "lambda_hard": 0.0})
+    m = get_method("distilled")(cfg, torch.device("cpu"))
+    seen: list[torch.Tensor] = []
+    d = m.D  # type: ignore[attr-defined]
+    d.register_forward_hook(lambda _m, inp, _out: seen.append(inp[0].detach().clone()))
+    teacher = torch.nn.Conv2d(1, 1, 3, padding=1)
+    m.set_teacher(teacher)  # type: ignore[attr-defined]
+    img, mask = _images()
+    target = torch.zeros_like(img)  # another subject: must not be the real side
+    m.train_step(Batch(target=target, source=img, mask=mask), 0)  # type: ignore[attr-defined]
+    with torch.no_grad():
+        expected = teacher(img)
+    assert torch.allclose(seen[0][:, 1:], expected, atol=1e-6)
+    with pytest.raises(ValueError, match="adv_real"):
+        get_method("distilled")(
+            MethodConfig(size=32, base_filters=4, extra={"depth": 3, "adv_real": "x"}),
+            torch.device("cpu"),
+        )

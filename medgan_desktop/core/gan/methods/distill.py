@@ -13,8 +13,12 @@ The teacher is a finished run (folder path in ``extra["teacher"]``), loaded
 lazily at the first training step so that loading a *trained* student for
 inference never needs the teacher. Options: ``lambda_soft`` (50),
 ``lambda_hard`` (50), ``lambda_adv`` (1), ``gan_loss`` ("vanilla"),
-``depth``, ``norm``, ``d_filters``, ``d_layers``, ``mask_weight``, and
-``augment`` ("" or a comma list of ``affine``, ``intensity``).
+``depth``, ``norm``, ``d_filters``, ``d_layers``, ``mask_weight``,
+``augment`` ("" or a comma list of ``affine``, ``intensity``) and ``adv_real``
+("target": the discriminator's real pairs are (source, real target); "teacher":
+(source, teacher output), for a teacher trained on *unpaired* data such as a
+CycleGAN, where the target volume is another subject and only the teacher can say
+what the source should become; use it with ``lambda_hard=0``).
 
 Augmentation is what distillation can afford and paired training cannot: the
 teacher labels *any* input, so the student is taught on randomly rotated, scaled
@@ -73,6 +77,9 @@ class Distilled(TranslationMethod):
         if unknown:
             raise ValueError(f"unknown distillation augment {sorted(unknown)}: use affine, intensity")
         self.augment = kinds
+        self.adv_real = str(config.option("adv_real", "target"))
+        if self.adv_real not in ("target", "teacher"):
+            raise ValueError(f"adv_real must be 'target' or 'teacher', got {self.adv_real!r}")
 
     def networks(self) -> dict[str, nn.Module]:
         return {"G": self.G, "D": self.D}
@@ -160,8 +167,9 @@ class Distilled(TranslationMethod):
         fake = self.G(x)
         set_requires_grad([self.D], True)
         self.opt_d.zero_grad(set_to_none=True)
+        real = soft_target if self.adv_real == "teacher" else y
         loss_d = 0.5 * (
-            adversarial(self.D(torch.cat([x, y], 1)), True, self.gan_loss)
+            adversarial(self.D(torch.cat([x, real], 1)), True, self.gan_loss)
             + adversarial(self.D(torch.cat([x, fake.detach()], 1)), False, self.gan_loss)
         )
         loss_d.backward()
