@@ -54,7 +54,8 @@ PLANTED = {
 def _reference_rows() -> list[dict[str, str]]:
     if not REF_TABLE.is_file():
         pytest.fail(f"PS3.15 reference table missing at {REF_TABLE}")
-    return json.loads(REF_TABLE.read_text(encoding="utf-8"))
+    rows: list[dict[str, str]] = json.loads(REF_TABLE.read_text(encoding="utf-8"))
+    return rows
 
 
 def _mr_files(shared_data: Path, n: int = 3) -> list[Path]:
@@ -390,8 +391,16 @@ def test_retain_safe_private(shared_data: Path) -> None:
     kept = anon.private_block(0x0043, "GEMS_PARM_01")
     assert kept[0x39].value == ge[0x39].value
     assert [e for e in anon if e.tag.is_private and e.tag.group == 0x0011] == []
-    privates = [e for e in anon if e.tag.is_private and not e.tag.is_private_creator]
-    assert len(privates) == 1
+    # exactly the real file's Table E.3.10-1 elements survive, with their values
+    listed = {(e.private_creator, e.tag.group, e.tag.element & 0xFF): e.value for e in src
+              if e.tag.is_private and not e.tag.is_private_creator
+              and profile.is_safe_private(str(e.private_creator), e.tag.group, e.tag.element)}
+    assert set(k[0] for k in listed) == {"GEMS_ACQU_01", "GEMS_SERS_01", "GEMS_PARM_01"}
+    privates = {(e.private_creator, e.tag.group, e.tag.element & 0xFF): e.value for e in anon
+                if e.tag.is_private and not e.tag.is_private_creator}
+    assert privates == listed
+    creators = {str(e.value) for e in anon if e.tag.is_private_creator}
+    assert creators == {"GEMS_ACQU_01", "GEMS_SERS_01", "GEMS_PARM_01"}  # the others went
     assert "113111" in _codes(anon)
 
 

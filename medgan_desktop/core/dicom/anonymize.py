@@ -30,12 +30,15 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
+from pydicom import config
 from pydicom._uid_dict import UID_dictionary
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.sequence import Sequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
+from pydicom.valuerep import validate_value
+from pydicom.values import convert_value
 
 from medgan_desktop import __version__
 from medgan_desktop.core.dicom import profile
@@ -61,6 +64,8 @@ BURNED_IN_MODALITIES = frozenset({"US", "IVUS", "SC", "XA", "RF", "XC", "ES", "O
 _SC_CLASS_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 _TEXT_VRS = frozenset({"PN", "LO", "SH", "LT", "ST", "UT", "UC", "AE"})
 _DUMMY_TEXT = "ANONYMIZED"
+_BINARY_SIZE = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4, "SV": 8, "UV": 8}
+_BYTES_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
 _KEEP_UID_KEYWORD_SUFFIXES = ("ClassUID", "TransferSyntaxUID", "CodingSchemeUID",
                               "ContextUID", "MappingResourceUID")
 
@@ -77,7 +82,9 @@ class AnonymizeOptions:
             Dates option).
         retain_patient_chars: keep age, sex, size, weight, ... (Retain Patient Characteristics).
         retain_device: keep device serial numbers, station names, ... (Retain Device Identity).
-        retain_safe_private: keep private attributes on the safe list (Retain Safe Private).
+        retain_safe_private: keep the private attributes PS3.15 Table E.3.10-1 lists as safe
+            (matched by private creator, group and element offset, with the listed VR/VM),
+            at any sequence depth (Retain Safe Private).
         clean_descriptors: keep descriptions after removing identifying text (Clean Descriptors).
         accept_burned_in: export images that may have text burned into the pixels.
         date_offset_days: the shift for retained dates; None = a random offset per patient.
@@ -123,7 +130,9 @@ class ActionRecord:
         name: the attribute keyword (or "private"/"overlay"/...).
         action: the single action applied: D, Z, X, K, C or U.
         rule: what decided it: the Table E.1-1 code (e.g. ``X/Z``), ``private``,
-            ``safe-private``, ``comment``, ``uid``, ``pseudonym`` or ``marker``.
+            ``safe-private`` (kept: listed in Table E.3.10-1), ``safe-private-mismatch``
+            (listed, but its VR/VM is not the table's: removed), ``comment``, ``uid``,
+            ``pseudonym`` or ``marker``.
     """
 
     path: str
@@ -183,6 +192,67 @@ def burned_in_reason(ds: Dataset) -> str | None:
 
 def _tag_str(tag: int) -> str:
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def _creator(ds: Dataset, group: int, elem: int) -> str:
+    """The Private Creator reserving the block of private element ``(group, elem)``."""
+    block = elem >> 8
+    if not 0x10 <= block <= 0xFF:
+        return ""
+    creator = ds.get((group, block))
+    if creator is None or creator.VR == "SQ":
+        return ""
+    value = creator.value
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    return str(value or "")
+
+
+def _valid_value(elem: DataElement) -> bool:
+    """Whether every value of a (non-sequence) element is valid for its VR (PS3.5 6.2).
+
+    A file read with implicit VR gets private VRs from pydicom's dictionary, whatever the
+    bytes hold, so the VR alone does not show the value is what the table describes.
+    """
+    if elem.VR in _BINARY_SIZE or elem.VR in _BYTES_VRS or elem.value in (None, ""):
+        return True
+    multi = isinstance(elem.value, list | tuple | pydicom.multival.MultiValue)
+    try:
+        for v in elem.value if multi else [elem.value]:
+            text = v.decode("ascii") if isinstance(v, bytes) else str(v)
+            validate_value(elem.VR, text, config.RAISE)
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return True
+
+
+def _retype_un(elem: DataElement, vrs: Seq[str]) -> DataElement | None:
+    """``elem`` (VR UN) decoded as the first of ``vrs`` its bytes are valid for, or None.
+
+    Numbers must fill whole values; text must be ASCII and valid for the VR (PS3.5 6.2),
+    each backslash-separated value on its own; a sequence is never decoded from UN.
+    """
+    raw = elem.value if isinstance(elem.value, bytes) else b""
+    for vr in vrs:
+        if vr == "SQ":
+            continue
+        if vr in _BINARY_SIZE:
+            if len(raw) % _BINARY_SIZE[vr]:
+                continue
+        elif vr not in _BYTES_VRS:
+            try:
+                text = raw.decode("ascii").rstrip(" \x00")
+                parts = [text] if vr in ("LT", "ST", "UT", "UR") else text.split("\\")
+                for part in parts:
+                    validate_value(vr, part, config.RAISE)
+            except (UnicodeDecodeError, ValueError):
+                continue
+        try:
+            value = convert_value(vr, RawDataElement(elem.tag, vr, len(raw), raw, 0, True, True))
+        except (ValueError, TypeError, struct.error, BytesLengthException, OverflowError):
+            continue
+        return DataElement(elem.tag, vr, value)
+    return None
 
 
 @dataclass
@@ -316,16 +386,17 @@ class Anonymizer:
             if group & 1:
                 if 0x0010 <= el <= 0x00FF:
                     continue  # private creators: decided after the block's elements
-                creator = ds.get((group, el >> 8))
-                creator_s = str(creator.value) if creator is not None else ""
-                if self.options.retain_safe_private and profile.is_safe_private(
-                    creator_s, group, el
-                ):
-                    private_keep.add((group << 16) | (el >> 8))
-                    records.append(ActionRecord(here, _tag_str(t), "private", "K", "safe-private"))
-                else:
+                safe = (profile.safe_private_rule(_creator(ds, group, el), group, el)
+                        if self.options.retain_safe_private else None)
+                if safe is None:
                     del ds[tag]
                     records.append(ActionRecord(here, _tag_str(t), "private", "X", "private"))
+                elif self._keep_safe_private(ds, t, safe, here, records, patient, enhanced):
+                    private_keep.add((group << 16) | (el >> 8))
+                else:
+                    del ds[tag]
+                    records.append(ActionRecord(here, _tag_str(t), "private", "X",
+                                                "safe-private-mismatch"))
                 continue
             if group & 0xFF00 == 0x6000:  # the whole overlay goes, not only its data
                 del ds[tag]
@@ -354,6 +425,42 @@ class Anonymizer:
             ti = int(t)
             if ti >> 16 & 1 and 0x0010 <= ti & 0xFFFF <= 0x00FF and ti not in private_keep:
                 del ds[t]
+
+    def _keep_safe_private(self, ds: Dataset, tag: int, safe: profile.SafePrivate, path: str,
+                           records: list[ActionRecord], patient: _Patient,
+                           enhanced: bool) -> bool:
+        """Keep a private element listed in Table E.3.10-1 if it is what the table describes.
+
+        The table's VR and VM are conditions: an element whose VR is not the listed one
+        (or whose value multiplicity does not fit) is probably another attribute reusing the
+        creator and offset, so it is not kept (returns False; the caller removes it). A UN
+        element (implicit VR, or a writer that did not know the attribute) is decoded as the
+        listed VR and kept only if that decoding is valid; a UN sequence cannot be checked
+        and is not kept. Rows without a VR (five Siemens ultrasound rows) have no VR
+        condition. A kept sequence's items are de-identified like any other dataset (standard
+        attributes by Table E.1-1, private ones by this table), and kept UIDs are remapped
+        like every other UID of the job, so they cannot link back to the source.
+        """
+        elem = ds[tag]
+        vrs = safe.vrs
+        if elem.VR == "UN" and vrs:
+            typed = _retype_un(elem, vrs)
+            if typed is None:
+                return False
+            ds[tag] = elem = typed
+        elif vrs and elem.VR not in vrs:
+            return False
+        if elem.VR != "SQ" and not (safe.vm_allows(elem.VM) and _valid_value(elem)):
+            return False
+        name = f"private:{safe.creator}:{safe.meaning}"[:64]
+        if elem.VR == "SQ":
+            self._recurse(elem, path, records, patient, enhanced, scrub=False)
+        elif elem.VR == "UI":
+            self._remap(elem)
+            records.append(ActionRecord(path, _tag_str(tag), name, "U", "safe-private"))
+            return True
+        records.append(ActionRecord(path, _tag_str(tag), name, "K", "safe-private"))
+        return True
 
     def _recurse(self, elem: DataElement, path: str, records: list[ActionRecord],
                  patient: _Patient, enhanced: bool, *, scrub: bool) -> None:
@@ -466,7 +573,10 @@ class Anonymizer:
         codes = [profile.BASIC_PROFILE_CODE]
         for opt in self._enabled:
             codes.append(OPTION_CODES[opt])
-            methods.append(OPTION_CODES[opt][1].replace(" Option", "")[:64])
+            method = OPTION_CODES[opt][1].replace(" Option", "")
+            if opt is Option.SAFE_PRIVATE:  # the safe list is pinned to its own edition
+                method += f" (Table E.3.10-1 {profile.SAFE_PRIVATE_EDITION})"
+            methods.append(method[:64])
         methods.append(f"medgan_desktop {__version__}")
         ds.DeidentificationMethod = methods
         seq = []

@@ -5,7 +5,9 @@ The table itself (edition :data:`EDITION`) is the generated data module
 tag to its action under a set of enabled options, resolves the combined action codes
 (``X/Z``, ``X/D``, ``Z/D``, ``X/Z/D``, ``X/Z/U*``) by the attribute's Type in the
 object's IOD, and carries the option code values (PS3.16 CID 7050) and the Retain Safe
-Private list.
+Private list (Table E.3.10-1, generated module
+:mod:`medgan_desktop.core.dicom.ps315_safe_private`, which pins its own edition:
+:data:`SAFE_PRIVATE_EDITION`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from medgan_desktop.core.dicom.ps315_safe_private import EDITION as SAFE_PRIVATE_EDITION
+from medgan_desktop.core.dicom.ps315_safe_private import ROWS as SAFE_PRIVATE_ROWS
 from medgan_desktop.core.dicom.ps315_table import EDITION, ROWS
 
 __all__ = [
@@ -23,9 +27,13 @@ __all__ = [
     "Rule",
     "RULES",
     "SAFE_PRIVATE",
+    "SAFE_PRIVATE_EDITION",
+    "SafePrivate",
     "attribute_type",
+    "is_safe_private",
     "lookup",
     "resolve",
+    "safe_private_rule",
 ]
 
 
@@ -168,31 +176,55 @@ def choose_combined(code: str, tag: int, enhanced: bool) -> str:
     raise ValueError(f"unknown action code {code!r}")
 
 
-# Retain Safe Private Option (PS3.15 E.3.10): private attributes known to carry no
-# identity. A conservative subset of Table E.3.10-1 (diffusion and mosaic parameters the
-# research use of an export needs), keyed by (private creator, element low byte).
-SAFE_PRIVATE: frozenset[tuple[str, int, int]] = frozenset(
-    {
-        ("SIEMENS CSA HEADER", 0x0029, 0x08),  # CSA Image Header Type
-        ("SIEMENS MR HEADER", 0x0019, 0x0A),  # Number of Images in Mosaic
-        ("SIEMENS MR HEADER", 0x0019, 0x0B),  # Slice Measurement Duration
-        ("SIEMENS MR HEADER", 0x0019, 0x0C),  # B Value
-        ("SIEMENS MR HEADER", 0x0019, 0x0D),  # Diffusion Directionality
-        ("SIEMENS MR HEADER", 0x0019, 0x0E),  # Diffusion Gradient Direction
-        ("SIEMENS MR HEADER", 0x0019, 0x27),  # B Matrix
-        ("GEMS_PARM_01", 0x0043, 0x39),  # Slop_int_6..9 (b-value)
-        ("GEMS_ACQU_01", 0x0019, 0xBB),  # User data (diffusion direction)
-        ("GEMS_ACQU_01", 0x0019, 0xBC),
-        ("GEMS_ACQU_01", 0x0019, 0xBD),
-        ("PHILIPS IMAGING DD 001", 0x2001, 0x03),  # Diffusion B-Factor
-        ("PHILIPS IMAGING DD 001", 0x2001, 0x04),  # Diffusion Direction
-        ("PHILIPS MR IMAGING DD 001", 0x2005, 0xB0),  # Diffusion Direction RL
-        ("PHILIPS MR IMAGING DD 001", 0x2005, 0xB1),  # Diffusion Direction AP
-        ("PHILIPS MR IMAGING DD 001", 0x2005, 0xB2),  # Diffusion Direction FH
-    }
-)
+# Retain Safe Private Option (PS3.15 E.3.10): the private attributes Table E.3.10-1 lists
+# as safe (generated module :mod:`.ps315_safe_private`, edition SAFE_PRIVATE_EDITION).
+@dataclass(frozen=True)
+class SafePrivate:
+    """One row of Table E.3.10-1: a private attribute known to carry no identity."""
+
+    group: int
+    offset: int  # element number inside the private block (the ``ee`` of ``(gggg,xxee)``)
+    creator: str
+    vr: str  # "" where the table gives none; "OW/OB" for alternatives
+    vm: str
+    meaning: str
+
+    @property
+    def vrs(self) -> tuple[str, ...]:
+        """The VRs the table allows (empty when it gives none)."""
+        return tuple(self.vr.split("/")) if self.vr else ()
+
+    def vm_allows(self, n: int) -> bool:
+        """Whether a value multiplicity of ``n`` fits the table's VM (an empty value always does)."""
+        if n == 0:
+            return True
+        lo, _, hi = self.vm.partition("-")
+        if not hi:
+            return n == int(lo)
+        if hi.endswith("n"):  # "1-n", "2-n", "2-2n": at least lo, a multiple of the step
+            step = int(hi[:-1] or 1)
+            return n >= int(lo) and n % step == 0
+        return int(lo) <= n <= int(hi)
+
+
+#: Table E.3.10-1 keyed by (private creator, group, element offset); creators are matched
+#: exactly (after removing value padding), as PS3.5 7.8.1 identifies a block by its creator.
+SAFE_PRIVATE: dict[tuple[str, int, int], SafePrivate] = {
+    (r[2], r[0], r[1]): SafePrivate(*r) for r in SAFE_PRIVATE_ROWS
+}
+
+
+def safe_private_rule(creator: str, group: int, elem: int) -> SafePrivate | None:
+    """The Table E.3.10-1 row for private element ``(group, elem)`` in ``creator``'s block.
+
+    ``elem`` is the full element number (``0xxxee``); only blocks 0x10-0xFF are private
+    data blocks, so anything else (and any even or reserved group) never matches.
+    """
+    if not group & 1 or not 0x10 <= elem >> 8 <= 0xFF:
+        return None
+    return SAFE_PRIVATE.get((creator.strip(" \x00"), group, elem & 0xFF))
 
 
 def is_safe_private(creator: str, group: int, elem: int) -> bool:
-    """True when a private element is on the Retain Safe Private list."""
-    return (creator.strip().upper(), group, elem & 0xFF) in SAFE_PRIVATE
+    """True when a private element is on the Retain Safe Private list (Table E.3.10-1)."""
+    return safe_private_rule(creator, group, elem) is not None
