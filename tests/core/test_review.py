@@ -49,9 +49,12 @@ def test_items_are_blinded_and_orders_randomised(tmp_path, pools):
     item = store.next_item(sid, "alice")
     assert isinstance(item, ReviewItem)
     fields = {f.name for f in dataclasses.fields(ReviewItem)}
-    assert fields == {"item_id", "image", "window", "position", "total"}  # no name, no truth
+    # no name, no header, no truth: pixels and how to show them
+    assert fields == {"item_id", "image", "window", "position", "total", "spacing", "plane",
+                      "units"}
     assert "patient" not in item.item_id and "gan" not in item.item_id
-    assert item.image.shape == (64, 64) and item.total == 12
+    assert item.image.shape == (64, 64) and item.total == 12 and not item.is_series
+    assert item.units == "" and item.to_volume().description == ""
     a, b = store.order(sid, "alice"), store.order(sid, "bob")
     assert sorted(a) == sorted(b) and a != b  # same items, different order per reader
     assert store.order(sid, "alice") == a  # stable on resume
@@ -171,7 +174,7 @@ def test_export_import_roundtrip_and_merge(tmp_path, pools):
 
 
 def test_dicom_and_nifti_pools_keep_their_units(tmp_path, shared_data):
-    """CT items keep HU (window/level works); NIfTI items show their middle slice."""
+    """CT items keep HU (window/level works); series are whole stacks unless series=False."""
     import SimpleITK as sitk
 
     ct_dir = shared_data / "mridir_phantom" / "CT_DICOM_sample"
@@ -181,10 +184,164 @@ def test_dicom_and_nifti_pools_keep_their_units(tmp_path, shared_data):
     img = sitk.ReadImage(str(shared_data / "mridir_phantom" / "CT_rigid_to_MR_grid.nii.gz"))
     sitk.WriteImage(img[200:300, 200:300, 40:43], str(nii / "synthetic_ct.nii.gz"))
     store = ReviewStore(tmp_path / "r.sqlite")
-    sid = store.create_session("ct", dcm, nii, seed=0)
+    for series, real_shape, fake_shape in ((True, 3, (3, 100, 100)), (False, 2, (100, 100))):
+        sid = store.create_session("ct", dcm, nii, seed=0, series=series)
+        truths = store.truths(sid)
+        assert len(truths) == (2 if series else 3)  # two slices of one series: one item
+        for item_id, (truth, _) in truths.items():
+            it = store.item(sid, item_id)
+            assert it.image.min() < 0  # HU kept (negative values), not rescaled to 0..255
+            assert it.units == "HU" and it.window == (-160.0, 240.0)  # same window for all
+            if truth == Truth.SYNTHETIC:
+                assert it.image.shape == fake_shape and it.is_series == series
+            else:
+                assert it.image.ndim == real_shape
+
+
+# -- series items ---------------------------------------------------------------------------
+def _phantom() -> np.ndarray:
+    """A (k, j, i) CT-like volume in HU with every axis telling its direction apart."""
+    rng = np.random.default_rng(3)
+    vol = np.full((12, 40, 48), -1000.0, np.float32)
+    vol[:, 5:35, 6:42] = 40.0 + rng.normal(0, 5, (12, 30, 36)).round()
+    vol[:, 8:12, 8:12] = 1000.0  # marker towards patient right-anterior (low i, low j)
+    vol[:, 30:33, 36:40] = 300.0
+    for k in range(12):
+        vol[k, 20, 20 + k] = 700.0  # a line that moves with k (superior)
+    return vol
+
+
+def _write_series_pools(root: Path) -> tuple[Path, Path, np.ndarray]:
+    """The same phantom as a DICOM CT series (LPS, k superior) and as NIfTI stored
+    the other way round (i flipped towards R, k towards inferior)."""
+    import SimpleITK as sitk
+
+    from medgan_desktop.core.dicom.write import write_volume_series
+    from medgan_desktop.core.volume import Volume
+
+    arr = _phantom()
+    real, fake = root / "real_pool", root / "fake_pool"
+    vol = Volume(array=arr, spacing=(0.8, 0.8, 2.5), origin=(-20.0, -15.0, 100.0),
+                 modality="CT", units="HU", description="PATIENT SECRET")
+    write_volume_series(vol, real / "patient_secret_series", patient_name="SECRET^PATIENT",
+                        patient_id="SECRET1", series_description="secret real series")
+    flipped = Volume(array=np.ascontiguousarray(arr[::-1, :, ::-1]), spacing=(0.8, 0.8, 2.5),
+                     origin=(-20.0 + 47 * 0.8, -15.0, 100.0 + 11 * 2.5),
+                     direction=np.diag([-1.0, 1.0, -1.0]))
+    fake.mkdir(parents=True)
+    sitk.WriteImage(flipped.to_sitk(), str(fake / "gan_secret_volume.nii.gz"))
+    return real, fake, arr
+
+
+def test_series_items_are_whole_stacks_oriented_alike(tmp_path):
+    real, fake, arr = _write_series_pools(tmp_path)
+    store = ReviewStore(tmp_path / "r.sqlite")
+    sid = store.create_session("series", real, fake, seed=1)
+    info = store.session(sid)
+    assert (info.n_real, info.n_synthetic) == (1, 1)  # 12 DICOM files are one item
     truths = store.truths(sid)
-    for item_id, (truth, _) in truths.items():
-        it = store.item(sid, item_id)
-        assert it.image.min() < 0  # HU kept (negative values), not rescaled to 0..255
-        if truth == Truth.SYNTHETIC:
-            assert it.image.shape == (100, 100)
+    items = {truths[i][0]: store.item(sid, i) for i in truths}
+    for it in items.values():
+        assert it.is_series and it.n_slices == 12 and it.plane == "axial"
+        assert it.spacing == pytest.approx((0.8, 0.8, 2.5))
+        assert it.units == "HU"
+        # display order: slice 0 inferior, screen left = patient right: the stored array
+        np.testing.assert_allclose(it.image, arr, atol=0.5)
+        vol = it.to_volume()
+        assert vol.description == "" and not vol.synthetic and vol.source.files == ()
+        assert vol.modality == "CT" and vol.shape == (12, 40, 48)
+    assert "secret" in truths[next(iter(truths))][1]  # the organiser keeps the source
+
+
+def test_series_plane_follows_acquisition(tmp_path):
+    """A coronal stack stays coronal, ordered anterior to posterior."""
+    import SimpleITK as sitk
+
+    from medgan_desktop.core.review.session import display_stack
+    from medgan_desktop.core.volume import Volume
+
+    arr = _phantom() + 1000.0  # MR-like: no air at -1000, so no CT presets
+    # k runs along -y (anterior), j along -z (inferior on screen rows), i along +x
+    d = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, -1.0, 0]]).T
+    vol = Volume(array=arr, spacing=(0.7, 0.9, 3.0), direction=d, modality="MR")
+    stack, spacing, plane = display_stack(vol)
+    assert plane == "coronal" and spacing == (0.7, 0.9, 3.0)
+    np.testing.assert_array_equal(stack, arr[::-1])  # reversed so index runs to posterior
+    nii = tmp_path / "cor"
+    nii.mkdir()
+    sitk.WriteImage(vol.to_sitk(), str(nii / "mr_cor.nii.gz"))
+    store = ReviewStore(tmp_path / "r.sqlite")
+    sid = store.create_session("cor", nii, nii, seed=0)
+    it = store.next_item(sid, "r")
+    assert it is not None and it.plane == "coronal" and it.units == ""
+    np.testing.assert_allclose(it.image, arr[::-1], atol=1e-3)
+
+
+def test_series_sessions_travel_and_old_databases_open(tmp_path):
+    import sqlite3
+
+    real, fake, _arr = _write_series_pools(tmp_path)
+    store = ReviewStore(tmp_path / "a.sqlite")
+    sid = store.create_session("series", real, fake, seed=1)
+    out = store.export_session(sid, tmp_path / "s.zip")
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(out) as zf:
+        doc = json.loads(zf.read("session.json"))
+    assert doc["format"] == 2 and {it["meta"]["kind"] for it in doc["items"]} == {"series"}
+    other = ReviewStore(tmp_path / "b.sqlite")
+    assert other.import_session(out) == sid
+    for i in store.truths(sid):
+        a, b = store.item(sid, i), other.item(sid, i)
+        np.testing.assert_array_equal(a.image, b.image)
+        assert (a.spacing, a.plane, a.units) == (b.spacing, b.plane, b.units)
+    store.close()
+    other.close()
+    # a schema-1 database (2D items, no meta column) opens and reads as before
+    old = tmp_path / "old.sqlite"
+    db = sqlite3.connect(old)
+    db.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        CREATE TABLE sessions (id TEXT PRIMARY KEY, name TEXT NOT NULL, created TEXT NOT NULL,
+            seed INTEGER NOT NULL, confidence_max INTEGER NOT NULL,
+            confidence_min INTEGER NOT NULL, notes TEXT NOT NULL);
+        CREATE TABLE items (session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            item_id TEXT NOT NULL, truth TEXT NOT NULL, source TEXT NOT NULL,
+            image BLOB NOT NULL, win_lo REAL NOT NULL, win_hi REAL NOT NULL,
+            PRIMARY KEY (session_id, item_id));
+        INSERT INTO sessions VALUES ('s1', 'old', '2024-01-01', 1, 5, 1, '');
+    """)
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, np.arange(12, dtype=np.float32).reshape(3, 4))
+    db.execute("INSERT INTO items VALUES ('s1', 'i1', 'real', 'x.png', ?, 0, 11)",
+               (buf.getvalue(),))
+    db.commit()
+    db.close()
+    with ReviewStore(old) as st:
+        it = st.item("s1", "i1")
+        assert not it.is_series and it.window == (0.0, 11.0) and it.image[2, 3] == 11.0
+
+
+def test_review_cli_creates_series_sessions(tmp_path, capsys):
+    from medgan_desktop.cli import main
+
+    real, fake, _arr = _write_series_pools(tmp_path)
+    db = tmp_path / "cli.sqlite"
+    assert main(["review", "--db", str(db), "create", "--name", "cli", "--real", str(real),
+                 "--fake", str(fake), "--seed", "2"]) == 0
+    sid = capsys.readouterr().out.strip()
+    with ReviewStore(db) as store:
+        truths = store.truths(sid)
+        assert len(truths) == 2
+        while (it := store.next_item(sid, "dr_cli")) is not None:
+            assert it.is_series and it.n_slices == 12
+            store.answer(sid, "dr_cli", it.item_id, truths[it.item_id][0], 5, 3)
+    assert main(["review", "--db", str(db), "results", sid, "--json"]) == 0
+    import json
+
+    d = json.loads(capsys.readouterr().out)
+    assert d["pooled"]["accuracy"] == 1.0 and d["pooled"]["n"] == 2

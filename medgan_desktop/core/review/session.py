@@ -7,6 +7,14 @@ reach the UI as :class:`ReviewItem` with an opaque id and the pixels only: no fi
 name, header or truth. Answers (real/synthetic, confidence, Likert quality,
 comment) are stored per reader; a reader can stop and resume at any time.
 
+Items are 2D images or whole series. With ``series=True`` (the default) a DICOM
+series (several slices sharing a SeriesInstanceUID, or one multi-frame object) and a
+NIfTI/MHA/NRRD volume each become one *series item*, stored as a stack of slices in
+the plane it was acquired in, in radiological display order, with its spacing; every
+stack is put in that same canonical orientation so a file format's axis convention
+cannot tell the reader where an item came from. Items are read one at a time while a
+session is created and loaded one at a time while reading (memory holds one item).
+
 Sessions export to a single zip (``session.json`` + ``items/<id>.npy``) and import
 on another workstation; importing a session that already exists merges the answers
 (the later answer wins for the same reader and item).
@@ -31,11 +39,28 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from medgan_desktop.core.metrics.images import list_images, load_image
+from medgan_desktop.core.imaging.orientation import ViewAxis, axis_permutation, slice_mapping
+from medgan_desktop.core.metrics.images import RASTER_SUFFIXES, list_images, load_image
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
+from medgan_desktop.core.volume import Volume
 
-SCHEMA_VERSION = 1
-EXPORT_FORMAT = 1
+SCHEMA_VERSION = 2  # 2: items.meta (JSON: kind, spacing, plane, hu)
+#: Export format written when every item is 2D (readable by older versions); series need 2.
+EXPORT_FORMAT_2D = 1
+EXPORT_FORMAT = 2
+#: Largest stored item (SQLite refuses blobs above about 1 GB).
+MAX_ITEM_BYTES = 900_000_000
+#: The window every item of an all-CT session opens with (soft tissue, lo/hi in HU), so
+#: that a per-item automatic window cannot hint at where an item came from.
+HU_WINDOW = (-160.0, 240.0)
+
+_VOLUME_NAME_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
+# direction (columns i, j, k in LPS) of a stack stored in display order for each plane
+_PLANE_DIRECTIONS: dict[ViewAxis, tuple[tuple[float, float, float], ...]] = {
+    ViewAxis.AXIAL: ((1, 0, 0), (0, 1, 0), (0, 0, 1)),
+    ViewAxis.CORONAL: ((1, 0, 0), (0, 0, -1), (0, 1, 0)),
+    ViewAxis.SAGITTAL: ((0, 1, 0), (0, 0, -1), (1, 0, 0)),
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,6 +72,7 @@ CREATE TABLE IF NOT EXISTS items (
     session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
     item_id TEXT NOT NULL, truth TEXT NOT NULL, source TEXT NOT NULL,
     image BLOB NOT NULL, win_lo REAL NOT NULL, win_hi REAL NOT NULL,
+    meta TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (session_id, item_id)
 );
 CREATE TABLE IF NOT EXISTS readers (
@@ -91,13 +117,52 @@ class SessionInfo:
 
 @dataclass(frozen=True)
 class ReviewItem:
-    """What a reader sees: an opaque id, the pixels and a default window. Nothing else."""
+    """What a reader sees: an opaque id, the pixels and how to show them. Nothing else.
+
+    Args:
+        item_id: opaque id.
+        image: ``(rows, cols)`` for a 2D image; ``(slices, rows, cols)`` for a series, in
+            display order for ``plane`` (rows top to bottom, radiological convention,
+            slice index increasing towards patient left, posterior or superior).
+        window: default window ``(lo, hi)``.
+        position: 0-based index in this reader's order.
+        total: number of items in this reader's order.
+        spacing: ``(column, row, slice)`` spacing in mm (1 mm for 2D images).
+        plane: the plane a series is shown in (the plane it was acquired in).
+        units: ``"HU"`` when every item of the session is CT in HU (CT window presets),
+            else ``""``; decided per session so the viewer's menus look the same for
+            every item.
+    """
 
     item_id: str
     image: NDArray[np.float32]
     window: tuple[float, float]
-    position: int  # 0-based index in this reader's order
+    position: int
     total: int
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    plane: str = ViewAxis.AXIAL.value
+    units: str = ""
+
+    @property
+    def is_series(self) -> bool:
+        """True for a stack of slices (a volume), False for a 2D image."""
+        return self.image.ndim == 3
+
+    @property
+    def n_slices(self) -> int:
+        return int(self.image.shape[0]) if self.image.ndim == 3 else 1
+
+    def to_volume(self) -> Volume:
+        """The pixels as an anonymous volume whose ``plane`` view shows them as stored.
+
+        No description, no source, not flagged synthetic: nothing but pixels and grid.
+        """
+        arr = self.image if self.image.ndim == 3 else self.image[None]
+        plane = ViewAxis(self.plane)
+        direction = np.array(_PLANE_DIRECTIONS[plane], dtype=np.float64).T
+        hu = self.units == "HU"
+        return Volume(array=arr, spacing=self.spacing, direction=direction,
+                      modality="CT" if hu else "OT", units="HU" if hu else "", description="")
 
 
 @dataclass(frozen=True)
@@ -120,8 +185,13 @@ def _now() -> str:
 
 
 def _encode(img: NDArray[Any]) -> bytes:
+    """``.npy`` bytes; int16 when that is lossless (HU, 8/12-bit pixels), else float32."""
+    a = np.asarray(img, dtype=np.float32)
+    if a.size and np.isfinite(a).all() and a.min() >= -32768 and a.max() <= 32767 \
+            and np.array_equal(np.rint(a), a):
+        a = a.astype(np.int16)
     buf = io.BytesIO()
-    np.save(buf, np.asarray(img, dtype=np.float32), allow_pickle=False)
+    np.save(buf, a, allow_pickle=False)
     return buf.getvalue()
 
 
@@ -152,7 +222,7 @@ def read_review_image(path: Path) -> tuple[NDArray[np.float32], tuple[float, flo
         except Exception as exc:  # undecodable DICOM: a clear reason
             raise ReviewError(f"cannot read {path.name}: {exc}") from exc
     name = path.name.lower()
-    if name.endswith((".nii", ".nii.gz", ".mha", ".mhd", ".nrrd")):
+    if name.endswith(_VOLUME_NAME_SUFFIXES):
         try:  # keep the volume's own units (HU for CT) so window/level means something
             import SimpleITK as sitk
 
@@ -172,6 +242,142 @@ def read_review_image(path: Path) -> tuple[NDArray[np.float32], tuple[float, flo
     return img.astype(np.float32), (0.0, 255.0)
 
 
+def _window(arr: NDArray[Any]) -> tuple[float, float]:
+    """The 0.5..99.5 percentile window (on a subsample of large stacks)."""
+    flat = arr.reshape(-1)
+    flat = flat[:: max(1, flat.size // 2_000_000)]
+    lo, hi = (float(v) for v in np.percentile(flat, [0.5, 99.5]))
+    return lo, max(hi, lo + 1.0)
+
+
+def _looks_hu(arr: NDArray[Any]) -> bool:
+    """CT in Hounsfield units, for files that do not say so: air (about -1000) or the
+    scanner's padding outside the field of view (-1024 to -3024) among the darkest voxels."""
+    flat = arr.reshape(-1)
+    flat = flat[:: max(1, flat.size // 2_000_000)]
+    return bool(-3100.0 <= float(np.percentile(flat, 0.5)) <= -700.0)
+
+
+def display_stack(volume: Volume) -> tuple[NDArray[np.float32], tuple[float, float, float], ViewAxis]:
+    """A volume as slices in its acquisition plane, in radiological display order.
+
+    The plane is the one the volume's k axis is normal to; slices are ordered towards
+    patient left (sagittal), posterior (coronal) or superior (axial), whatever the
+    file's own axis order and signs, so DICOM and NIfTI volumes come out alike.
+
+    Returns:
+        ``(stack, spacing, plane)``: ``stack`` is ``(slices, rows, cols)`` float32 (a
+        copy), ``spacing`` is ``(column, row, slice)`` in mm.
+    """
+    perm, signs = axis_permutation(volume.direction)
+    plane = {2: ViewAxis.AXIAL, 1: ViewAxis.CORONAL, 0: ViewAxis.SAGITTAL}[perm[2]]
+    m = slice_mapping(volume.shape, volume.spacing, volume.direction, plane)
+    arr = np.transpose(volume.array, (m.slice_axis, m.row_axis, m.col_axis))
+    if m.flip_rows:
+        arr = arr[:, ::-1, :]
+    if m.flip_cols:
+        arr = arr[:, :, ::-1]
+    if signs[2] < 0:  # k runs towards R, A or I: reverse so the index runs to L, P, S
+        arr = arr[::-1]
+    stack = np.ascontiguousarray(arr, dtype=np.float32)
+    return stack, (m.col_spacing, m.row_spacing, m.slice_spacing), plane
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One item to be: a 2D image file, a volume file or the files of one DICOM series."""
+
+    kind: str  # "image" | "volume" | "dicom_series"
+    files: tuple[Path, ...]
+    series_uid: str = ""
+
+    @property
+    def label(self) -> str:
+        """What the organiser sees in ``source`` (never the reader)."""
+        if len(self.files) == 1:
+            return str(self.files[0])
+        parents = {f.parent for f in self.files}
+        where = str(parents.pop()) if len(parents) == 1 else str(self.files[0])
+        return f"{where} (series, {len(self.files)} files)"
+
+
+def _pool_sources(files: Sequence[Path], series: bool) -> list[_Source]:
+    """Group a pool's files into items (see the module docs)."""
+    if not series:
+        return [_Source("image", (f,)) for f in files]
+    from medgan_desktop.core.dicom.reader import DicomReadError, read_header
+
+    out: list[_Source] = []
+    groups: dict[str, list[tuple[Path, Any]]] = {}
+    for f in files:
+        name = f.name.lower()
+        if name.endswith(_VOLUME_NAME_SUFFIXES):
+            out.append(_Source("volume", (f,)))
+            continue
+        if f.suffix.lower() in RASTER_SUFFIXES:
+            out.append(_Source("image", (f,)))
+            continue
+        try:
+            h = read_header(f)
+        except (DicomReadError, OSError):
+            out.append(_Source("image", (f,)))  # read later, failing with a clear reason
+            continue
+        groups.setdefault(h.series_instance_uid, []).append((f, h))
+    for uid, members in groups.items():
+        stackable = all(h.image_position is not None for _f, h in members)
+        if (len(members) > 1 and stackable) or (len(members) == 1 and members[0][1].frames > 1):
+            out.append(_Source("dicom_series", tuple(f for f, _h in members), uid))
+        else:  # projection images (CR/DX) sharing a series, or single slices
+            out.extend(_Source("image", (f,)) for f, _h in members)
+    return sorted(out, key=lambda s: s.label)
+
+
+def _read_source(src: _Source) -> tuple[NDArray[np.float32], tuple[float, float], dict[str, Any]]:
+    """Pixels, default window and item meta of one source."""
+    if src.kind == "image":
+        img, win = read_review_image(src.files[0])
+        hu = _image_is_hu(src.files[0], img)
+        return img, win, {"kind": "image", "hu": hu}
+    try:
+        if src.kind == "volume":
+            from medgan_desktop.core.io import read_volume_file
+
+            vol = read_volume_file(src.files[0])
+        else:
+            from medgan_desktop.core.dicom.series import load_series
+
+            vol = load_series(list(src.files), series_uid=src.series_uid or None)
+    except Exception as exc:  # any reader failure: one clear reason for this item
+        raise ReviewError(f"cannot read {src.files[0].name}: {exc}") from exc
+    n_bytes = int(np.prod(vol.shape)) * 4
+    if n_bytes > MAX_ITEM_BYTES:
+        raise ReviewError(f"{src.label}: {vol.shape} is too large for a review item "
+                          f"({n_bytes / 1e9:.1f} GB as float32); crop it first")
+    stack, spacing, plane = display_stack(vol)
+    hu = vol.modality.upper() == "CT" or vol.units.upper() == "HU" or _looks_hu(stack)
+    del vol
+    meta = {"kind": "series", "spacing": list(spacing), "plane": plane.value, "hu": hu}
+    if stack.shape[0] == 1:  # a one-slice volume is a 2D image
+        return stack[0], _window(stack), {**meta, "kind": "image"}
+    return stack, _window(stack), meta
+
+
+def _image_is_hu(path: Path, img: NDArray[Any]) -> bool:
+    suf = path.suffix.lower()
+    if path.name.lower().endswith(_VOLUME_NAME_SUFFIXES):
+        from medgan_desktop.core.io import guess_modality
+
+        return guess_modality(path.name) == "CT" or _looks_hu(img)
+    if suf in RASTER_SUFFIXES:
+        return False
+    try:
+        from medgan_desktop.core.dicom.reader import read_header
+
+        return read_header(path).modality.upper() == "CT"
+    except Exception:  # not readable as DICOM here: not HU
+        return False
+
+
 class ReviewStore:
     """The reader-study database (``AppPaths.data_dir / "review.sqlite"`` by default)."""
 
@@ -187,11 +393,14 @@ class ReviewStore:
         self._db.execute("PRAGMA foreign_keys = ON")
         self._db.executescript(_SCHEMA)
         row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
-            self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            self._db.commit()
-        elif int(row[0]) > SCHEMA_VERSION:
+        if row is not None and int(row[0]) > SCHEMA_VERSION:
             raise ReviewError(f"{self.path} was written by a newer version (schema {row[0]})")
+        with self._tx() as db:
+            cols = {r[1] for r in db.execute("PRAGMA table_info(items)")}
+            if "meta" not in cols:  # schema 1: items were 2D images only
+                db.execute("ALTER TABLE items ADD COLUMN meta TEXT NOT NULL DEFAULT '{}'")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                       (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         self._db.close()
@@ -222,23 +431,26 @@ class ReviewStore:
         limit_per_pool: int | None = None,
         progress: ProgressCallback = no_progress,
         cancel: CancelToken | None = None,
+        series: bool = True,
     ) -> str:
         """Copy two pools of images (files or folders) into a new session; returns its id.
 
         Args:
             name: a label for the study.
-            real: real images (files and/or folders).
-            synthetic: synthetic images (files and/or folders).
+            real: real images or series (files and/or folders).
+            synthetic: synthetic images or series (files and/or folders).
             seed: seed for the per-reader orders (random when None).
             confidence_scale: ``(1, 5)`` or ``(0, 100)``.
-            limit_per_pool: take at most this many images from each pool.
+            limit_per_pool: take at most this many items from each pool.
             progress: progress callback.
-            cancel: cancel token checked between images.
+            cancel: cancel token checked between items.
+            series: a DICOM series or a volume file is one scrollable item (default);
+                False makes every file one 2D image (a volume's middle slice).
 
         Raises:
             ReviewError: when a pool is empty or an image cannot be read.
         """
-        pools: dict[Truth, list[Path]] = {}
+        pools: dict[Truth, list[_Source]] = {}
         for truth, spec in ((Truth.REAL, real), (Truth.SYNTHETIC, synthetic)):
             specs = [spec] if isinstance(spec, str | Path) else list(spec)
             files: list[Path] = []
@@ -247,11 +459,12 @@ class ReviewStore:
                     files.extend(list_images(s))
                 except FileNotFoundError as exc:
                     raise ReviewError(str(exc)) from exc
+            sources = _pool_sources(files, series)
             if limit_per_pool is not None:
-                files = files[:limit_per_pool]
-            if not files:
+                sources = sources[:limit_per_pool]
+            if not sources:
                 raise ReviewError(f"the {truth} pool holds no images")
-            pools[truth] = files
+            pools[truth] = sources
         sid = secrets.token_hex(8)
         seed = secrets.randbelow(2**31) if seed is None else int(seed)
         total = sum(len(v) for v in pools.values())
@@ -259,13 +472,17 @@ class ReviewStore:
         with self._tx() as db:
             db.execute("INSERT INTO sessions VALUES (?,?,?,?,?,?,?)",
                        (sid, name, _now(), seed, confidence_scale[1], confidence_scale[0], ""))
-            for truth, files in pools.items():
-                for f in files:
+            for truth, sources in pools.items():
+                for src in sources:  # one item in memory at a time
                     if cancel is not None:
                         cancel.check()
-                    img, (lo, hi) = read_review_image(Path(f))
-                    db.execute("INSERT INTO items VALUES (?,?,?,?,?,?,?)",
-                               (sid, secrets.token_hex(6), str(truth), str(f), _encode(img), lo, hi))
+                    img, (lo, hi), meta = _read_source(src)
+                    db.execute(
+                        "INSERT INTO items (session_id, item_id, truth, source, image, win_lo, "
+                        "win_hi, meta) VALUES (?,?,?,?,?,?,?,?)",
+                        (sid, secrets.token_hex(6), str(truth), src.label, _encode(img), lo, hi,
+                         json.dumps(meta)))
+                    del img
                     done += 1
                     progress(Progress(done, total, f"adding images {done}/{total}"))
         return sid
@@ -348,13 +565,30 @@ class ReviewStore:
                 return self.item(session_id, item_id, pos, len(order))
         return None
 
+    def all_hu(self, session_id: str) -> bool:
+        """True when every item of the session is CT in HU (the viewer offers CT presets)."""
+        metas = [json.loads(m) for (m,) in self._db.execute(
+            "SELECT meta FROM items WHERE session_id=?", (session_id,))]
+        return bool(metas) and all(bool(m.get("hu")) for m in metas)
+
     def item(self, session_id: str, item_id: str, position: int = 0, total: int = 0) -> ReviewItem:
+        """Load one item (only this one: a series is decoded when it is asked for)."""
         row = self._db.execute(
-            "SELECT image, win_lo, win_hi FROM items WHERE session_id=? AND item_id=?",
+            "SELECT image, win_lo, win_hi, meta FROM items WHERE session_id=? AND item_id=?",
             (session_id, item_id)).fetchone()
         if row is None:
             raise ReviewError(f"no item {item_id!r} in session {session_id!r}")
-        return ReviewItem(item_id, _decode(row[0]), (float(row[1]), float(row[2])), position, total)
+        meta = json.loads(row[3] or "{}")
+        hu = self.all_hu(session_id)
+        window = HU_WINDOW if hu else (float(row[1]), float(row[2]))
+        image = _decode(row[0])
+        spacing = tuple(float(v) for v in meta.get("spacing", (1.0, 1.0, 1.0)))
+        if image.ndim == 2:
+            spacing = (1.0, 1.0, 1.0)
+        plane = str(meta.get("plane", ViewAxis.AXIAL.value))
+        return ReviewItem(item_id, image, window, position, total,
+                          (spacing[0], spacing[1], spacing[2]), ViewAxis(plane).value,
+                          "HU" if hu else "")
 
     def answer(
         self,
@@ -421,8 +655,10 @@ class ReviewStore:
         info = self.session(session_id)
         out = Path(path)
         items = self._db.execute(
-            "SELECT item_id, truth, source, image, win_lo, win_hi FROM items WHERE session_id=? "
-            "ORDER BY item_id", (session_id,)).fetchall()
+            "SELECT item_id, truth, source, image, win_lo, win_hi, meta FROM items "
+            "WHERE session_id=? ORDER BY item_id", (session_id,)).fetchall()
+        metas = [json.loads(r[6] or "{}") for r in items]
+        has_series = any(m.get("kind") == "series" for m in metas)
         readers = self._db.execute(
             "SELECT reader, item_order, paused, started FROM readers WHERE session_id=?",
             (session_id,)).fetchall()
@@ -430,13 +666,13 @@ class ReviewStore:
             "SELECT item_id, reader, answer, confidence, quality, comment, answered_at "
             "FROM answers WHERE session_id=?", (session_id,)).fetchall() if include_answers else []
         doc = {
-            "format": EXPORT_FORMAT,
+            "format": EXPORT_FORMAT if has_series else EXPORT_FORMAT_2D,
             "kind": "medgan-review-session",
             "session": {"id": info.id, "name": info.name, "created": info.created,
                         "seed": info.seed, "confidence_min": info.confidence_min,
                         "confidence_max": info.confidence_max},
             "items": [{"item_id": r[0], "truth": r[1], "source": Path(r[2]).name,
-                       "window": [r[4], r[5]]} for r in items],
+                       "window": [r[4], r[5]], "meta": m} for r, m in zip(items, metas, strict=True)],
             "readers": [{"reader": r[0], "order": json.loads(r[1]), "paused": bool(r[2]),
                          "started": r[3]} for r in readers],
             "answers": [dict(zip(("item_id", "reader", "answer", "confidence", "quality",
@@ -474,10 +710,16 @@ class ReviewStore:
                             int(s["confidence_max"]), int(s["confidence_min"]), ""))
                 for it in doc["items"]:
                     blob = zf.read(f"items/{it['item_id']}.npy")
-                    _decode(blob)  # validate: plain arrays only
-                    db.execute("INSERT OR IGNORE INTO items VALUES (?,?,?,?,?,?,?)",
-                               (sid, it["item_id"], Truth(it["truth"]).value, it["source"], blob,
-                                float(it["window"][0]), float(it["window"][1])))
+                    if _decode(blob).ndim not in (2, 3):  # validate: plain 2D/3D arrays only
+                        raise ReviewError(f"{Path(path).name}: item {it['item_id']} is not an image")
+                    meta = it.get("meta") or {}
+                    if not isinstance(meta, dict):
+                        raise ReviewError(f"{Path(path).name}: bad meta for item {it['item_id']}")
+                    db.execute(
+                        "INSERT OR IGNORE INTO items (session_id, item_id, truth, source, image, "
+                        "win_lo, win_hi, meta) VALUES (?,?,?,?,?,?,?,?)",
+                        (sid, it["item_id"], Truth(it["truth"]).value, it["source"], blob,
+                         float(it["window"][0]), float(it["window"][1]), json.dumps(meta)))
                 for r in doc.get("readers", []):
                     db.execute("INSERT OR IGNORE INTO readers VALUES (?,?,?,?,?)",
                                (sid, r["reader"], json.dumps(r["order"]), int(r["paused"]),

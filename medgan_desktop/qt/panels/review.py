@@ -2,12 +2,16 @@
 
 Sessions live in :class:`medgan_desktop.core.review.session.ReviewStore` (SQLite in the
 data folder); the ``medgan review`` CLI uses the same store. The reader sees only the
-pixels in a blinded slice viewer (window/level tools, no names, headers or synthetic
-banner) and answers with the mouse or the keyboard:
+pixels in a blinded slice viewer (window/level presets and right-drag, no names,
+headers, synthetic banner, slice numbers, positions or spacing) and answers with the
+mouse or the keyboard:
 
 * ``R`` real, ``S`` synthetic;
 * ``1``–``5``: confidence first, then quality (Likert) for the same image;
-* ``Enter`` submits; the comment box takes ordinary typing.
+* ``Enter`` submits; the comment box takes ordinary typing;
+* a series scrolls with the mouse wheel, the slider, ``Up``/``Down`` (one slice),
+  ``PageUp``/``PageDown`` (ten) and ``Home``/``End``, wherever the focus is (except
+  in the text boxes), without disturbing the answer keys.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QButtonGroup,
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -43,7 +49,6 @@ from PySide6.QtWidgets import (
 
 from medgan_desktop.core.review.scoring import score_session, write_ratings_csv, write_summary_csv
 from medgan_desktop.core.review.session import ReviewError, ReviewItem, ReviewStore, Truth
-from medgan_desktop.core.volume import Volume
 from medgan_desktop.qt.context import AppContext
 from medgan_desktop.qt.panels.evaluate import _PathRow
 from medgan_desktop.qt.workers.base import Worker
@@ -51,6 +56,9 @@ from medgan_desktop.qt.workers.base import Worker
 log = logging.getLogger(__name__)
 
 _DIGITS = {Qt.Key.Key_1: 1, Qt.Key.Key_2: 2, Qt.Key.Key_3: 3, Qt.Key.Key_4: 4, Qt.Key.Key_5: 5}
+#: Keys that scroll a series (slices per press); Home/End go to the first/last slice.
+_SCROLL = {Qt.Key.Key_Up: 1, Qt.Key.Key_Right: 1, Qt.Key.Key_Down: -1, Qt.Key.Key_Left: -1,
+           Qt.Key.Key_PageUp: 10, Qt.Key.Key_PageDown: -10}
 
 
 class NewSessionDialog(QDialog):
@@ -69,11 +77,15 @@ class NewSessionDialog(QDialog):
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
         self.seed_spin.setValue(int(np.random.default_rng().integers(0, 2**31 - 1)))
+        self.series_check = QCheckBox("Show DICOM series and volume files as scrollable series")
+        self.series_check.setChecked(True)
+        self.series_check.setToolTip("Off: every file is one 2D image (a volume's middle slice)")
         form.addRow("Name", self.name_edit)
-        form.addRow("Real images (folder or file)", self.real_row)
-        form.addRow("Synthetic images (folder or file)", self.fake_row)
+        form.addRow("Real images or series (folder or file)", self.real_row)
+        form.addRow("Synthetic images or series (folder or file)", self.fake_row)
         form.addRow("Confidence scale", self.scale_combo)
         form.addRow("Order seed", self.seed_spin)
+        form.addRow("", self.series_check)
         bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         bb.accepted.connect(self.accept)
         bb.rejected.connect(self.reject)
@@ -82,20 +94,27 @@ class NewSessionDialog(QDialog):
     def values(self) -> dict[str, Any]:
         return {"name": self.name_edit.text().strip() or "Reader study",
                 "real": self.real_row.path(), "synthetic": self.fake_row.path(),
-                "confidence_scale": self.scale_combo.currentData(), "seed": self.seed_spin.value()}
+                "confidence_scale": self.scale_combo.currentData(), "seed": self.seed_spin.value(),
+                "series": self.series_check.isChecked()}
 
 
 class _Keys(QObject):
-    """Routes the study's shortcut keys to the panel from any child but text inputs."""
+    """Routes the study's shortcut keys to the panel from any child but text inputs.
+
+    A spin box (the 0–100 confidence) keeps its digits and arrows; R/S/Enter still answer.
+    """
 
     def __init__(self, panel: ReviewPanel) -> None:
         super().__init__(panel)
         self.panel = panel
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt API)
-        if event.type() == QEvent.Type.KeyPress and not isinstance(obj, QLineEdit | QPlainTextEdit):
-            return self.panel.handle_key(event.key())  # type: ignore[attr-defined]
-        return False
+        if event.type() != QEvent.Type.KeyPress or isinstance(obj, QLineEdit | QPlainTextEdit):
+            return False
+        key = event.key()  # type: ignore[attr-defined]
+        if isinstance(obj, QAbstractSpinBox) and (key in _DIGITS or key in _SCROLL):
+            return False
+        return self.panel.handle_key(key)
 
 
 class ReviewPanel(QWidget):
@@ -149,6 +168,7 @@ class ReviewPanel(QWidget):
         # reading page
         self.view = SliceView(self)
         self.view.set_blinded(True)
+        self.view.set_geometry_hidden(True)
         self.real_btn = QPushButton("Real (R)")
         self.syn_btn = QPushButton("Synthetic (S)")
         self.answer_group = QButtonGroup(self)
@@ -318,7 +338,7 @@ class ReviewPanel(QWidget):
         self._busy = True
         w = Worker(self.store.create_session, values["name"], values["real"], values["synthetic"],
                    seed=values.get("seed"), confidence_scale=tuple(values.get("confidence_scale", (1, 5))),
-                   name="create review session")
+                   series=bool(values.get("series", True)), name="create review session")
         # bound methods (not lambdas) so the slots run in the GUI thread
         w.progress.connect(self._on_create_progress)
         w.finished.connect(self._on_created)
@@ -412,6 +432,7 @@ class ReviewPanel(QWidget):
     def _next(self) -> None:
         assert self.session_id is not None
         self._clear_item()
+        self.view.set_volume(None)  # let the last item go before the next one is loaded
         item = self.store.next_item(self.session_id, self.reader)
         done, total = self.store.progress(self.session_id, self.reader)
         self.read_progress.setRange(0, max(total, 1))
@@ -422,11 +443,13 @@ class ReviewPanel(QWidget):
             self._update_controls()
             return
         self.item = item
-        vol = Volume(array=item.image[None].astype(np.float32), modality="OT", units="",
-                     description="")
-        self.view.set_volume(vol)
+        self.view.set_axis(item.plane)  # a series opens in its own plane, on its middle slice
+        self.view.set_volume(item.to_volume())
         lo, hi = item.window
         self.view.set_window(hi - lo, (hi + lo) / 2.0)
+        self.view.slider.setVisible(item.is_series)
+        self.view.axis_combo.setEnabled(item.is_series)  # a 2D image has one plane
+        self.view.setFocus()
         if self._scale() != (1, 5):
             self.confidence = self.conf_spin.value()
         self.read_label.setText(f"Image {done + 1} of {total}")
@@ -501,6 +524,12 @@ class ReviewPanel(QWidget):
                 self.set_quality(v)
         elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             self.submit()
+        elif key in _SCROLL:
+            self.view.set_slice(self.view.slice_index() + _SCROLL[key])  # type: ignore[index]
+        elif key == Qt.Key.Key_Home:
+            self.view.set_slice(0)
+        elif key == Qt.Key.Key_End:
+            self.view.set_slice(self.view.n_slices() - 1)
         else:
             return False
         return True

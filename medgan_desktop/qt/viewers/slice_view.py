@@ -181,6 +181,8 @@ class _Overlay(QWidget):
         p.end()
 
     def _paint_scale_bar(self, p: QPainter, w: int, h: int) -> None:
+        if self._view.geometry_hidden():
+            return
         mm_per_px = self._view.mm_per_pixel()
         if not mm_per_px or not math.isfinite(mm_per_px):
             return
@@ -291,6 +293,7 @@ class SliceView(QWidget):
         self._drag_rate = 1.0
         self._invert = False
         self._blinded = False
+        self._geometry_hidden = False
         self._title: str | None = None
         self._cmap: str | None = None
         self._lut: NDArray[np.uint8] | None = None
@@ -485,6 +488,22 @@ class SliceView(QWidget):
         self._blinded = bool(blinded)
         self._overlay.update()
 
+    def set_geometry_hidden(self, hidden: bool) -> None:
+        """Hide slice number and position, spacing, scale bar and voxel coordinates.
+
+        For a blinded reader study where a series' slice count, spacing or position
+        could tell where it came from; the probe then shows the value only.
+        """
+        self._geometry_hidden = bool(hidden)
+        self._probe = []
+        if self._mapping is not None:
+            self._render()
+        else:
+            self._overlay.update()
+
+    def geometry_hidden(self) -> bool:
+        return self._geometry_hidden
+
     def synthetic_banner_visible(self) -> bool:
         return bool(self._volume is not None and self._volume.synthetic and not self._blinded)
 
@@ -596,14 +615,18 @@ class SliceView(QWidget):
             lines.append(f"{vol.modality}  {m.n_cols}x{m.n_rows}")
             return lines
         if corner == "top_right":
+            if self._geometry_hidden:
+                return []
             return [f"Im: {self._index + 1}/{m.n_slices}", f"Loc: {self.slice_location():.1f} mm"]
         if corner == "bottom_left":
             return list(self._probe)
         if corner == "bottom_right":
             unit = "HU" if is_hu(vol.modality, vol.units) else ""
             inv = "  inverted" if self._invert else ""
-            return [f"W {self._width:.0f} L {self._level:.0f} {unit}{inv}".replace("  ", " "),
-                    f"{m.col_spacing:.2f}x{m.row_spacing:.2f} mm"]
+            wl = f"W {self._width:.0f} L {self._level:.0f} {unit}{inv}".replace("  ", " ")
+            if self._geometry_hidden:
+                return [wl]
+            return [wl, f"{m.col_spacing:.2f}x{m.row_spacing:.2f} mm"]
         raise ValueError(f"unknown corner {corner!r}")
 
     def slice_location(self) -> float:
@@ -676,7 +699,7 @@ class SliceView(QWidget):
             half = self._width / 2
             unit = "HU" if is_hu(vol.modality, vol.units) else vol.units
             self.colorbar.set_range(self._lut, self._level - half, self._level + half, unit)
-        self.slice_label.setText(f"{self._index + 1} / {m.n_slices}")
+        self.slice_label.setText("" if self._geometry_hidden else f"{self._index + 1} / {m.n_slices}")
         self._overlay.update()
 
     def _on_window_drag(self, dx: float, dy: float) -> None:
@@ -708,6 +731,8 @@ class SliceView(QWidget):
         i, j, k = info["ijk"]
         x, y, z = info["lps"]
         unit = "HU" if is_hu(vol.modality, vol.units) else vol.units
+        if self._geometry_hidden:
+            return [f"Value = {info['value']:.1f} {unit}".rstrip()]
         return [f"(i, j, k) = ({i}, {j}, {k})",
                 f"LPS = ({x:.1f}, {y:.1f}, {z:.1f}) mm",
                 f"Value = {info['value']:.1f} {unit}"]
