@@ -404,6 +404,23 @@ def test_retain_safe_private(shared_data: Path) -> None:
     assert "113111" in _codes(anon)
 
 
+def test_folder_export_with_safe_private_is_clean_and_valid(planted_dir: Path,
+                                                            tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    report = anonymize_folder(planted_dir.parent, out, AnonymizeOptions(retain_safe_private=True))
+    assert report.written == 3
+    _assert_no_planted(out, extra=(PLANTED["study_date"],))
+    files = sorted(out.rglob("*.dcm"))
+    for d in (pydicom.dcmread(f) for f in files):
+        kept = {(e.private_creator, e.tag.group, e.tag.element & 0xFF) for e in d.iterall()
+                if e.tag.is_private and not e.tag.is_private_creator}
+        assert kept == {("GEMS_ACQU_01", 0x0019, 0x9E), ("GEMS_SERS_01", 0x0025, 0x07),
+                        ("GEMS_PARM_01", 0x0043, 0x39)}
+    kept_records = [r for _, r in report.actions if r.rule == "safe-private"]
+    assert len(kept_records) == 3 * 3 and all(r.action == "K" for r in kept_records)
+    assert_valid(files)
+
+
 def test_clean_descriptors(shared_data: Path) -> None:
     _, anon = _one(shared_data, clean_descriptors=True)
     assert anon.SeriesDescription == "T2 axial"  # the planted surname was cleaned out
