@@ -1,4 +1,4 @@
-"""``medgan models list|verify|import|card``: the model catalogue from the command line."""
+"""``medgan models list|verify|import|card|export``: the model catalogue from the command line."""
 
 from __future__ import annotations
 
@@ -27,6 +27,17 @@ def register(sub: Any) -> None:
     cd = msub.add_parser("card", help="print a model's card")
     cd.add_argument("model_id")
     cd.set_defaults(func=_card)
+    ex = msub.add_parser(
+        "export",
+        help="write a shippable copy of a run holding only its inference network",
+        description="Copy a finished run folder's run.json (and held-out metrics) and only the "
+        "network inference uses (no discriminators, no reverse generator), optionally as "
+        "float16, so it can be imported or shipped small. The copy cannot be resumed.",
+    )
+    ex.add_argument("run_dir", type=Path)
+    ex.add_argument("out_dir", type=Path)
+    ex.add_argument("--half", action="store_true", help="store floating-point weights as float16")
+    ex.set_defaults(func=_export)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -69,4 +80,17 @@ def _card(args: argparse.Namespace) -> int:
         print(ModelRegistry().get(args.model_id).card_text())
     except ModelError as exc:
         raise CliError(str(exc)) from exc
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from medgan_desktop.core.training.run import ModelLoadError, export_inference
+
+    if args.out_dir.resolve() == args.run_dir.resolve():
+        raise CliError("the export folder must differ from the run folder (the run is never modified)")
+    try:
+        dest = export_inference(args.run_dir, args.out_dir, half=args.half)
+    except (ModelLoadError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+    print(f"exported {dest} ({dest.stat().st_size / 2**20:.1f} MiB)")
     return 0

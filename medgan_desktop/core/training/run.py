@@ -245,6 +245,67 @@ def save_weights(path: Path, method: GanMethod, metadata: dict[str, str] | None 
     atomic_write_bytes(path, st_save(network_state(method), metadata=metadata or {"method": method.name}))
 
 
+#: safetensors metadata key/value marking a file that holds only the inference network.
+SCOPE_KEY = "medgan.scope"
+SCOPE_INFERENCE = "inference"
+
+
+def weights_metadata(data: bytes) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors file's bytes (empty when absent or unreadable)."""
+    if len(data) < 8:
+        return {}
+    n = int.from_bytes(data[:8], "little")
+    if n <= 0 or 8 + n > len(data):
+        return {}
+    try:
+        header = json.loads(data[8 : 8 + n])
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    return {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {}
+
+
+def inference_network_name(method: GanMethod) -> str:
+    """The name under :meth:`GanMethod.networks` of the network inference uses."""
+    target = method.inference_network()
+    for name, net in method.networks().items():
+        if net is target:
+            return name
+    raise ModelLoadError(f"{method.name}: its inference network is not one of {sorted(method.networks())}")
+
+
+def export_inference(run_dir: Path, out_dir: Path, half: bool = False) -> Path:
+    """Write a shippable copy of a finished run holding only the inference network.
+
+    Training networks (discriminators, the reverse generator of a CycleGAN, ...) are
+    left out, and with ``half`` floating-point tensors are stored as float16 (loaded back
+    into float32 networks). ``run.json`` and ``heldout_metrics.json`` are copied. The
+    copy translates or samples exactly like the run (up to float16 rounding) but cannot be
+    resumed; the file is marked ``medgan.scope=inference`` so loaders know.
+
+    Returns:
+        The written weights file.
+    """
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    model = load_model(run_dir)
+    name = inference_network_name(model.method)
+    tensors: dict[str, torch.Tensor] = {}
+    for k, v in model.method.networks()[name].state_dict().items():
+        t = v.detach().to("cpu").contiguous().clone()
+        if half and t.is_floating_point():
+            t = t.half()
+        tensors[f"{name}.{k}"] = t
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for extra in (RUN_JSON, "heldout_metrics.json"):
+        if (run_dir / extra).is_file():
+            atomic_write_bytes(out_dir / extra, (run_dir / extra).read_bytes())
+    meta = {"method": model.method.name, SCOPE_KEY: SCOPE_INFERENCE, "network": name,
+            "dtype": "float16" if half else "float32", "exported_from": str(run_dir.name)}
+    dest = out_dir / WEIGHTS
+    atomic_write_bytes(dest, st_save(tensors, metadata=meta))
+    return dest
+
+
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
     """Load a safetensors file; truncated/corrupt files raise :class:`ModelLoadError`."""
     path = Path(path)
@@ -258,9 +319,21 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
         raise ModelLoadError(f"weights file {path} is corrupt or truncated ({exc}); retrain or restore it") from exc
 
 
-def apply_weights(method: GanMethod, state: Mapping[str, torch.Tensor], source: Path | str = "weights") -> None:
-    """Load ``"<network>.<param>"`` tensors into the method's networks (all must match)."""
+def apply_weights(
+    method: GanMethod,
+    state: Mapping[str, torch.Tensor],
+    source: Path | str = "weights",
+    inference_only: bool = False,
+) -> None:
+    """Load ``"<network>.<param>"`` tensors into the method's networks (all must match).
+
+    With ``inference_only`` (a file written by :func:`export_inference`) only the
+    inference network must be present; the others keep their initial weights.
+    """
     nets = method.networks()
+    if inference_only:
+        keep = inference_network_name(method)
+        nets = {keep: nets[keep]}
     per: dict[str, dict[str, torch.Tensor]] = {n: {} for n in nets}
     for key, t in state.items():
         net_name, _, param = key.partition(".")
@@ -350,7 +423,14 @@ def load_model(run_dir: Path, device: torch.device | str = "cpu", checkpoint: Pa
         else:
             raise ModelLoadError(f"{run_dir} has no weights ({weights.name} missing): the run has not saved yet")
     method = build_method(info, dev)
-    apply_weights(method, read_weights(weights), weights)
+    try:
+        head = weights.open("rb").read(1 << 16)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read weights {weights}: {exc}") from exc
+    n = int.from_bytes(head[:8], "little") if len(head) >= 8 else 0
+    meta = weights_metadata(head if 8 + n <= len(head) else weights.read_bytes())
+    apply_weights(method, read_weights(weights), weights,
+                  inference_only=meta.get(SCOPE_KEY) == SCOPE_INFERENCE)
     method.train(False)
     for net in method.networks().values():
         net.eval()
