@@ -1,11 +1,14 @@
-"""``medgan train`` / ``medgan sample`` end to end, and 2-process DDP on CPU vs one process."""
+"""``medgan train`` / ``medgan sample`` end to end; DistributedDataParallel training (2 CPU processes vs one)."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,14 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from medgan_desktop.cli import main
+from medgan_desktop.core.gan.methods.base import (
+    Batch,
+    GanMethod,
+    MethodConfig,
+    Task,
+    available_methods,
+    get_method,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -95,33 +106,160 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_ddp_two_cpu_processes_match_single(tmp_path: Path) -> None:
-    data = _pngs(tmp_path / "data")
-    args = ["train", "--method", "dcgan", "--data", str(data), "--steps", "3", *TINY,
-            "--set", "g_norm=none", "--set", "d_norm=none"]
+def _torchrun(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """Two CPU processes under torchrun (gloo), one thread each."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(k, None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
+           "--master_addr=127.0.0.1", f"--master_port={_free_port()}", *args]
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+
+
+def _losses(run: Path) -> list[dict[str, float]]:
+    return [json.loads(line)["losses"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _assert_same_weights(a_path: Path, b_path: Path) -> None:
+    a, b = load_file(a_path), load_file(b_path)
+    assert a.keys() == b.keys() and a  # no wrapper prefixes ("G.module.net....")
+    assert not any(".module." in k for k in b)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def _assert_same_losses(a: list[dict[str, float]], b: list[dict[str, float]]) -> None:
+    assert len(a) == len(b) and a
+    for la, lb in zip(a, b, strict=True):
+        assert la.keys() == lb.keys()
+        for k in la:
+            assert lb[k] == pytest.approx(la[k], rel=1e-4, abs=1e-5), k
+
+
+def test_ddp_two_cpu_processes_match_single(tmp_path: Path) -> None:
+    """`torchrun -m medgan_desktop.cli train`: 2 processes x batch 2 == 1 process x batch 4."""
+    data = _pngs(tmp_path / "data")
+    args = ["train", "--method", "dcgan", "--data", str(data), "--steps", "3", *TINY,
+            "--set", "g_norm=none", "--set", "d_norm=none"]
     single = tmp_path / "single"
     assert main([*args, "--out", str(single)]) == 0
     ddp = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
-           "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
-           "-m", "medgan_desktop.cli", *args, "--out", str(ddp)]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    proc = _torchrun(["-m", "medgan_desktop.cli", *args, "--out", str(ddp)])
     assert proc.returncode == 0, proc.stderr[-3000:]
-    a = load_file(single / "weights.safetensors")
-    b = load_file(ddp / "weights.safetensors")
-    assert a.keys() == b.keys()
-    g0 = load_file(single / "checkpoints" / "step_00000003.safetensors")
-    assert g0.keys() == a.keys()
-    moved = 0
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
-        moved += 1
-    assert moved > 0
-    # only rank 0 wrote metrics (one line per step, not two)
-    assert (ddp / "metrics.jsonl").read_text().count("\n") == 3
+    _assert_same_weights(single / "weights.safetensors", ddp / "weights.safetensors")
+    assert load_file(single / "checkpoints" / "step_00000003.safetensors").keys() == load_file(
+        ddp / "weights.safetensors").keys()
+    # only rank 0 wrote metrics (one line per step, not two); the losses are the global batch's
+    _assert_same_losses(_losses(single), _losses(ddp))
+
+
+def test_ddp_translation_penalty_and_resume_match_single(tmp_path: Path) -> None:
+    """pix2pix and a resumed EMA run match one process; WGAN-GP (double backward) keeps the replicas equal."""
+    from tests.core.ddp_worker import run_all
+
+    torch.set_num_threads(1)
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    run_all(single, resume_split=False)
+    proc = _torchrun(["-m", "tests.core.ddp_worker", str(ddp)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in ("pix2pix", "resume"):
+        _assert_same_weights(single / name / "weights.safetensors", ddp / name / "weights.safetensors")
+        _assert_same_losses(_losses(single / name), _losses(ddp / name))
+    assert any(k.startswith("G_ema.") for k in load_file(ddp / "resume" / "weights.safetensors"))
+    # WGAN-GP: the interpolation weights are drawn per process, so only the first step's
+    # adversarial terms (before any update) equal the single-process ones; the loop checked
+    # at every checkpoint that both processes hold the same weights.
+    a, b = _losses(single / "wgan_gp"), _losses(ddp / "wgan_gp")
+    assert len(b) == 3 and {"gp", "g"} <= b[0].keys()
+    for k in ("d_adv", "d_real", "d_fake"):
+        assert b[0][k] == pytest.approx(a[0][k], rel=1e-4, abs=1e-5), k
+    assert load_file(ddp / "wgan_gp" / "weights.safetensors").keys() == load_file(
+        single / "wgan_gp" / "weights.safetensors").keys()
+
+
+@pytest.fixture
+def one_process_group(tmp_path: Path) -> Iterator[None]:
+    """A gloo process group of one process, so DistributedDataParallel runs in this process."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def _method_and_batch(name: str) -> tuple[GanMethod, Batch]:
+    cpu = torch.device("cpu")
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 1, 16, 16, generator=g) * 2 - 1
+    extras: dict[str, dict[str, object]] = {
+        "stylegan2": {"r1_interval": 1, "pl_weight": 2.0, "pl_interval": 1, "ada": True},
+        "progressive": {"phase_steps": 1},
+        "wgan_gp": {"n_critic": 2},
+        "dcgan": {"r1_gamma": 1.0},
+        "unit": {"n_down": 1, "n_res": 1},
+        "cyclegan": {"n_blocks": 1, "n_down": 1},
+    }
+    extra = extras.get(name, {})
+    mc = MethodConfig(size=16, latent_dim=8, base_filters=4, num_classes=2 if name == "cgan" else 0,
+                      ema_decay=0.9, diffaugment="translation", extra=extra)
+    method = get_method(name)(mc, cpu)
+    if name == "distilled":
+        method.set_teacher(torch.nn.Conv2d(1, 1, 3, padding=1))  # type: ignore[attr-defined]
+    if method.task == Task.TRANSLATION:
+        return method, Batch(target=torch.tanh(x.flip(2)), source=x)
+    return method, Batch(target=x, labels=torch.tensor([0, 1, 0, 1]))
+
+
+@pytest.mark.parametrize("name", sorted(available_methods()))
+def test_every_method_trains_behind_ddp_wrappers(name: str, one_process_group: None) -> None:
+    """Each trainable network is wrapped in DistributedDataParallel and the steps run through it.
+
+    A forward through a wrapper whose backward misses some of the network's parameters (a
+    frozen network called through it, an unused branch) makes the next step fail, so three
+    steps (WGAN-GP skips a generator update in between; the progressive GAN changes
+    resolution) exercise every path. Weights, EMA and inference stay unwrapped.
+    """
+    from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+    from torch.nn.parallel import DistributedDataParallel
+
+    from medgan_desktop.core.training.distributed import DistInfo, make_data_parallel
+    from medgan_desktop.core.training.run import network_state
+
+    method, batch = _method_and_batch(name)
+    keys = set(network_state(method))
+    make_data_parallel(method, DistInfo(rank=0, world=1), torch.device("cpu"))
+    wrappers = method.data_parallel_wrappers()
+    trainable = method.trainable_networks()
+    assert wrappers.keys() == trainable.keys() and trainable
+    assert set(trainable) <= set(method.networks()) and "G_ema" not in trainable
+    ddps: dict[str, DistributedDataParallel] = {}
+    for net_name, w in wrappers.items():
+        assert isinstance(w, DistributedDataParallel)
+        assert w.module.net is trainable[net_name] is method.networks()[net_name]
+        ddps[net_name] = w
+    # record which parameters each wrapper's backward reduced (then reduce as DDP would)
+    reduced: dict[str, set[int]] = {n: set() for n in wrappers}
+
+    def recorder(net_name: str) -> Callable[..., torch.futures.Future[torch.Tensor]]:
+        def hook(state, bucket):  # type: ignore[no-untyped-def]  # DDP checks the (runtime) annotations
+            reduced[net_name].update(id(p) for p in bucket.parameters())
+            return allreduce_hook(None, bucket)  # type: ignore[arg-type]
+
+        return hook
+
+    for net_name, ddp in ddps.items():
+        ddp.register_comm_hook(None, recorder(net_name))
+    method.train(True)
+    for step in range(3):
+        losses = method.train_step(batch, step)
+        assert all(math.isfinite(v) for v in losses.values()), losses
+    for net_name, net in trainable.items():  # a training forward that bypassed the wrapper reduces nothing
+        assert reduced[net_name] == {id(p) for p in net.parameters()}, f"{net_name}: gradients not averaged"
+    assert set(network_state(method)) == keys  # no "module." prefixes in what is saved
+    assert not any(isinstance(n, DistributedDataParallel) for n in method.networks().values())
+    assert not isinstance(method.inference_network(), DistributedDataParallel)
 
 
 def test_sampling_other_synthesis_methods(tmp_path: Path) -> None:

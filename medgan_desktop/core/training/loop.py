@@ -5,12 +5,12 @@
   are checkpointed, so a resumed run continues bit-for-bit on the CPU;
 * checkpoints every N steps and at stop/cancel, written atomically (see :mod:`.run`);
 * mixed precision (bfloat16 autocast) on CUDA, fp32 elsewhere;
-* data parallel under ``torchrun``: when the torchrun environment is present the process
-  group is initialised (gloo on CPU, NCCL on GPUs), each rank takes its slice of the global
-  batch, gradients are averaged over ranks before every optimiser step (the all-reduce
-  DistributedDataParallel performs, done as an optimiser pre-hook so any method's
-  multi-network step, gradient penalties included, works unchanged), and only rank 0
-  writes.
+* data parallel under ``torchrun`` (:mod:`.distributed`): when the torchrun environment is
+  present the process group is initialised (gloo on CPU, NCCL on GPUs), each rank takes its
+  slice of the global batch, every trainable network of the method runs behind
+  ``torch.nn.parallel.DistributedDataParallel`` (batch norms synchronised on CUDA), the
+  logged losses are averaged over ranks, the replicas are checked to be identical at every
+  checkpoint, and only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import errno
 import json
 import logging
 import math
-import os
 import random
 import time
 from collections.abc import Iterator
@@ -48,6 +47,13 @@ from medgan_desktop.core.progress import (
 from medgan_desktop.core.training.config import TrainConfig
 from medgan_desktop.core.training.data import DataError, TrainingDataset
 from medgan_desktop.core.training.devices import configure_threads, select_device
+from medgan_desktop.core.training.distributed import (
+    DistInfo,
+    average_losses,
+    init_distributed,
+    make_data_parallel,
+    replica_mismatch,
+)
 from medgan_desktop.core.training.run import (
     METRICS,
     RUN_JSON,
@@ -157,60 +163,6 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
             idx = perm[lo : lo + self.local].tolist()
             yield [(i, (self.seed * 7_919 + epoch) * 1_000_003 + i) for i in idx]
             step += 1
-
-
-# -- distributed ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DistInfo:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    owned: bool = False  # this module initialised the process group (and tears it down)
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device_choice: str) -> DistInfo:
-    """Initialise the process group from torchrun's environment (no-op without it)."""
-    if dist.is_available() and dist.is_initialized():
-        return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
-    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) < 2:
-        return DistInfo()
-    local = int(os.environ.get("LOCAL_RANK", 0))
-    use_cuda = torch.cuda.is_available() and not device_choice.startswith("cpu")
-    if use_cuda:
-        torch.cuda.set_device(local)
-    dist.init_process_group("nccl" if use_cuda else "gloo")
-    return DistInfo(dist.get_rank(), dist.get_world_size(), local, owned=True)
-
-
-def _sync_gradients_hook(world: int) -> Any:
-    def hook(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        grads = [p.grad for grp in opt.param_groups for p in grp["params"] if p.grad is not None]
-        if not grads:
-            return
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
-        flat.div_(world)
-        off = 0
-        for g in grads:
-            g.copy_(flat[off : off + g.numel()].view_as(g))
-            off += g.numel()
-
-    return hook
-
-
-def _make_data_parallel(method: GanMethod, info: DistInfo) -> None:
-    for net in method.networks().values():
-        for t in net.state_dict().values():
-            dist.broadcast(t, src=0)
-    for opt in method.optimizers().values():
-        opt.register_step_pre_hook(_sync_gradients_hook(info.world))
-    configure = getattr(method, "configure_data_parallel", None)
-    if callable(configure):
-        configure(info.rank, info.world)
 
 
 # -- RNG state -----------------------------------------------------------------------------
@@ -432,8 +384,6 @@ def train(
         if _is_oom(exc):
             raise TrainingOOMError(f"out of memory building {cls.name} on {device}: try a smaller size") from exc
         raise
-    if dinfo.world > 1:
-        _make_data_parallel(gm, dinfo)
     run = _Run(run_dir, gm, cfg, dinfo)
     start = 0
     if resume:
@@ -443,6 +393,8 @@ def train(
             raise TrainingError(f"cannot resume {run_dir}: {exc}") from exc
         if dinfo.main:
             _truncate_metrics(run_dir / METRICS, start)
+    if dinfo.world > 1:
+        make_data_parallel(gm, dinfo, device)
     if dinfo.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         pre = dataset.preprocessing
@@ -483,6 +435,7 @@ def train(
             batch = _to_batch(next(it), device)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
                 losses = gm.train_step(batch, step)
+            losses = average_losses(losses, dinfo, device)
             step += 1
             bad = [k for k, v in losses.items() if not math.isfinite(v)]
             if bad:
@@ -502,6 +455,12 @@ def train(
                 if p is not None:
                     data["sample"] = str(p)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                differ = replica_mismatch(gm, dinfo)
+                if differ:
+                    raise TrainingError(
+                        f"at step {step} the {dinfo.world} processes hold different weights for "
+                        f"{', '.join(differ)}: their gradients were not averaged; the last checkpoint is intact"
+                    )
                 c = run.save_checkpoint(step, {"losses": losses})
                 if c is not None:
                     data["checkpoint"] = str(c)
@@ -531,6 +490,8 @@ def train(
         ) from exc
     else:
         cancelled = False
+        if dinfo.world > 1:
+            dist.barrier()  # rank 0's last checkpoint is on disk before any process returns
     finally:
         if dinfo.owned and dist.is_initialized():
             dist.destroy_process_group()

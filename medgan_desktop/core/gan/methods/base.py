@@ -6,10 +6,18 @@ methods are registered with a decorator, losses come back as a mapping of
 floats, and configuration is a frozen dataclass. A method *composes* networks
 (``core.gan.networks``) and losses (``core.gan.losses``); the training loop
 (``core.training``) knows neither.
+
+Data-parallel training (``torchrun``): the loop hands the method a wrapping function
+(:meth:`GanMethod.enable_data_parallel`) that puts each trainable network behind its own
+``torch.nn.parallel.DistributedDataParallel``. The method keeps its plain networks (weights,
+EMA and inference never see a wrapper) and sends every *training* forward through
+:meth:`GanMethod.parallel` / :meth:`GanMethod.parallel_apply`; a frozen network (the
+discriminator during the generator step, a teacher) is called directly.
 """
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +25,7 @@ from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 
@@ -81,6 +90,45 @@ class Batch:
 
 
 LossDict = dict[str, float]
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class ParallelSpec:
+    """How data-parallel training wraps one trainable network.
+
+    Args:
+        sync_batchnorm: on CUDA, turn its batch norms into ``SyncBatchNorm`` so that the
+            statistics are those of the global batch, as in one process. Switch it off for
+            a network differentiated twice (R1, WGAN-GP, path length): SyncBatchNorm has no
+            double backward. (On the CPU batch norm stays per process either way:
+            SyncBatchNorm supports CUDA-like devices only.)
+        find_unused_parameters: some steps leave some of its parameters without a gradient
+            (progressive growing), so DistributedDataParallel must look for them.
+    """
+
+    sync_batchnorm: bool = True
+    find_unused_parameters: bool = False
+
+
+class NetworkCall(nn.Module):
+    """The module data-parallel training wraps: ``forward(fn, *args)`` runs ``fn(net, *args)``.
+
+    DistributedDataParallel intercepts ``forward`` only. Wrapping this holder instead of the
+    network lets one wrapper serve every entry point of a network (``net(...)``,
+    ``net.mapping(...)``, UNIT's ``encode_a``...) while the method keeps ``net`` itself.
+    """
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return fn(self.net, *args, **kwargs)
+
+
+def _call_network(net: nn.Module, *args: Any, **kwargs: Any) -> Any:
+    return net(*args, **kwargs)
 
 
 class GanMethod(ABC):
@@ -90,6 +138,11 @@ class GanMethod(ABC):
     ``networks()`` names every module whose weights are saved (safetensors, one
     file per run with ``"<network>.<param>"`` keys); ``inference_network()`` is
     the module used to generate (the EMA copy when EMA is on).
+
+    In :meth:`train_step`, call a network through :meth:`parallel` (or
+    :meth:`parallel_apply`) whenever the backward is to update that network, and
+    directly when it is frozen or not trained. Outside data-parallel training both
+    are the plain call.
     """
 
     name: ClassVar[str]
@@ -99,6 +152,10 @@ class GanMethod(ABC):
     def __init__(self, config: MethodConfig, device: torch.device) -> None:
         self.config = config
         self.device = device
+        self.dp_rank = 0  # this process and the number of processes (data parallel)
+        self.dp_world = 1
+        self._wrappers: dict[str, nn.Module] = {}
+        self._wrapper_of: dict[int, nn.Module] = {}
 
     @abstractmethod
     def networks(self) -> dict[str, nn.Module]:
@@ -131,6 +188,72 @@ class GanMethod(ABC):
     def train(self, mode: bool = True) -> None:
         for net in self.networks().values():
             net.train(mode)
+
+    # -- data parallel -----------------------------------------------------------------
+    def trainable_networks(self) -> dict[str, nn.Module]:
+        """The networks an optimiser updates, by name (not EMA copies or state holders)."""
+        owned = {id(p) for opt in self.optimizers().values() for g in opt.param_groups for p in g["params"]}
+        return {k: n for k, n in self.networks().items() if any(id(p) in owned for p in n.parameters())}
+
+    def parallel_spec(self, name: str) -> ParallelSpec:
+        """How data-parallel training wraps the trainable network ``name`` (override per method)."""
+        return ParallelSpec()
+
+    def enable_data_parallel(self, rank: int, world: int, wrap: Callable[[str, nn.Module], nn.Module]) -> None:
+        """Called by the training loop in each of ``world`` processes before the first step.
+
+        Args:
+            rank: this process.
+            world: the number of processes.
+            wrap: ``wrap(name, holder)`` returns the DistributedDataParallel wrapper of a
+                :class:`NetworkCall` holding the trainable network ``name``.
+        """
+        self.dp_rank, self.dp_world = rank, world
+        self._wrappers, self._wrapper_of = {}, {}
+        for name, net in self.trainable_networks().items():
+            holder = NetworkCall(net)
+            wrapped = wrap(name, holder)
+            if holder.net is not net:
+                raise RuntimeError(f"wrapping {name} for data-parallel training replaced the network")
+            self._wrappers[name] = wrapped
+            self._wrapper_of[id(net)] = wrapped
+
+    def data_parallel_wrappers(self) -> dict[str, nn.Module]:
+        """The DistributedDataParallel wrapper of each trainable network (empty in one process)."""
+        return dict(self._wrappers)
+
+    def parallel(self, net: nn.Module) -> Callable[..., Any]:
+        """``net`` for a training forward whose backward updates ``net``'s own parameters.
+
+        Under data-parallel training this runs ``net`` through its DistributedDataParallel
+        wrapper, so the backward averages its gradients over the processes; otherwise it is
+        ``net``. Call a frozen network directly instead: its parameters get no gradient,
+        which the wrapper's reducer would wait for.
+        """
+        wrapped = self._wrapper_of.get(id(net))
+        return net if wrapped is None else functools.partial(wrapped, _call_network)
+
+    def parallel_apply(self, net: nn.Module, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        """``fn(net, *args, **kwargs)`` as one data-parallel forward of ``net``.
+
+        For networks trained through entry points other than ``forward`` (UNIT's encoders
+        and decoders, StyleGAN2's mapping and synthesis networks).
+        """
+        wrapped = self._wrapper_of.get(id(net))
+        out: R = fn(net, *args, **kwargs) if wrapped is None else wrapped(fn, *args, **kwargs)
+        return out
+
+    def gather_batch(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` (first dimension: this process's batch) concatenated over all processes.
+
+        For statistics that must see the global batch (ADA's ``E[sign(D(x))]``, StyleGAN2's
+        path-length mean); not differentiable. The plain ``t`` in one process.
+        """
+        if self.dp_world <= 1:
+            return t
+        parts = [torch.empty_like(t) for _ in range(self.dp_world)]
+        dist.all_gather(parts, t.detach().contiguous())
+        return torch.cat(parts, 0)
 
 
 M = TypeVar("M", bound=type[GanMethod])

@@ -75,21 +75,20 @@ class CycleGan(TranslationMethod):
     def train_step(self, batch: Batch, step: int) -> LossDict:
         real_a = require_source(batch)
         real_b = batch.target
-        # Generators, discriminators frozen.
+        # Generators, discriminators frozen (called directly, not through parallel()).
         set_requires_grad([self.D_A, self.D_B], False)
         self.opt_g.zero_grad(set_to_none=True)
-        fake_b = self.G_AB(real_a)
-        rec_a = self.G_BA(fake_b)
-        fake_a = self.G_BA(real_b)
-        rec_b = self.G_AB(fake_a)
+        g_ab, g_ba = self.parallel(self.G_AB), self.parallel(self.G_BA)
+        fake_b = g_ab(real_a)
+        rec_a = g_ba(fake_b)
+        fake_a = g_ba(real_b)
+        rec_b = g_ab(fake_a)
         adv = adversarial(self.D_B(fake_b), True, _LS) + adversarial(self.D_A(fake_a), True, _LS)
         cyc = (rec_a - real_a).abs().mean() + (rec_b - real_b).abs().mean()
         loss_g = adv + self.lambda_cycle * cyc
         idt = torch.zeros((), device=real_a.device)
         if self.lambda_identity > 0:
-            idt = (self.G_AB(real_b) - real_b).abs().mean() + (
-                self.G_BA(real_a) - real_a
-            ).abs().mean()
+            idt = (g_ab(real_b) - real_b).abs().mean() + (g_ba(real_a) - real_a).abs().mean()
             loss_g = loss_g + self.lambda_cycle * self.lambda_identity * idt
         loss_g.backward()
         self.opt_g.step()
@@ -98,12 +97,9 @@ class CycleGan(TranslationMethod):
         self.opt_d.zero_grad(set_to_none=True)
         pb = self.pool_b.query(fake_b)
         pa = self.pool_a.query(fake_a)
-        loss_db = 0.5 * (
-            adversarial(self.D_B(real_b), True, _LS) + adversarial(self.D_B(pb), False, _LS)
-        )
-        loss_da = 0.5 * (
-            adversarial(self.D_A(real_a), True, _LS) + adversarial(self.D_A(pa), False, _LS)
-        )
+        d_a, d_b = self.parallel(self.D_A), self.parallel(self.D_B)
+        loss_db = 0.5 * (adversarial(d_b(real_b), True, _LS) + adversarial(d_b(pb), False, _LS))
+        loss_da = 0.5 * (adversarial(d_a(real_a), True, _LS) + adversarial(d_a(pa), False, _LS))
         (loss_da + loss_db).backward()
         self.opt_d.step()
         return {

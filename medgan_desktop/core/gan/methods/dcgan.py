@@ -33,6 +33,7 @@ from medgan_desktop.core.gan.methods.base import (
     GanMethod,
     LossDict,
     MethodConfig,
+    ParallelSpec,
     Task,
     register_method,
 )
@@ -106,17 +107,16 @@ class AdversarialSynthesis(GanMethod):
             policy = c.diffaugment
             self._augment = lambda x: diff_augment(x, policy)
         self._last_g = 0.0
-        self.dp_rank = 0
-        self.dp_world = 1
 
     # -- data parallel -----------------------------------------------------------------
-    def configure_data_parallel(self, rank: int, world: int) -> None:
-        """Called by the training loop under DDP: each rank draws the *global* batch of
-        noise from the (identically seeded) RNG and keeps its slice, so N ranks see exactly
-        the noise one process with the global batch would."""
-        self.dp_rank, self.dp_world = rank, world
+    def parallel_spec(self, name: str) -> ParallelSpec:
+        # SyncBatchNorm has no double backward: a penalised D keeps per-process batch norm.
+        penalised = name == "D" and (self.gp_lambda > 0 or self.r1_gamma > 0)
+        return ParallelSpec(sync_batchnorm=not penalised)
 
     def sample_noise(self, b: int) -> torch.Tensor:
+        """Each process draws the *global* batch of noise from the (identically seeded) RNG
+        and keeps its slice, so N processes see exactly the noise one process would."""
         z = torch.randn(b * self.dp_world, self.config.latent_dim, device=self.device)
         return z[self.dp_rank * b : (self.dp_rank + 1) * b]
 
@@ -149,22 +149,23 @@ class AdversarialSynthesis(GanMethod):
             raise ValueError(f"{self.name} needs class labels in the batch")
         b = real.shape[0]
         z = self.sample_noise(b)
-        fake = self.G(z, y)
+        fake = self.parallel(self.G)(z, y)
 
         # Discriminator update (generator output detached).
         set_requires_grad(self.D, True)
+        d = self.parallel(self.D)
         real_in = self._aug(real)
         fake_in = self._aug(fake.detach())
-        d_real = self.D(real_in, y)
-        d_fake = self.D(fake_in, y)
+        d_real = d(real_in, y)
+        d_fake = d(fake_in, y)
         loss_d = self._d_loss(d_real.float(), d_fake.float())
         losses: LossDict = {"d_adv": float(loss_d.detach())}
         if self.gp_lambda > 0:
-            gp = gradient_penalty(lambda x: self.D(x, y), real_in, fake_in)
+            gp = gradient_penalty(lambda x: d(x, y), real_in, fake_in)
             loss_d = loss_d + self.gp_lambda * gp
             losses["gp"] = float(gp.detach())
         if self.r1_gamma > 0:
-            r1 = r1_penalty(lambda x: self.D(x, y), real_in)
+            r1 = r1_penalty(lambda x: d(x, y), real_in)
             loss_d = loss_d + 0.5 * self.r1_gamma * r1
             losses["r1"] = float(r1.detach())
         self.opt_d.zero_grad(set_to_none=True)
@@ -176,7 +177,7 @@ class AdversarialSynthesis(GanMethod):
 
         # Generator update every n_critic steps, discriminator frozen.
         if step % self.n_critic == 0:
-            set_requires_grad(self.D, False)
+            set_requires_grad(self.D, False)  # frozen: called directly, not through parallel()
             loss_g = self._g_loss(self.D(self._aug(fake), y).float())
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()

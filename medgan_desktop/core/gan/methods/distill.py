@@ -164,17 +164,18 @@ class Distilled(TranslationMethod):
             x, y, mask = self._augmented(x, y, mask)
         with torch.no_grad():
             soft_target = self.teacher()(x)
-        fake = self.G(x)
+        fake = self.parallel(self.G)(x)
         set_requires_grad([self.D], True)
         self.opt_d.zero_grad(set_to_none=True)
         real = soft_target if self.adv_real == "teacher" else y
+        d = self.parallel(self.D)
         loss_d = 0.5 * (
-            adversarial(self.D(torch.cat([x, real], 1)), True, self.gan_loss)
-            + adversarial(self.D(torch.cat([x, fake.detach()], 1)), False, self.gan_loss)
+            adversarial(d(torch.cat([x, real], 1)), True, self.gan_loss)
+            + adversarial(d(torch.cat([x, fake.detach()], 1)), False, self.gan_loss)
         )
         loss_d.backward()
         self.opt_d.step()
-        set_requires_grad([self.D], False)
+        set_requires_grad([self.D], False)  # frozen: called directly, not through parallel()
         self.opt_g.zero_grad(set_to_none=True)
         adv = adversarial(self.D(torch.cat([x, fake], 1)), True, self.gan_loss)
         soft = masked_l1(fake, soft_target, mask, self.mask_weight)

@@ -86,18 +86,19 @@ class Pix2Pix(TranslationMethod):
     def train_step(self, batch: Batch, step: int) -> LossDict:
         x = require_source(batch)
         y = batch.target
-        fake = self.G(x)
+        fake = self.parallel(self.G)(x)
         # D step: real pairs vs generated pairs.
         set_requires_grad([self.D], True)
         self.opt_d.zero_grad(set_to_none=True)
-        d_real = self.D(torch.cat([x, y], 1))
-        d_fake = self.D(torch.cat([x, fake.detach()], 1))
+        d = self.parallel(self.D)
+        d_real = d(torch.cat([x, y], 1))
+        d_fake = d(torch.cat([x, fake.detach()], 1))
         loss_d = 0.5 * (
             adversarial(d_real, True, self.gan_loss) + adversarial(d_fake, False, self.gan_loss)
         )
         loss_d.backward()
         self.opt_d.step()
-        # G step with D frozen.
+        # G step with D frozen (called directly, not through parallel()).
         set_requires_grad([self.D], False)
         self.opt_g.zero_grad(set_to_none=True)
         loss_adv = adversarial(self.D(torch.cat([x, fake], 1)), True, self.gan_loss)
@@ -138,7 +139,7 @@ class UNetL1(TranslationMethod):
     def train_step(self, batch: Batch, step: int) -> LossDict:
         x = require_source(batch)
         self.opt_g.zero_grad(set_to_none=True)
-        loss = masked_l1(self.G(x), batch.target, batch.mask, self.mask_weight)
+        loss = masked_l1(self.parallel(self.G)(x), batch.target, batch.mask, self.mask_weight)
         loss.backward()
         self.opt_g.step()
         return {"l1": loss.item()}

@@ -40,6 +40,7 @@ from medgan_desktop.core.gan.methods.base import (
     GanMethod,
     LossDict,
     MethodConfig,
+    ParallelSpec,
     Task,
     register_method,
 )
@@ -127,15 +128,15 @@ class Progressive(GanMethod):
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=c.lr_d, betas=c.betas, eps=1e-8)
         self.ema = EMA(self.G, c.ema_decay) if c.ema_decay > 0 else None
         self.policy = validate_policy(c.diffaugment)
-        self.dp_rank = 0
-        self.dp_world = 1
 
     # -- data parallel -----------------------------------------------------------------
-    def configure_data_parallel(self, rank: int, world: int) -> None:
-        """Each rank draws the global batch of noise and keeps its slice (see DCGAN)."""
-        self.dp_rank, self.dp_world = rank, world
+    def parallel_spec(self, name: str) -> ParallelSpec:
+        # Blocks above the active resolution get no gradient; GP/R1 differentiate D twice.
+        penalised = name == "D" and (self.gp_lambda > 0 or self.r1_gamma > 0)
+        return ParallelSpec(sync_batchnorm=not penalised, find_unused_parameters=True)
 
     def sample_noise(self, b: int) -> Tensor:
+        """Each process draws the global batch of noise and keeps its slice (see DCGAN)."""
         z = torch.randn(b * self.dp_world, self.config.latent_dim, device=self.device)
         return z[self.dp_rank * b : (self.dp_rank + 1) * b]
 
@@ -183,10 +184,11 @@ class Progressive(GanMethod):
             raise ValueError("class-conditional progressive GAN needs labels in the batch")
         real = self.real_at(batch.target, res, alpha)
         b = real.shape[0]
-        fake = self.G(self.sample_noise(b), y, full_size=False)
+        fake = self.parallel(self.G)(self.sample_noise(b), y, full_size=False)
 
-        def critic(x: Tensor) -> Tensor:
-            out: Tensor = self.D(self._aug(x), y, alpha)
+        def critic(x: Tensor, frozen: bool = False) -> Tensor:
+            d = self.D if frozen else self.parallel(self.D)
+            out: Tensor = d(self._aug(x), y, alpha)
             return out
 
         set_requires_grad(self.D, True)
@@ -210,7 +212,7 @@ class Progressive(GanMethod):
         losses["d"] = float(loss_d.detach())
 
         set_requires_grad(self.D, False)
-        loss_g = self._g_loss(critic(fake).float())
+        loss_g = self._g_loss(critic(fake, frozen=True).float())
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()

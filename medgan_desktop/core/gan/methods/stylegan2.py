@@ -42,6 +42,7 @@ from medgan_desktop.core.gan.methods.base import (
     GanMethod,
     LossDict,
     MethodConfig,
+    ParallelSpec,
     Task,
     register_method,
 )
@@ -141,8 +142,6 @@ class StyleGAN2(GanMethod):
                 target=float(c.option("ada_target", 0.6)), speed=float(c.option("ada_speed", 1e-4))
             )
         self._last_g = 0.0
-        self.dp_rank = 0
-        self.dp_world = 1
 
     def _adam(self, net: nn.Module, lr: float, interval: int) -> torch.optim.Adam:
         b1, b2 = self.config.betas
@@ -152,11 +151,13 @@ class StyleGAN2(GanMethod):
         return torch.optim.Adam(net.parameters(), lr=lr, betas=(b1, b2), eps=1e-8)
 
     # -- data parallel -----------------------------------------------------------------
-    def configure_data_parallel(self, rank: int, world: int) -> None:
-        """Each rank draws the global batch of noise and keeps its slice (see DCGAN)."""
-        self.dp_rank, self.dp_world = rank, world
+    def parallel_spec(self, name: str) -> ParallelSpec:
+        # R1 (D) and path length (G) differentiate twice: SyncBatchNorm could not.
+        twice = (name == "D" and self.r1_interval > 0) or (name == "G" and self.pl_weight > 0)
+        return ParallelSpec(sync_batchnorm=not twice)
 
     def sample_noise(self, b: int) -> Tensor:
+        """Each process draws the global batch of noise and keeps its slice (see DCGAN)."""
         z = torch.randn(b * self.dp_world, self.config.latent_dim, device=self.device)
         return z[self.dp_rank * b : (self.dp_rank + 1) * b]
 
@@ -193,8 +194,9 @@ class StyleGAN2(GanMethod):
             return self.ada(x, self.policy)
         return diff_augment(x, self.policy)
 
-    def _d(self, x: Tensor, y: Tensor | None) -> Tensor:
-        out: Tensor = self.D(self._aug(x), y)
+    def _d(self, x: Tensor, y: Tensor | None, frozen: bool = False) -> Tensor:
+        d = self.D if frozen else self.parallel(self.D)
+        out: Tensor = d(self._aug(x), y)
         return out
 
     def train_step(self, batch: Batch, step: int) -> LossDict:
@@ -205,7 +207,7 @@ class StyleGAN2(GanMethod):
         if self.ada is not None:
             self.aug_state.load_ada(self.ada)
         b = real.shape[0]
-        fake = self.G(self.sample_noise(b), y, update_w_avg=True)
+        fake = self.parallel(self.G)(self.sample_noise(b), y, update_w_avg=True)
 
         # Discriminator: logistic loss, plus lazy R1 on (augmented) reals.
         set_requires_grad(self.D, True)
@@ -214,7 +216,8 @@ class StyleGAN2(GanMethod):
         loss_d = ns_d(d_real.float(), d_fake.float())
         losses: LossDict = {"d_adv": float(loss_d.detach())}
         if self.r1_interval > 0 and step % self.r1_interval == 0:
-            gamma = self.r1_gamma if self.r1_gamma is not None else 0.0002 * self.config.size**2 / b
+            global_b = b * self.dp_world  # the heuristic is per global batch
+            gamma = self.r1_gamma if self.r1_gamma is not None else 0.0002 * self.config.size**2 / global_b
             if gamma > 0:
                 r1 = r1_penalty(lambda x: self._d(x, y), real)
                 loss_d = loss_d + 0.5 * gamma * self.r1_interval * r1
@@ -223,7 +226,7 @@ class StyleGAN2(GanMethod):
         loss_d.backward()
         self.opt_d.step()
         if self.ada is not None:
-            self.ada.update(d_real)
+            self.ada.update(self.gather_batch(d_real))  # r_t over the global batch
             self.aug_state.save_ada(self.ada)
             losses["ada_p"] = self.ada.p
         losses["d"] = float(loss_d.detach())
@@ -232,7 +235,7 @@ class StyleGAN2(GanMethod):
 
         # Generator: non-saturating loss through the frozen discriminator.
         set_requires_grad(self.D, False)
-        loss_g = ns_g(self._d(fake, y).float())
+        loss_g = ns_g(self._d(fake, y, frozen=True).float())
         losses["g"] = float(loss_g.detach())
         if self.pl_weight > 0 and step % self.pl_interval == 0:
             pl = self._path_length(max(1, b // 2), y[: max(1, b // 2)] if y is not None else None)
@@ -248,14 +251,17 @@ class StyleGAN2(GanMethod):
 
     def _path_length(self, n: int, y: Tensor | None) -> Tensor:
         """Path-length penalty ``(|J_w^T r| - a)^2`` with ``a`` a running mean (Karras 2020)."""
-        w = self.G.mapping(self.sample_noise(n), y)
-        img = self.G.synthesis(w)
+        def mapped(g: StyleGAN2Generator, z: Tensor) -> tuple[Tensor, Tensor]:
+            w = g.mapping(z, y)
+            return w, g.synthesis(w)
+
+        w, img = self.parallel_apply(self.G, mapped, self.sample_noise(n))
         noise = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
         (grad,) = torch.autograd.grad((img * noise).sum(), w, create_graph=True)
         lengths = grad.square().sum(dim=1).sqrt()
         pl_mean = self.aug_state.pl_mean
         with torch.no_grad():
-            pl_mean.copy_(pl_mean.lerp(lengths.mean().double(), self.pl_decay))
+            pl_mean.copy_(pl_mean.lerp(self.gather_batch(lengths).mean().double(), self.pl_decay))
         return (lengths - pl_mean.float()).square().mean()
 
     # -- inference ---------------------------------------------------------------------

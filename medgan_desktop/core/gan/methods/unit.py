@@ -37,6 +37,19 @@ def _kl(mu: torch.Tensor) -> torch.Tensor:
     return (mu**2).mean()
 
 
+def _generator_pass(n: UnitNetworks, xa: torch.Tensor, xb: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Every encoder/decoder use of one generator step (one data-parallel forward)."""
+    ha, hb = n.encode_a(xa), n.encode_b(xb)
+    za = ha + torch.randn_like(ha)
+    zb = hb + torch.randn_like(hb)
+    rec_a, rec_b = n.decode_a(za), n.decode_b(zb)
+    ab, ba = n.decode_b(za), n.decode_a(zb)
+    h_ba, h_ab = n.encode_a(ba), n.encode_b(ab)
+    cyc_a = n.decode_a(h_ab + torch.randn_like(h_ab))
+    cyc_b = n.decode_b(h_ba + torch.randn_like(h_ba))
+    return ha, hb, rec_a, rec_b, ab, ba, h_ab, h_ba, cyc_a, cyc_b
+
+
 @register_method("unit")
 class Unit(TranslationMethod):
     """Shared-latent VAE-GAN translation (unpaired)."""
@@ -73,18 +86,12 @@ class Unit(TranslationMethod):
     def train_step(self, batch: Batch, step: int) -> LossDict:
         xa = require_source(batch)
         xb = batch.target
-        n = self.nets
-        # Generator / VAE step, discriminators frozen.
+        # Generator / VAE step, discriminators frozen (called directly, not through parallel()).
         set_requires_grad([self.D_A, self.D_B], False)
         self.opt_g.zero_grad(set_to_none=True)
-        ha, hb = n.encode_a(xa), n.encode_b(xb)
-        za = ha + torch.randn_like(ha)
-        zb = hb + torch.randn_like(hb)
-        rec_a, rec_b = n.decode_a(za), n.decode_b(zb)
-        ab, ba = n.decode_b(za), n.decode_a(zb)
-        h_ba, h_ab = n.encode_a(ba), n.encode_b(ab)
-        cyc_a = n.decode_a(h_ab + torch.randn_like(h_ab))
-        cyc_b = n.decode_b(h_ba + torch.randn_like(h_ba))
+        ha, hb, rec_a, rec_b, ab, ba, h_ab, h_ba, cyc_a, cyc_b = self.parallel_apply(
+            self.nets, _generator_pass, xa, xb
+        )
         recon = (rec_a - xa).abs().mean() + (rec_b - xb).abs().mean()
         kl = _kl(ha) + _kl(hb)
         cyc = (cyc_a - xa).abs().mean() + (cyc_b - xb).abs().mean()
@@ -98,11 +105,12 @@ class Unit(TranslationMethod):
         # Discriminator step.
         set_requires_grad([self.D_A, self.D_B], True)
         self.opt_d.zero_grad(set_to_none=True)
+        d_a, d_b = self.parallel(self.D_A), self.parallel(self.D_B)
         loss_d = 0.5 * (
-            adversarial(self.D_B(xb), True, _LS)
-            + adversarial(self.D_B(ab.detach()), False, _LS)
-            + adversarial(self.D_A(xa), True, _LS)
-            + adversarial(self.D_A(ba.detach()), False, _LS)
+            adversarial(d_b(xb), True, _LS)
+            + adversarial(d_b(ab.detach()), False, _LS)
+            + adversarial(d_a(xa), True, _LS)
+            + adversarial(d_a(ba.detach()), False, _LS)
         )
         loss_d.backward()
         self.opt_d.step()
