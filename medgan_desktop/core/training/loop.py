@@ -4,7 +4,8 @@
   order is a pure function of ``(seed, step)`` (:class:`StepBatchSampler`) and RNG states
   are checkpointed, so a resumed run continues bit-for-bit on the CPU;
 * checkpoints every N steps and at stop/cancel, written atomically (see :mod:`.run`);
-* mixed precision (bfloat16 autocast) on CUDA, fp32 elsewhere;
+* mixed precision (bfloat16 autocast) on CUDA, and on request on CPUs with fast bfloat16
+  kernels (``cpu_bf16``); fp32 elsewhere (:func:`.devices.autocast_settings`);
 * data parallel under ``torchrun`` (:mod:`.distributed`): when the torchrun environment is
   present the process group is initialised (gloo on CPU, NCCL on GPUs), each rank takes its
   slice of the global batch, every trainable network of the method runs behind
@@ -46,7 +47,7 @@ from medgan_desktop.core.progress import (
 )
 from medgan_desktop.core.training.config import TrainConfig
 from medgan_desktop.core.training.data import DataError, TrainingDataset
-from medgan_desktop.core.training.devices import configure_threads, select_device
+from medgan_desktop.core.training.devices import autocast_settings, configure_threads, select_device
 from medgan_desktop.core.training.distributed import (
     DistInfo,
     average_losses,
@@ -417,8 +418,7 @@ def train(
         generator=torch.Generator().manual_seed(cfg.seed),
         persistent_workers=cfg.num_workers > 0,
     )
-    amp = cfg.amp and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
+    amp, amp_dtype = autocast_settings(device, cfg.amp, cfg.cpu_bf16)
     sample_labels = _sample_labels(gm, cfg.sample_count)
     gm.train(True)
 

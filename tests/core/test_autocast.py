@@ -1,0 +1,50 @@
+"""Training autocast: bfloat16 on CUDA when supported, on the CPU only on request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from medgan_desktop.core.training import devices
+from medgan_desktop.core.training.devices import autocast_settings
+
+
+def test_cpu_is_fp32_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(devices, "cpu_bf16_supported", lambda: True)
+    assert autocast_settings(torch.device("cpu"), amp=True) == (False, torch.bfloat16)
+    assert autocast_settings(torch.device("cpu"), amp=True, cpu_bf16=True) == (True, torch.bfloat16)
+    monkeypatch.setattr(devices, "cpu_bf16_supported", lambda: False)
+    assert autocast_settings(torch.device("cpu"), amp=True, cpu_bf16=True)[0] is False
+
+
+def test_other_devices_stay_fp32() -> None:
+    assert autocast_settings(torch.device("mps"), amp=True, cpu_bf16=True)[0] is False
+
+
+def test_cpu_bf16_training_runs(tmp_path: Path) -> None:
+    """A few real steps with ``cpu_bf16`` give finite losses and a loadable fp32 run.
+
+    Where the CPU lacks bfloat16 kernels the same run falls back to fp32 (checked above).
+    """
+    from medgan_desktop.core.gan.methods.base import MethodConfig
+    from medgan_desktop.core.training.config import DataConfig, TrainConfig
+    from medgan_desktop.core.training.data import ImageFolderDataset
+    from medgan_desktop.core.training.loop import train
+    from medgan_desktop.core.training.run import load_model
+
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    ds = ImageFolderDataset(tmp_path, size=16, channels=1)
+    tcfg = TrainConfig(steps=3, batch_size=4, checkpoint_every=3, sample_every=0, log_every=1,
+                       device="cpu", threads=1, cpu_bf16=True, data=DataConfig(path=str(tmp_path), size=16))
+    mcfg = MethodConfig(size=16, channels=1, latent_dim=8, base_filters=8)
+    summary = train("dcgan", mcfg, tcfg, ds, tmp_path / "run")
+    assert summary.step == 3
+    assert all(np.isfinite(v) for v in summary.losses.values())
+    model = load_model(tmp_path / "run")
+    assert next(model.method.networks()["G"].parameters()).dtype == torch.float32  # weights stay fp32
