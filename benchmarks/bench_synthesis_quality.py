@@ -76,6 +76,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "progressive": ("progressive", {}),
     "dcgan_sd": ("dcgan", SMALL_DATA),
     "cgan_sd": ("cgan", SMALL_DATA),
+    "dcgan_sdc": ("dcgan", {**SMALL_DATA, "diffaugment": "color,translation,cutout"}),
 }
 QUICK_VARIANTS = ("dcgan", "dcgan_sd", "cgan_sd")
 REFERENCE = "dcgan"
