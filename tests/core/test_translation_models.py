@@ -29,7 +29,7 @@ def phantom() -> tuple[object, np.ndarray]:
 @pytest.mark.parametrize("model_id", MODELS)
 def test_shipped_model_translates_phantom(model_id: str, phantom) -> None:  # type: ignore[no-untyped-def]
     folder = REPO / "models" / model_id
-    assert (folder / "weights.safetensors").stat().st_size < 10 * 2**20
+    assert (folder / "weights.safetensors").stat().st_size < 16 * 2**20
     assert not (folder / "checkpoints").exists()
     card = (folder / "card.md").read_text(encoding="utf-8")
     assert "not for diagnosis" in card and "10.7937/K9/TCIA.2018.3f08iejt" in card
@@ -37,11 +37,11 @@ def test_shipped_model_translates_phantom(model_id: str, phantom) -> None:  # ty
     model = load_model(folder)
     assert model.info.task == "translation" and model.info.preprocessing.modality_in == "MR"
     mr, ct = phantom
-    ks = range(40, 48)  # training slices: the model must have learnt them
+    ks = range(0, 68)  # the training part: the model must have learnt it
     syn = translate(volume_slab(mr, ks), model)
-    ref = ct[40:48]
+    ref = ct[0:68]
     body = ref > -500
     mae = float(np.abs(syn.array - ref)[body].mean())
-    assert mae < 200, mae
+    assert mae < 150, mae
     # Bone (>300 HU in the reference) comes out denser than soft tissue.
     assert syn.array[ref > 400].mean() > syn.array[(ref > -100) & (ref < 100)].mean() + 150

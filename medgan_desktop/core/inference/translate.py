@@ -116,11 +116,11 @@ def translate(
         ks = range(k0, min(nk, k0 + batch_size))
         # Normalise the batch's slab (with its 2.5D neighbours) once, then gather the
         # context channels: each slice is scaled once, not once per channel it feeds.
+        # Each slab slice is also resized once (antialiased), not once per context channel.
         lo_k, hi_k = max(0, k0 - ctx), min(nk, ks[-1] + ctx + 1)
-        slab = src_window.to_unit(arr[lo_k:hi_k], bounds)
-        idx = np.asarray([context_indices(k, nk, ctx) for k in ks]) - lo_k
-        x = torch.from_numpy(slab[idx])  # (B, C, h, w)
-        x = fit_square(x, size).clamp(-1.0, 1.0).to(dev)
+        slab = fit_square(torch.from_numpy(src_window.to_unit(arr[lo_k:hi_k], bounds)), size)
+        idx = torch.as_tensor(np.asarray([context_indices(k, nk, ctx) for k in ks]) - lo_k)
+        x = slab[idx].clamp(-1.0, 1.0).to(dev)  # (B, C, size, size)
         if dev.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(dev.type, enabled=amp):
