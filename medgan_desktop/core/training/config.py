@@ -7,9 +7,25 @@ resumed with exactly the same settings.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+
+def check_keys(d: Mapping[str, Any], valid: Iterable[str], section: str) -> None:
+    """Raise ``ValueError`` naming the keys of ``d`` not in ``valid`` (with close matches) and the valid ones."""
+    known = sorted(valid)
+    unknown = [k for k in d if k not in known]
+    if not unknown:
+        return
+    hints = []
+    for k in unknown:
+        close = difflib.get_close_matches(str(k), known, n=1)
+        hints.append(f"{k!r} (did you mean {close[0]!r}?)" if close else repr(k))
+    raise ValueError(f"unknown {section} key{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; "
+                     f"valid keys: {', '.join(known)}")
 
 
 class DeviceChoice(StrEnum):
@@ -63,8 +79,12 @@ class DataConfig:
     min_foreground: float = 0.05
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DataConfig:
+    def from_dict(cls, d: dict[str, Any], strict: bool = False) -> DataConfig:
+        """Build from a dict; unknown keys are dropped (a newer run.json), or with
+        ``strict`` refused with a ``ValueError`` that lists the valid keys."""
         names = {f.name for f in dataclasses.fields(cls)}
+        if strict:
+            check_keys(d, names, "data")
         kw = {k: v for k, v in d.items() if k in names}
         if "series_uids" in kw:
             kw["series_uids"] = tuple(kw["series_uids"])
@@ -128,10 +148,14 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+    def from_dict(cls, d: dict[str, Any], strict: bool = False) -> TrainConfig:
+        """Build from a dict (``data`` nested); unknown keys are dropped (a newer run.json),
+        or with ``strict`` refused with a ``ValueError`` that lists the valid keys."""
         names = {f.name for f in dataclasses.fields(cls)}
+        if strict:
+            check_keys(d, names, "train_config")
         kw = {k: v for k, v in d.items() if k in names and k != "data"}
-        return cls(**kw, data=DataConfig.from_dict(dict(d.get("data") or {})))
+        return cls(**kw, data=DataConfig.from_dict(dict(d.get("data") or {}), strict=strict))
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

@@ -386,6 +386,73 @@ def read_state(path: Path) -> dict[str, Any]:
     return state
 
 
+def checkpoint_problem(weights: Path) -> str | None:
+    """Why the checkpoint ``weights`` (and its state file) cannot be resumed from, or None.
+
+    Reads both files in full: weights that safetensors cannot parse, or a state the safe
+    loader cannot read (a truncated file after a crash or a full disk), are problems.
+    """
+    weights = Path(weights)
+    spath = state_path(weights)
+    try:
+        read_weights(weights)
+    except ModelLoadError as exc:
+        return _unreadable(weights, exc)
+    try:
+        state = read_state(spath)
+    except ModelLoadError as exc:
+        return _unreadable(spath, exc)
+    m = _STEP_RE.match(weights.name)
+    if m and int(state["step"]) != int(m.group(1)):
+        return f"checkpoint state {state_path(weights)} holds step {state['step']}, not {int(m.group(1))}"
+    return None
+
+
+def _unreadable(path: Path, exc: ModelLoadError) -> str:
+    cause = str(exc.__cause__ or exc).split(". ")[0].strip()
+    return f"{path.name} is corrupt or truncated ({cause[:160]})"
+
+
+@dataclass(frozen=True)
+class BrokenCheckpoint:
+    """A checkpoint newer than the newest intact one, and why it cannot be used."""
+
+    step: int
+    weights: Path
+    reason: str
+
+
+def newest_intact_checkpoint(run_dir: Path) -> tuple[tuple[int, Path] | None, list[BrokenCheckpoint]]:
+    """The newest checkpoint that reads back, and the broken ones newer than it (newest first).
+
+    ``(None, [...])`` when no checkpoint is intact; ``(None, [])`` when there is none.
+    """
+    broken: list[BrokenCheckpoint] = []
+    for step, p in reversed(list_checkpoints(run_dir)):
+        why = checkpoint_problem(p)
+        if why is None:
+            return (step, p), broken
+        broken.append(BrokenCheckpoint(step, p, why))
+    return None, broken
+
+
+#: Suffix of checkpoint files moved aside by :func:`set_aside_checkpoint`.
+BROKEN_SUFFIX = ".broken"
+
+
+def set_aside_checkpoint(weights: Path) -> list[Path]:
+    """Rename a broken checkpoint's files to ``*.broken`` so that :func:`list_checkpoints`
+    (and a resume) skips it while the files stay for inspection; returns the new paths."""
+    weights = Path(weights)
+    moved = []
+    for f in (weights, state_path(weights)):
+        if f.exists():
+            dest = f.with_name(f.name + BROKEN_SUFFIX)
+            os.replace(f, dest)
+            moved.append(dest)
+    return moved
+
+
 # -- loading a model -----------------------------------------------------------------------
 @dataclass
 class LoadedModel:
