@@ -135,6 +135,12 @@ def _unpaired(args: argparse.Namespace) -> int:
         for e in d.get("memorization", []):
             if e["flagged"]:
                 print(f"NEAR-COPY  {e['fake']}  ~  {e['nearest_real']}  (d={e['distance']:.4g})")
+        summary = d.get("memorization_summary")
+        if summary is not None:
+            print(f"{'near-copies':16s} {summary['n_flagged']} flagged "
+                  f"(reference: {summary['reference']})")
+            if summary.get("reference_note"):
+                print(f"note: {summary['reference_note']}", file=sys.stderr)
     return 0
 
 

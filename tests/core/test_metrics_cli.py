@@ -124,3 +124,22 @@ def test_evaluate_paired_dicom_series(shared_data, capsys):
     d = json.loads(capsys.readouterr().out)
     assert d["mae"] == 0.0 and d["psnr"] is None and d["ssim"] == pytest.approx(1.0)
     assert d["mask_voxels"] > 10000 and set(d["per_tissue"]) >= {"soft_tissue", "bone"}
+
+
+def test_memorization_when_real_is_the_training_set(folders, capsys):
+    """--real and --train the same folder: the planted copy is still flagged, and it says why."""
+    train, _, fake = folders
+    rc = main(["evaluate", "--real", str(train), "--fake", str(fake), "--memorization",
+               "--train", str(train), "--json"])
+    assert rc == 0
+    d = json.loads(capsys.readouterr().out)
+    by = {Path(e["fake"]).name: e for e in d["memorization"]}
+    copy = by["sample_copy.png"]
+    assert copy["flagged"] and copy["pixel_distance"] == 0.0
+    assert Path(copy["nearest_real"]).name == sorted(p.name for p in train.iterdir())[5]
+    s = d["memorization_summary"]
+    assert s["reference"] == "train leave-one-out" and s["n_reference_excluded"] == 20
+    assert "overlaps the training set" in s["reference_note"] and s["n_exact_copies"] == 1
+    assert s["feature_threshold"] > 0
+    # the noisy samples are different images: (almost) none is flagged
+    assert sum(e["flagged"] for n, e in by.items() if n != "sample_copy.png") <= 1

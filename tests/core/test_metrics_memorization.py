@@ -58,3 +58,76 @@ def test_leave_one_out_reference_without_test_set(sets):
     assert rep.reference == "train leave-one-out"
     assert rep.entries[-1]["flagged"] and rep.entries[-1]["nearest_real"] == train_names[3]
     assert rep.feature_threshold > 0  # a training image never counts itself as neighbour
+
+
+def _fakes_with_copy(train, fresh, fresh_names):
+    fakes = np.concatenate([fresh, train[17:18]])
+    return fakes, [*fresh_names, "planted_copy.png"]
+
+
+def test_held_out_equal_to_train_still_flags_the_copy(sets):
+    """Real set == training set: the reference falls back to leave-one-out and says so."""
+    train, train_names, _, fresh, fresh_names = sets
+    fakes, names = _fakes_with_copy(train, fresh, fresh_names)
+    ext = default_extractor()
+    ft = ext.extract(train)
+    rep = find_near_copies(ext.extract(fakes), ft, fakes, train, ft, train, names, train_names,
+                           percentile=1.0, test_in_train=[True] * len(train))
+    by = {e["fake"]: e for e in rep.entries}
+    assert by["planted_copy.png"]["flagged"] and by["planted_copy.png"]["exact_copy"]
+    assert by["planted_copy.png"]["nearest_real"] == train_names[17]
+    assert by["planted_copy.png"]["pixel_distance"] == 0.0
+    assert rep.reference == "train leave-one-out" and rep.n_reference_excluded == len(train)
+    assert "overlaps the training set" in rep.reference_note
+    assert rep.feature_threshold > 0 and rep.pixel_threshold > 0
+    # fresh patients are still (almost) never flagged
+    assert sum(by[n]["flagged"] for n in fresh_names) <= 2
+    assert not any(by[n]["exact_copy"] for n in fresh_names)
+
+
+def test_identical_images_are_detected_without_flags(sets):
+    """Even without the caller's flags, held-out images identical to training ones are dropped."""
+    train, train_names, test, fresh, fresh_names = sets
+    fakes, names = _fakes_with_copy(train, fresh, fresh_names)
+    ext = default_extractor()
+    ft = ext.extract(train)
+    rep = find_near_copies(ext.extract(fakes), ft, fakes, train, ft, train, names, train_names)
+    assert rep.reference == "train leave-one-out" and rep.n_reference_excluded == len(train)
+    assert rep.entries[-1]["flagged"]
+    # partly overlapping: 20 training images inside 40 held-out ones -> the 40 stay the reference
+    mixed = np.concatenate([train[:20], test])
+    fm = np.concatenate([ft[:20], ext.extract(test)])
+    flags = [True] * 20 + [False] * len(test)
+    rep2 = find_near_copies(ext.extract(fakes), ft, fakes, train, fm, mixed, names, train_names,
+                            test_in_train=flags)
+    assert rep2.reference == "held-out real" and rep2.n_reference_excluded == 20
+    assert len(rep2.reference_feature_distances) == len(test)
+    assert min(rep2.reference_pixel_distances) > 0
+    assert "left out of the reference" in rep2.reference_note
+    by = {e["fake"]: e for e in rep2.entries}
+    assert by["planted_copy.png"]["flagged"]
+    assert sum(by[n]["flagged"] for n in fresh_names) <= 2
+
+
+def test_no_copies_flags_almost_nothing(sets):
+    """A synthetic set with no copies in it, real == train: (almost) nothing is flagged."""
+    train, train_names, _, fresh, fresh_names = sets
+    ext = default_extractor()
+    ft = ext.extract(train)
+    rep = find_near_copies(ext.extract(fresh), ft, fresh, train, ft, train, fresh_names,
+                           train_names, test_in_train=[True] * len(train))
+    assert len(rep.flagged) <= 2
+    assert not any(e["exact_copy"] for e in rep.entries)
+
+
+def test_files_in_matches_path_or_content(tmp_path):
+    from medgan_desktop.core.metrics.evaluate import files_in
+
+    a, b, c = tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png"
+    a.write_bytes(b"same bytes")
+    b.write_bytes(b"same bytes")
+    c.write_bytes(b"other bytes")
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    assert files_in([a, b, c, sub / ".." / "c.png"], [a]) == [True, True, False, False]
+    assert files_in([sub / ".." / "c.png"], [c]) == [True]

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,8 +79,34 @@ class UnpairedResult:
                 "pixel_threshold": m.pixel_threshold,
                 "percentile": m.percentile,
                 "reference": m.reference,
+                "reference_note": m.reference_note,
+                "n_reference_excluded": m.n_reference_excluded,
+                "n_exact_copies": sum(bool(e.get("exact_copy")) for e in m.entries),
             }
         return d
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def files_in(files: Sequence[Path], pool: Sequence[Path]) -> list[bool]:
+    """For each of ``files``: is it also in ``pool`` (same resolved path or same bytes)?"""
+    paths = {p.resolve() for p in pool}
+    digests: set[str] | None = None
+    out = []
+    for f in files:
+        if f.resolve() in paths:
+            out.append(True)
+            continue
+        if digests is None:
+            digests = {_file_digest(p) for p in pool}
+        out.append(_file_digest(f) in digests)
+    return out
 
 
 def _mean_sf(images: ImageSet) -> float:
@@ -106,6 +134,8 @@ def evaluate_sets(
         memorization: also search each synthetic image's nearest training image.
         train: the model's training images (memorisation); without it the real set is
             used as the training set and the threshold comes from leave-one-out distances.
+            Real images that are also training images (same file or same bytes) are left
+            out of the threshold's reference (see :func:`find_near_copies`).
         limit: read at most this many images per folder.
         percentile: near-copy threshold percentile of the reference distances.
         kid_subsets: number of KID subsets.
@@ -143,7 +173,8 @@ def evaluate_sets(
             mem = find_near_copies(ff, ft, fake_thumbs, train_thumbs, fr, real_thumbs,
                                    [str(f) for f in fake_set.files], train_files, percentile,
                                    progress=_sub(progress, 5, n_stages, "memorisation"),
-                                   cancel=cancel)
+                                   cancel=cancel,
+                                   test_in_train=files_in(real_set.files, train_set.files))
         else:
             train_files = [str(f) for f in real_set.files]
             train_thumbs = real_thumbs

@@ -9,10 +9,20 @@ is a low percentile (default the 1st) of that reference distribution, per space.
 
 Without a held-out set, the reference is the leave-one-out nearest-neighbour distance
 within the training set itself (each training image to the others).
+
+A "held-out" set that shares images with the training set (a natural mistake: pointing
+both at the same folder) would put zeros into the reference and the threshold at 0.
+Held-out images that are training images (``test_in_train``, decided by the caller from
+file identity, or a pixel distance <= :data:`EXACT`) are therefore left out of the
+reference; when fewer than :data:`MIN_REFERENCE` remain, the leave-one-out reference is
+used instead and :attr:`MemorizationReport.reference_note` says so. Distances at or below
+the threshold are flagged, and a synthetic image at distance <= :data:`EXACT` from a
+training image (in either space) is always flagged as an exact copy.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +32,10 @@ from numpy.typing import NDArray
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
 
 THUMB = 64
+#: Distances at or below this are identical images (exact copies).
+EXACT = 1e-9
+#: Fewest held-out reference images kept before falling back to leave-one-out.
+MIN_REFERENCE = 10
 
 
 def _nearest(
@@ -41,7 +55,10 @@ def _nearest(
             d2[rows, rows + s] = np.inf
         j = np.argmin(d2, axis=1)
         idx[s:s + chunk] = j
-        dist[s:s + chunk] = np.sqrt(np.clip(d2[np.arange(len(qq)), j], 0.0, None))
+        # the expanded form above cancels badly for identical rows: recompute the
+        # winner's distance directly so that an exact copy is exactly 0
+        diff = qq - t[j]
+        dist[s:s + chunk] = np.sqrt((diff * diff).sum(1))
     return idx, dist
 
 
@@ -56,8 +73,11 @@ class MemorizationReport:
     """Nearest training image of every synthetic image, with flags.
 
     ``entries`` rows: ``fake``, ``nearest_real`` (feature space), ``distance``,
-    ``nearest_real_pixel``, ``pixel_distance``, ``flagged`` (either space below its
+    ``nearest_real_pixel``, ``pixel_distance``, ``exact_copy`` (either distance <=
+    :data:`EXACT`), ``flagged`` (an exact copy, or either space at or below its
     threshold), plus the indices ``fake_index``/``real_index``/``real_index_pixel``.
+    ``reference_note`` explains held-out images left out of the reference (they were
+    training images) and a fall-back to leave-one-out.
     """
 
     entries: list[dict[str, Any]]
@@ -67,6 +87,8 @@ class MemorizationReport:
     reference: str  # "held-out real" or "train leave-one-out"
     reference_feature_distances: list[float] = field(default_factory=list)
     reference_pixel_distances: list[float] = field(default_factory=list)
+    reference_note: str = ""
+    n_reference_excluded: int = 0
 
     @property
     def flagged(self) -> list[dict[str, Any]]:
@@ -80,6 +102,8 @@ class MemorizationReport:
             "pixel_threshold": self.pixel_threshold,
             "percentile": self.percentile,
             "reference": self.reference,
+            "reference_note": self.reference_note,
+            "n_reference_excluded": self.n_reference_excluded,
             "reference_feature_distances": self.reference_feature_distances,
             "reference_pixel_distances": self.reference_pixel_distances,
         }
@@ -97,6 +121,7 @@ def find_near_copies(
     percentile: float = 1.0,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
+    test_in_train: Sequence[bool] | NDArray[np.bool_] | None = None,
 ) -> MemorizationReport:
     """Nearest training image per synthetic image and near-copy flags.
 
@@ -112,19 +137,46 @@ def find_near_copies(
         percentile: threshold percentile of the reference distances.
         progress: progress callback.
         cancel: cancel token.
+        test_in_train: per held-out image, True when it is also a training image (same
+            file or same content); such images are left out of the reference. Held-out
+            images pixel-identical to a training image are left out as well.
     """
     if len(train_features) < 2:
         raise ValueError("memorisation needs at least two training images")
     progress(Progress(0, 3, "reference distances"))
     tp = _pixels(train_images)
+    note = ""
+    n_excluded = 0
+    use_loo = True
     if test_features is not None and test_images is not None and len(test_features) > 0:
         _, ref_f = _nearest(test_features, train_features)
         _, ref_p = _nearest(_pixels(test_images), tp)
-        reference = "held-out real"
-    else:
+        overlap = ref_p <= EXACT
+        if test_in_train is not None:
+            flags = np.asarray(test_in_train, dtype=bool)
+            if flags.shape != overlap.shape:
+                raise ValueError("test_in_train needs one flag per held-out image")
+            overlap |= flags
+        n_excluded = int(overlap.sum())
+        n_left = len(overlap) - n_excluded
+        if n_excluded == 0:
+            use_loo = False
+        elif n_left >= MIN_REFERENCE:
+            ref_f, ref_p = ref_f[~overlap], ref_p[~overlap]
+            use_loo = False
+            note = (f"{n_excluded} of {len(overlap)} held-out real images are training images "
+                    f"and were left out of the reference")
+        else:
+            note = (f"the held-out real set overlaps the training set ({n_excluded} of "
+                    f"{len(overlap)} images are training images); too few remain "
+                    f"({n_left} < {MIN_REFERENCE}), so the threshold comes from leave-one-out "
+                    f"distances within the training set")
+    if use_loo:
         _, ref_f = _nearest(train_features, train_features, exclude_self=True)
         _, ref_p = _nearest(tp, tp, exclude_self=True)
         reference = "train leave-one-out"
+    else:
+        reference = "held-out real"
     if cancel is not None:
         cancel.check()
     thr_f = float(np.percentile(ref_f, percentile))
@@ -139,17 +191,19 @@ def find_near_copies(
     tnames = train_names or [str(i) for i in range(len(train_features))]
     entries = []
     for i in range(len(df)):
+        exact = bool(df[i] <= EXACT or dp[i] <= EXACT)
         entries.append({
             "fake": fnames[i],
             "nearest_real": tnames[int(jf[i])],
             "distance": float(df[i]),
             "nearest_real_pixel": tnames[int(jp[i])],
             "pixel_distance": float(dp[i]),
-            "flagged": bool(df[i] < thr_f or dp[i] < thr_p),
+            "exact_copy": exact,
+            "flagged": bool(exact or df[i] <= thr_f or dp[i] <= thr_p),
             "fake_index": i,
             "real_index": int(jf[i]),
             "real_index_pixel": int(jp[i]),
         })
     progress(Progress(3, 3, "done"))
     return MemorizationReport(entries, thr_f, thr_p, percentile, reference,
-                              ref_f.tolist(), ref_p.tolist())
+                              ref_f.tolist(), ref_p.tolist(), note, n_excluded)

@@ -187,7 +187,10 @@ def unpaired_html(res: UnpairedResult, title: str = "Synthetic image evaluation"
         parts.append(f"<h2>Memorisation ({len(m.flagged)} of {len(m.entries)} flagged)</h2>")
         parts.append(f"<p>Reference: {html.escape(m.reference)} nearest-neighbour distances; "
                      f"threshold = their {m.percentile:g}th percentile "
-                     f"(features {m.feature_threshold:.4g}, pixels {m.pixel_threshold:.4g}).</p>")
+                     f"(features {m.feature_threshold:.4g}, pixels {m.pixel_threshold:.4g}); "
+                     f"an exact copy is always flagged.</p>")
+        if m.reference_note:
+            parts.append(f"<p>Note: {html.escape(m.reference_note)}.</p>")
         parts.append(f"<img src='{png_data_uri(histogram_png({'reference': m.reference_feature_distances, 'synthetic': [e['distance'] for e in m.entries]}, 'nearest-training distance (features)', markers={'threshold': m.feature_threshold}))}'>")
         shown = sorted(m.entries, key=lambda e: e["distance"])[:12]
         if res.fake_thumbs is not None and res.train_thumbs is not None:

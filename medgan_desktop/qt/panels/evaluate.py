@@ -344,7 +344,11 @@ class EvaluatePanel(QWidget):
         m = res.memorization
         if m is not None:
             rows += [("near-copies flagged", len(m.flagged)),
-                     ("near-copy threshold (features)", m.feature_threshold)]
+                     ("exact copies", sum(bool(e.get("exact_copy")) for e in m.entries)),
+                     ("near-copy threshold (features)", m.feature_threshold),
+                     ("near-copy reference", m.reference)]
+            if m.reference_note:
+                rows.append(("reference note", m.reference_note))
         self._fill_table(rows)
         self.plot.clear()
         if m is not None:
