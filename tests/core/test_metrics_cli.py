@@ -143,3 +143,32 @@ def test_memorization_when_real_is_the_training_set(folders, capsys):
     assert s["feature_threshold"] > 0
     # the noisy samples are different images: (almost) none is flagged
     assert sum(e["flagged"] for n, e in by.items() if n != "sample_copy.png") <= 1
+
+
+@pytest.mark.parametrize("name,content", [
+    ("junk.pth", bytes(range(256)) * 20),
+    ("junk.safetensors", bytes(range(256)) * 20),
+    ("empty.pth", b""),
+    ("broken_zip.pth", b"PK\x03\x04not really a zip"),
+    ("module.pth", None),  # a pickled module: refused by the safe loader
+])
+def test_evaluate_unreadable_extractor_weights(tmp_path, capsys, name, content):
+    """A junk weights file is a clear user error (exit 2), never advice to load it unsafely."""
+    for d in ("r", "f"):
+        (tmp_path / d).mkdir()
+        for i in range(2):
+            Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(tmp_path / d / f"{i}.png")
+    weights = tmp_path / name
+    if content is None:
+        torch.save(torch.nn.Linear(2, 2), weights)
+    else:
+        weights.write_bytes(content)
+    rc = main(["evaluate", "--real", str(tmp_path / "r"), "--fake", str(tmp_path / "f"),
+               "--extractor", str(weights)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "not a readable InceptionV3 weights file" in err and name in err
+    assert "weights_only" not in err and "Traceback" not in err
+    with pytest.raises(ValueError, match="not a readable InceptionV3 weights file") as info:
+        InceptionV3Extractor.from_weights(weights)
+    assert info.value.__suppress_context__  # the loader's own text is not chained on

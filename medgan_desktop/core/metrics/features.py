@@ -192,6 +192,32 @@ class ShippedExtractor:
         return torch.cat(outs).double().numpy()
 
 
+def _read_weights(p: Path) -> Any:
+    """The raw content of a weights file: safetensors, or ``torch.load(weights_only=True)``."""
+    if p.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(p))
+    return torch.load(str(p), map_location="cpu", weights_only=True)
+
+
+def _unreadable_reason(exc: BaseException) -> str:
+    """A short reason for an unreadable weights file, never advice to load unsafely."""
+    import pickle
+
+    if isinstance(exc, pickle.UnpicklingError):
+        return ("not a PyTorch tensor file, or it holds Python objects besides tensors; "
+                "only plain tensors are ever loaded")
+    if isinstance(exc, EOFError):
+        return "the file is empty or truncated"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if "weights_only" in text or "pickle" in text.lower():
+        text = type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
 class InceptionV3Extractor:
     """The FID InceptionV3 (2048-d pool features, 1008 logits for the Inception Score)."""
 
@@ -210,19 +236,23 @@ class InceptionV3Extractor:
 
         Raises:
             FileNotFoundError: when the file does not exist.
-            ValueError: when the file does not hold the expected tensors.
+            ValueError: when the file cannot be read as plain tensors (the message starts
+                "not a readable InceptionV3 weights file") or does not hold the expected
+                tensors.
         """
         from medgan_desktop.core.metrics.inception import FIDInceptionV3
 
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"InceptionV3 weights not found: {p}")
+        try:
+            loaded = _read_weights(p)
+        except Exception as exc:  # any reader failure becomes one clear, safe message
+            raise ValueError(f"not a readable InceptionV3 weights file: {p} "
+                             f"({_unreadable_reason(exc)})") from None
         if p.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state: dict[str, torch.Tensor] = load_file(str(p))
+            state: dict[str, torch.Tensor] = loaded
         else:
-            loaded = torch.load(str(p), map_location="cpu", weights_only=True)
             if isinstance(loaded, dict) and "state_dict" in loaded:
                 loaded = loaded["state_dict"]
             if not isinstance(loaded, dict):
@@ -239,7 +269,7 @@ class InceptionV3Extractor:
         try:
             net.load_state_dict({k: v for k, v in state.items() if k in net.state_dict()},
                                 strict=False)
-        except RuntimeError as exc:
+        except (RuntimeError, TypeError, AttributeError) as exc:
             raise ValueError(f"{p.name}: tensor shapes do not match InceptionV3: {exc}") from exc
         return cls(net)
 
