@@ -51,7 +51,9 @@ def test_train_pause_stop_resume_and_restart(qtbot, ctx, tmp_path: Path) -> None
     data = _pngs(tmp_path / "data")
     panel = TrainPanel(ctx)
     qtbot.addWidget(panel)
+    # the synthesis tab lists synthesis methods only; translation has its own tab
     assert panel.method_combo.findData("dcgan") >= 0 and panel.method_combo.findData("pix2pix") < 0
+    assert panel.tabs.tabText(0) == "Synthesis" and panel.tabs.tabText(1) == "Translation (MR→CT)"
     assert panel.device_combo.count() >= 2  # auto + cpu
 
     # no data chosen: an honest message, nothing starts
@@ -62,6 +64,7 @@ def test_train_pause_stop_resume_and_restart(qtbot, ctx, tmp_path: Path) -> None
     panel.preview()
     qtbot.waitUntil(lambda: panel.preview_label.pixmap() is not None and not panel.preview_label.pixmap().isNull(), timeout=20_000)
     assert "16 training images" in panel.status_label.text()
+    assert panel.preview_caption.text() == "Preview: 16 of 16 training images after preprocessing"
 
     panel.start()
     assert panel.is_training() and panel.stop_btn.isEnabled() and not panel.start_btn.isEnabled()
@@ -71,6 +74,7 @@ def test_train_pause_stop_resume_and_restart(qtbot, ctx, tmp_path: Path) -> None
     assert "finished at step 4/4" in panel.status_label.text()
     assert panel.start_btn.isEnabled() and not panel.stop_btn.isEnabled()
     assert panel.sample_label.pixmap() is not None and not panel.sample_label.pixmap().isNull()
+    assert panel.sample_caption.text() == "Samples at step 4"
     assert panel.ckpt_list.count() == 2
     assert set(panel._curves) >= {"d", "g"}
 
@@ -103,4 +107,16 @@ def test_series_selection_without_index(qtbot, ctx) -> None:  # type: ignore[no-
     panel.start()
     assert any("select a series" in m for m in ctx.messages)
     ctx.series_selected.emit("1.2.3.4")
-    assert panel.data_config().series_uids == ("1.2.3.4",)
+    assert panel.data_config().series_uids == ("1.2.3.4",)  # nothing added: the browser's selection
+    panel.add_selected_series()
+    ctx.series_selected.emit("5.6.7.8")
+    panel.add_selected_series()
+    panel.add_selected_series()  # no duplicates
+    ctx.series_selected.emit("9.9")  # selecting alone does not add
+    data = panel.data_config()
+    assert data.kind == "index" and data.series_uids == ("1.2.3.4", "5.6.7.8")
+    assert data.channels == 1 and not panel.channels_combo.isEnabled()
+    panel.series_list.setCurrentRow(0)
+    panel.series_list.item(0).setSelected(True)
+    panel._remove_series()
+    assert panel.data_config().series_uids == ("5.6.7.8",)

@@ -1,12 +1,22 @@
 """The Train panel: choose data and a method, watch a GAN learn, stop and resume runs.
 
-Everything runs through :func:`medgan_desktop.core.training.loop.train` in a
+Two tabs: *Synthesis* (noise -> image methods) and *Translation (MR→CT)*, which hosts
+:class:`medgan_desktop.qt.panels.train_translation.TranslationTrainWidget` when that module
+is present. Synthesis runs through :func:`medgan_desktop.core.training.loop.train` in a
 :class:`~medgan_desktop.qt.workers.base.Worker` (the ``medgan train`` CLI calls the same
 function). Runs live in ``AppPaths.runs_dir`` and are listed again after a restart.
+
+The method list opens on the measured small-data setting of
+:mod:`medgan_desktop.core.gan.recommend` (the same one ``medgan train --method recommended``
+uses). Choosing a method sets every method field from that method's preset, so nothing
+carries over from the method chosen before.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import importlib.util
 import json
 import logging
 import time
@@ -23,7 +33,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -33,13 +43,24 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QRadioButton,
+    QSizePolicy,
     QSpinBox,
-    QSplitter,
+    QTabWidget,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from medgan_desktop.core.gan.methods.base import MethodConfig, Task, available_methods
+from medgan_desktop.core.gan.recommend import (
+    ALIAS,
+    RECOMMENDED_METHOD,
+    RECOMMENDED_OPTIONS,
+    describe,
+    preset,
+    recommended_config,
+)
+from medgan_desktop.core.imaging.intensity import CT_HU_RANGE
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
 from medgan_desktop.core.training.config import DataConfig, TrainConfig
 from medgan_desktop.core.training.devices import list_devices
@@ -50,21 +71,197 @@ from medgan_desktop.qt.workers.base import Worker
 
 log = logging.getLogger(__name__)
 
-#: The recommended default for new users: plain DCGAN measured best at equal CPU budget
-#: (benchmarks/results/synthesis_quality.md: no other method, and no DiffAugment/EMA variant,
-#: beat it on both 500 and 4,434 chest X-rays within 50-200 CPU-seconds).
-DEFAULT_METHOD = "dcgan"
+#: The method entry the panel opens on: the recommended small-data setting
+#: (:data:`~medgan_desktop.core.gan.recommend.RECOMMENDED_METHOD` with
+#: :data:`~medgan_desktop.core.gan.recommend.RECOMMENDED_OPTIONS`).
+DEFAULT_ENTRY = ALIAS
+#: The module that provides the translation tab's widget.
+TRANSLATION_WIDGET_MODULE = "medgan_desktop.qt.panels.train_translation"
 _CURVE_COLOURS = ("#e6550d", "#3182bd", "#31a354", "#756bb1", "#636363", "#d6616b")
+_PIXMAP_SIDE = 240
 
 
-def _array_pixmap(arr: np.ndarray, max_side: int = 384) -> QPixmap:
+@dataclasses.dataclass(frozen=True)
+class MethodOption:
+    """One method-specific hyperparameter (a ``MethodConfig.extra`` key) shown in the form.
+
+    ``default`` is the value the method uses when the key is absent; the panel writes a
+    key only when its value differs from it. A spin box at its minimum shows ``special``
+    (when set) instead of the number and means "the method's own default".
+    """
+
+    key: str
+    label: str
+    default: bool | int | float | str
+    help: str
+    lo: float = 0.0
+    hi: float = 1000.0
+    decimals: int = 3
+    choices: tuple[str, ...] = ()
+    special: str = ""
+
+
+_SPECTRAL = "Spectral normalisation of the discriminator (Miyato et al. 2018): bounds its slope; steadier on small data."
+_R1 = "R1 penalty on real images (Mescheder et al. 2018), weight γ (adds γ/2·|∇D(x)|²); 0: off. Try 0.1–10 on small data."
+
+#: The important method-specific options per synthesis method, with the defaults the
+#: methods use (``core/gan/methods/*.py``, ``config.option(key, default)``).
+METHOD_OPTIONS: dict[str, tuple[MethodOption, ...]] = {
+    "dcgan": (
+        MethodOption("spectral_norm", "Spectral norm", False, _SPECTRAL),
+        MethodOption("r1_gamma", "R1 γ", 0.0, _R1, hi=100.0),
+    ),
+    "lsgan": (
+        MethodOption("spectral_norm", "Spectral norm", False, _SPECTRAL),
+        MethodOption("r1_gamma", "R1 γ", 0.0, _R1, hi=100.0),
+    ),
+    "wgan_gp": (
+        MethodOption("n_critic", "Critic steps", 5, "Critic (discriminator) updates per generator update.", 1, 20),
+        MethodOption("gp_lambda", "GP weight λ", 10.0, "Weight of the gradient penalty (Gulrajani et al.: 10).", hi=100.0),
+    ),
+    "cgan": (
+        MethodOption("spectral_norm", "Spectral norm", True, _SPECTRAL),
+        MethodOption("r1_gamma", "R1 γ", 0.0, _R1, hi=100.0),
+        MethodOption(
+            "g_cond", "Label input", "cbn",
+            "How the generator sees the class: conditional batch norm (cbn) or a label embedding "
+            "concatenated to the noise (concat).",
+            choices=("cbn", "concat"),
+        ),
+    ),
+    "stylegan2": (
+        MethodOption(
+            "r1_gamma", "R1 γ", 0.0,
+            "R1 weight γ; auto: 0.0002·size²/batch (the StyleGAN2-ADA heuristic). Set the R1 interval to 0 to switch R1 off.",
+            hi=100.0, decimals=4, special="auto",
+        ),
+        MethodOption("r1_interval", "R1 interval", 16, "Lazy R1: apply it every N steps (1: every step; 0: off).", 0, 64),
+        MethodOption(
+            "ada", "Adaptive augmentation", False,
+            "StyleGAN2-ADA: apply the DiffAugment policy with a probability tuned so that the "
+            "discriminator's overfitting measure r_t stays at the target. Needs a DiffAugment policy.",
+        ),
+        MethodOption("ada_target", "ADA target r_t", 0.6, "Target of ADA's overfitting measure r_t (paper: 0.6).", 0.0, 1.0, 2),
+        MethodOption(
+            "pl_weight", "Path length weight", 0.0,
+            "Path-length regularisation of the generator (paper: 2; 0: off). Costs a second generator pass.",
+            hi=10.0, decimals=2,
+        ),
+        MethodOption("mapping_layers", "Mapping layers", 4, "Depth of the mapping network z → w.", 1, 8),
+    ),
+    "progressive": (
+        MethodOption(
+            "phase_steps", "Phase steps", 500,
+            "Steps per fade-in and per stabilisation phase; 8×8 trains first, each larger size fades in over this many steps.",
+            1, 1_000_000,
+        ),
+        MethodOption("gp_lambda", "GP weight λ", 10.0, "WGAN-GP gradient-penalty weight (paper: 10).", hi=100.0),
+        MethodOption("drift", "Drift ε", 0.001, "The paper's drift term ε·E[D(x)²] that keeps critic outputs near 0.", hi=1.0, decimals=4),
+    ),
+}
+
+#: Slice axes for volume data (``DataConfig.axis``).
+_AXES = (("0: axial (k)", 0), ("1: coronal (j)", 1), ("2: sagittal (i)", 2))
+_MODALITIES = (("Auto (guess)", ""), ("CT", "CT"), ("MR", "MR"), ("PT", "PT"), ("CR", "CR"), ("DX", "DX"))
+
+
+def _array_pixmap(arr: np.ndarray) -> QPixmap:
     arr = np.ascontiguousarray(arr)
-    if arr.ndim == 2:
-        img = QImage(arr.data, arr.shape[1], arr.shape[0], arr.strides[0], QImage.Format.Format_Grayscale8)
-    else:
-        img = QImage(arr.data, arr.shape[1], arr.shape[0], arr.strides[0], QImage.Format.Format_RGB888)
-    pm = QPixmap.fromImage(img.copy())
-    return pm.scaled(max_side, max_side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+    fmt = QImage.Format.Format_Grayscale8 if arr.ndim == 2 else QImage.Format.Format_RGB888
+    img = QImage(arr.data, arr.shape[1], arr.shape[0], arr.strides[0], fmt)
+    return QPixmap.fromImage(img.copy())
+
+
+class _GridImage(QLabel):
+    """A sample/preview grid scaled to the label's width, so it never widens the panel."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self._source: QPixmap | None = None
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setWordWrap(True)
+        self.setMinimumSize(120, 120)
+        self.setFixedHeight(_PIXMAP_SIDE)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+
+    def set_image(self, pm: QPixmap) -> None:
+        self._source = pm
+        self._rescale()
+
+    def clear_image(self, text: str) -> None:
+        self._source = None
+        self.clear()
+        self.setText(text)
+
+    def _rescale(self) -> None:
+        if self._source is not None and not self._source.isNull():
+            side = max(1, min(self.width(), self.height()))
+            self.setPixmap(
+                self._source.scaled(
+                    side, side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+                )
+            )
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._rescale()
+
+
+def _grid(pairs: list[tuple[str, QWidget]], columns: int = 2, grid: QGridLayout | None = None) -> QGridLayout:
+    """``label: field`` pairs in ``columns`` columns (an empty label: the field spans both cells)."""
+    g = grid if grid is not None else QGridLayout()
+    g.setHorizontalSpacing(8)
+    for i, (text, w) in enumerate(pairs):
+        r, c = divmod(i, columns)
+        if text:
+            lab = QLabel(text)
+            lab.setToolTip(w.toolTip())
+            lab.setBuddy(w)
+            g.addWidget(lab, r, 2 * c)
+            g.addWidget(w, r, 2 * c + 1)
+        else:
+            g.addWidget(w, r, 2 * c, 1, 2)
+    for c in range(columns):
+        g.setColumnStretch(2 * c + 1, 1)
+    return g
+
+
+def _recommended_entry_text() -> str:
+    """"dcgan + DiffAugment + EMA (recommended)" for the method list."""
+    short = {"diffaugment": "DiffAugment", "ema_decay": "EMA"}
+    opts = "".join(f" + {short.get(k, k)}" for k, v in RECOMMENDED_OPTIONS.items() if v)
+    return f"{RECOMMENDED_METHOD}{opts} (recommended)"
+
+
+def _sample_caption(path: Path) -> str:
+    """``samples/step_000400.png`` -> "Samples at step 400"."""
+    digits = path.stem.rpartition("_")[2]
+    return f"Samples at step {int(digits)}" if digits.isdigit() else f"Samples: {path.name}"
+
+
+def _translation_tab(context: AppContext) -> tuple[QWidget, QWidget | None]:
+    """The translation tab's content and the hosted widget (None: a placeholder is shown)."""
+    try:
+        spec = importlib.util.find_spec(TRANSLATION_WIDGET_MODULE)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        label = QLabel(
+            "Translation training is not available in this build; use <code>medgan translate-train</code>."
+        )
+        label.setWordWrap(True)
+        label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        return label, None
+    try:
+        mod = importlib.import_module(TRANSLATION_WIDGET_MODULE)
+        widget: QWidget = mod.TranslationTrainWidget(context)
+    except Exception as exc:  # shown honestly in the tab, the synthesis tab keeps working
+        log.exception("translation training widget failed to build")
+        label = QLabel(f"Translation training failed to load: {exc}")
+        label.setWordWrap(True)
+        label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        return label, None
+    return widget, widget
 
 
 # -- jobs run in the worker thread -----------------------------------------------------------------
@@ -126,7 +323,8 @@ def train_job(
 
 
 class TrainPanel(QWidget):
-    """Data, method and device choice; Start/Pause/Stop/Resume; live curves and samples."""
+    """Synthesis tab: data, method and device; Start/Pause/Stop/Resume; live curves and samples.
+    Translation tab: the MR→CT training widget, when available."""
 
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -140,103 +338,29 @@ class TrainPanel(QWidget):
         self._plot_items: dict[str, Any] = {}
         self._last_sample: Path | None = None
         self._last_plot = 0.0
+        self._labels_auto = False  # "class labels" was ticked by choosing a conditional method
+        self.option_widgets: dict[str, QWidget] = {}
         self._build()
         context.series_selected.connect(self._on_series_selected)
         self.refresh_runs()
 
     # -- construction ------------------------------------------------------------------------
     def _build(self) -> None:
-        left = QWidget()
-        lv = QVBoxLayout(left)
+        self.tabs = QTabWidget()
+        synth = QWidget()
+        self._build_synthesis(synth)
+        self.tabs.addTab(synth, "Synthesis")
+        self.translation_tab, self.translation_widget = _translation_tab(self.context)
+        self.tabs.addTab(self.translation_tab, "Translation (MR→CT)")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.tabs)
 
-        data_box = QGroupBox("Data")
-        df = QFormLayout(data_box)
-        self.rb_folder = QRadioButton("Folder or volume file")
-        self.rb_series = QRadioButton("Series selected in the browser")
-        self.rb_folder.setChecked(True)
-        self.path_edit = QLineEdit()
-        self.path_edit.setPlaceholderText("image folder (PNG/JPEG), NIfTI/MHA file or folder")
-        browse = QPushButton("Folder…")
-        browse.clicked.connect(self._browse)
-        row = QHBoxLayout()
-        row.addWidget(self.path_edit)
-        row.addWidget(browse)
-        df.addRow(self.rb_folder)
-        df.addRow(row)
-        self.series_label = QLabel("(no series selected)")
-        df.addRow(self.rb_series, self.series_label)
-        self.labels_check = QCheckBox("Class labels from subfolders")
-        self.labels_check.setToolTip("Each first-level subfolder is a class (e.g. NORMAL / PNEUMONIA); needed by cgan.")
-        df.addRow(self.labels_check)
-        self.max_images = QSpinBox()
-        self.max_images.setRange(0, 1_000_000)
-        self.max_images.setSpecialValueText("all")
-        self.max_images.setToolTip("Use a fixed random subset of this many images or slices (0: all).")
-        df.addRow("Max images", self.max_images)
-        self.flip_check = QCheckBox("Random flips")
-        self.rot_check = QCheckBox("Random 90° rotations")
-        aug_row = QHBoxLayout()
-        aug_row.addWidget(self.flip_check)
-        aug_row.addWidget(self.rot_check)
-        df.addRow(aug_row)
-        self.preview_btn = QPushButton("Preview batch")
-        self.preview_btn.setToolTip("Show 16 images after preprocessing (window, resize, augmentation).")
-        self.preview_btn.clicked.connect(self.preview)
-        df.addRow(self.preview_btn)
-        lv.addWidget(data_box)
-
-        m_box = QGroupBox("Method")
-        mf = QFormLayout(m_box)
-        self.method_combo = QComboBox()
-        for name, cls in available_methods(Task.SYNTHESIS).items():
-            self.method_combo.addItem(name, name)
-            self.method_combo.setItemData(self.method_combo.count() - 1, cls.description, Qt.ItemDataRole.ToolTipRole)
-        i = self.method_combo.findData(DEFAULT_METHOD)
-        self.method_combo.setCurrentIndex(max(0, i))
-        self.method_combo.currentIndexChanged.connect(self._on_method_changed)
-        mf.addRow("Method", self.method_combo)
-        self.size_combo = QComboBox()
-        for s in (32, 64, 128, 256):
-            self.size_combo.addItem(f"{s} px", s)
-        self.size_combo.setCurrentIndex(1)
-        self.size_combo.setToolTip("Training resolution; 64 px trains in minutes on a CPU, 256 px needs a GPU.")
-        mf.addRow("Size", self.size_combo)
-        self.batch_spin = self._spin(1, 1024, 32, "Global batch size; halve it after an out-of-memory error.")
-        mf.addRow("Batch", self.batch_spin)
-        self.steps_spin = self._spin(1, 10_000_000, 2000, "Total optimisation steps (for Resume: the new total).")
-        mf.addRow("Steps", self.steps_spin)
-        self.lr_spin = QDoubleSpinBox()
-        self.lr_spin.setDecimals(6)
-        self.lr_spin.setRange(1e-6, 1e-1)
-        self.lr_spin.setSingleStep(1e-4)
-        self.lr_spin.setValue(2e-4)
-        self.lr_spin.setToolTip("Adam learning rate of generator and discriminator (DCGAN paper: 2e-4).")
-        mf.addRow("Learning rate", self.lr_spin)
-        self.diffaug_edit = QLineEdit("translation,cutout")
-        self.diffaug_edit.setToolTip(
-            "DiffAugment policy (Zhao et al. 2020) applied to real and fake images: any of "
-            "color, translation, cutout; empty to switch off. Helps most below ~2000 images."
-        )
-        mf.addRow("DiffAugment", self.diffaug_edit)
-        self.ema_spin = QDoubleSpinBox()
-        self.ema_spin.setDecimals(4)
-        self.ema_spin.setRange(0.0, 0.9999)
-        self.ema_spin.setValue(0.999)
-        self.ema_spin.setToolTip("Generator EMA decay (0: off). Samples come from the averaged generator.")
-        mf.addRow("EMA decay", self.ema_spin)
-        self.sample_every = self._spin(0, 1_000_000, 100, "Write a sample grid every N steps (0: never).")
-        mf.addRow("Sample every", self.sample_every)
-        self.ckpt_every = self._spin(1, 1_000_000, 500, "Write a checkpoint every N steps (always at stop).")
-        mf.addRow("Checkpoint every", self.ckpt_every)
-        self.seed_spin = self._spin(0, 2**31 - 1, 0, "Random seed: the same seed and data give the same run.")
-        mf.addRow("Seed", self.seed_spin)
-        self.device_combo = QComboBox()
-        self.device_combo.addItem("Auto (GPU if present)", "auto")
-        for d in list_devices():
-            self.device_combo.addItem(d.label, d.key)
-        self.device_combo.setToolTip("Detected devices with their memory.")
-        mf.addRow("Device", self.device_combo)
-        lv.addWidget(m_box)
+    def _build_synthesis(self, page: QWidget) -> None:
+        lv = QVBoxLayout(page)
+        lv.addWidget(self._build_data_box())
+        lv.addWidget(self._build_method_box())
+        lv.addWidget(self._build_advanced())
 
         btns = QHBoxLayout()
         self.start_btn = QPushButton("Start")
@@ -254,54 +378,359 @@ class TrainPanel(QWidget):
         self.status_label = QLabel("Idle")
         self.status_label.setWordWrap(True)
         lv.addWidget(self.status_label)
-        lv.addWidget(QLabel("Runs"))
-        self.runs_list = QListWidget()
-        self.runs_list.currentItemChanged.connect(self._on_run_selected)
-        lv.addWidget(self.runs_list)
 
-        right = QWidget()
-        rv = QVBoxLayout(right)
+        # monitoring, below the form so the dock never needs to scroll sideways
         self.plot = pg.PlotWidget()
         self.plot.setLabel("bottom", "step")
         self.plot.setLabel("left", "loss")
         self.plot.addLegend()
-        rv.addWidget(self.plot, 2)
-        imgs = QHBoxLayout()
-        self.sample_label = QLabel("Samples appear here while training")
-        self.sample_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.sample_label.setMinimumSize(256, 256)
-        self.preview_label = QLabel("Preview")
-        self.preview_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.preview_label.setMinimumSize(256, 256)
-        imgs.addWidget(self.preview_label)
-        imgs.addWidget(self.sample_label)
-        rv.addLayout(imgs, 2)
-        rv.addWidget(QLabel("Checkpoints"))
+        self.plot.setMinimumHeight(200)
+        self.plot.setMaximumHeight(280)
+        lv.addWidget(self.plot)
+        imgs = QGridLayout()
+        self.preview_caption = QLabel("Preview (after preprocessing)")
+        self.sample_caption = QLabel("Samples")
+        self.preview_label = _GridImage("Preview batch shows 16 training images here")
+        self.sample_label = _GridImage("Samples appear here while training")
+        pairs = ((self.preview_caption, self.preview_label), (self.sample_caption, self.sample_label))
+        for col, (cap, lab) in enumerate(pairs):
+            cap.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            cap.setWordWrap(True)
+            cap.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+            imgs.setColumnStretch(col, 1)
+            imgs.addWidget(cap, 0, col)
+            imgs.addWidget(lab, 1, col)
+        lv.addLayout(imgs)
+        lv.addWidget(QLabel("Runs"))
+        self.runs_list = QListWidget()
+        self.runs_list.setMinimumHeight(90)
+        self.runs_list.setMaximumHeight(160)
+        self.runs_list.currentItemChanged.connect(self._on_run_selected)
+        lv.addWidget(self.runs_list)
+        lv.addWidget(QLabel("Checkpoints of the run"))
         self.ckpt_list = QListWidget()
-        rv.addWidget(self.ckpt_list, 1)
-
-        split = QSplitter()
-        split.addWidget(left)
-        split.addWidget(right)
-        split.setStretchFactor(1, 1)
-        lay = QVBoxLayout(self)
-        lay.addWidget(split)
+        self.ckpt_list.setMinimumHeight(70)
+        self.ckpt_list.setMaximumHeight(120)
+        lv.addWidget(self.ckpt_list)
+        lv.addStretch(1)
         self._update_buttons()
         self._on_method_changed()
 
+    def _build_data_box(self) -> QGroupBox:
+        data_box = QGroupBox("Data")
+        dv = QVBoxLayout(data_box)
+        self.rb_folder = QRadioButton("Folder or volume file")
+        self.rb_series = QRadioButton("Series from the browser")
+        self.rb_folder.setChecked(True)
+        self.path_edit = QLineEdit()
+        self.path_edit.setPlaceholderText("image folder (PNG/JPEG), NIfTI/MHA file or folder")
+        browse = QPushButton("Folder…")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.rb_folder)
+        row.addWidget(self.path_edit, 1)
+        row.addWidget(browse)
+        dv.addLayout(row)
+
+        srow = QHBoxLayout()
+        srow.addWidget(self.rb_series)
+        self.series_label = QLabel("(no series selected)")
+        self.series_label.setToolTip("The series selected in the study browser.")
+        self.series_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        srow.addWidget(self.series_label, 1)
+        self.add_series_btn = QPushButton("Add")
+        self.add_series_btn.setToolTip("Add the series selected in the browser to the training series.")
+        self.add_series_btn.clicked.connect(self.add_selected_series)
+        self.remove_series_btn = QPushButton("Remove")
+        self.remove_series_btn.setToolTip("Remove the highlighted series from the list.")
+        self.remove_series_btn.clicked.connect(self._remove_series)
+        srow.addWidget(self.add_series_btn)
+        srow.addWidget(self.remove_series_btn)
+        dv.addLayout(srow)
+        self.series_list = QListWidget()
+        self.series_list.setMaximumHeight(64)
+        self.series_list.setToolTip(
+            "Series to train on (slices of all of them, one modality). Empty: the series selected in the browser."
+        )
+        dv.addWidget(self.series_list)
+        self.series_list.setVisible(False)  # shown once a series is added
+
+        self.channels_combo = QComboBox()
+        self.channels_combo.addItem("1 (grey)", 1)
+        self.channels_combo.addItem("3 (RGB)", 3)
+        self.channels_combo.setToolTip("Channels of the training images; 3 only for colour image folders (volumes are grey).")
+        self.max_images = QSpinBox()
+        self.max_images.setRange(0, 1_000_000)
+        self.max_images.setSpecialValueText("all")
+        self.max_images.setToolTip("Use a fixed random subset of this many images or slices (0: all).")
+        self.labels_check = QCheckBox("Class labels from subfolders")
+        self.labels_check.setToolTip(
+            "Each first-level subfolder is a class (e.g. NORMAL / PNEUMONIA); needed by cgan (ticked when you choose it)."
+        )
+        self.labels_check.toggled.connect(lambda _on: setattr(self, "_labels_auto", False))
+        self.flip_check = QCheckBox("Random flips")
+        self.rot_check = QCheckBox("Random 90° rotations")
+        dv.addLayout(
+            _grid(
+                [
+                    ("Channels", self.channels_combo),
+                    ("Max images", self.max_images),
+                    ("", self.labels_check),
+                    ("", self.flip_check),
+                    ("", self.rot_check),
+                ]
+            )
+        )
+        self.preview_btn = QPushButton("Preview batch")
+        self.preview_btn.setToolTip("Show 16 images after preprocessing (window, resize, augmentation).")
+        self.preview_btn.clicked.connect(self.preview)
+        dv.addWidget(self.preview_btn)
+        self.rb_series.toggled.connect(self._on_source_changed)
+        return data_box
+
+    def _build_method_box(self) -> QGroupBox:
+        m_box = QGroupBox("Method")
+        mv = QVBoxLayout(m_box)
+        self.method_combo = QComboBox()
+        self.method_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.method_combo.setMinimumContentsLength(20)
+        self.method_combo.addItem(_recommended_entry_text(), ALIAS)
+        self.method_combo.setItemData(0, describe(), Qt.ItemDataRole.ToolTipRole)
+        for name, cls in available_methods(Task.SYNTHESIS).items():
+            self.method_combo.addItem(name, name)
+            self.method_combo.setItemData(self.method_combo.count() - 1, cls.description, Qt.ItemDataRole.ToolTipRole)
+        self.method_combo.setCurrentIndex(max(0, self.method_combo.findData(DEFAULT_ENTRY)))
+        self.method_combo.currentIndexChanged.connect(self._on_method_changed)
+        mrow = QHBoxLayout()
+        mrow.addWidget(QLabel("Method"))
+        mrow.addWidget(self.method_combo, 1)
+        mv.addLayout(mrow)
+        self.method_desc = QLabel()
+        self.method_desc.setWordWrap(True)
+        self.method_desc.setStyleSheet("color: palette(mid);")
+        mv.addWidget(self.method_desc)
+
+        self.size_combo = QComboBox()
+        for s in (32, 64, 128, 256):
+            self.size_combo.addItem(f"{s} px", s)
+        self.size_combo.setCurrentIndex(1)
+        self.size_combo.setToolTip("Training resolution; 64 px trains in minutes on a CPU, 256 px needs a GPU.")
+        self.batch_spin = self._spin(1, 1024, 32, "Global batch size; halve it after an out-of-memory error.")
+        self.steps_spin = self._spin(1, 10_000_000, 2000, "Total optimisation steps (for Resume: the new total).")
+        self.lr_spin = QDoubleSpinBox()
+        self.lr_spin.setDecimals(6)
+        self.lr_spin.setRange(1e-6, 1e-1)
+        self.lr_spin.setSingleStep(1e-4)
+        self.lr_spin.setToolTip(
+            "Adam learning rate of the generator; the discriminator's keeps the method's ratio (DCGAN paper: 2e-4)."
+        )
+        self.diffaug_edit = QLineEdit()
+        self.diffaug_edit.setToolTip(
+            "DiffAugment policy (Zhao et al. 2020) applied to real and fake images: any of "
+            "color, translation, cutout; empty to switch off. Helps most below ~2000 images."
+        )
+        self.ema_spin = QDoubleSpinBox()
+        self.ema_spin.setDecimals(4)
+        self.ema_spin.setRange(0.0, 0.9999)
+        self.ema_spin.setToolTip("Generator EMA decay (0: off). Samples come from the averaged generator.")
+        self.device_combo = QComboBox()
+        self.device_combo.addItem("Auto (GPU if present)", "auto")
+        for d in list_devices():
+            self.device_combo.addItem(d.label, d.key)
+        self.device_combo.setToolTip("Detected devices with their memory.")
+        mv.addLayout(
+            _grid(
+                [
+                    ("Size", self.size_combo),
+                    ("Batch", self.batch_spin),
+                    ("Steps", self.steps_spin),
+                    ("Learning rate", self.lr_spin),
+                    ("DiffAugment", self.diffaug_edit),
+                    ("EMA decay", self.ema_spin),
+                ]
+            )
+        )
+        drow = QHBoxLayout()
+        drow.addWidget(QLabel("Device"))
+        drow.addWidget(self.device_combo, 1)
+        mv.addLayout(drow)
+        return m_box
+
+    def _build_advanced(self) -> QWidget:
+        """A collapsible group: method options, volume slicing/window, sampling and checkpoints."""
+        box = QWidget()
+        bv = QVBoxLayout(box)
+        bv.setContentsMargins(0, 0, 0, 0)
+        self.advanced_btn = QToolButton()
+        self.advanced_btn.setText("Advanced: method options, volumes, checkpoints")
+        self.advanced_btn.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.advanced_btn.setCheckable(True)
+        self.advanced_btn.setArrowType(Qt.ArrowType.RightArrow)
+        self.advanced_btn.setAutoRaise(True)
+        self.advanced_btn.toggled.connect(self.set_advanced_visible)
+        bv.addWidget(self.advanced_btn)
+        self.advanced = QWidget()
+        av = QVBoxLayout(self.advanced)
+        av.setContentsMargins(0, 0, 0, 0)
+
+        self.options_box = QGroupBox("Method options")
+        self.options_layout = QGridLayout(self.options_box)
+        av.addWidget(self.options_box)
+
+        vol = QGroupBox("Volumes (NIfTI/MHA, DICOM series)")
+        self.axis_combo = QComboBox()
+        for text, axis in _AXES:
+            self.axis_combo.addItem(text, axis)
+        self.axis_combo.setToolTip("Axis the 2D training slices are taken along (voxel index order k, j, i).")
+        self.modality_combo = QComboBox()
+        for text, mod in _MODALITIES:
+            self.modality_combo.addItem(text, mod)
+        self.modality_combo.setToolTip(
+            "Sets the intensity window: CT → fixed HU window, MR and others → per-volume percentiles. "
+            "Auto: the series' modality, or CT when the values look like HU."
+        )
+        self.window_check = QCheckBox("Fixed window")
+        self.window_check.setToolTip(
+            f"Map a fixed value range to [-1, 1] instead of the modality's default "
+            f"(CT: {CT_HU_RANGE[0]:g}…{CT_HU_RANGE[1]:g} HU; MR: 0.5–99.5 percentiles per volume)."
+        )
+        self.window_lo = QDoubleSpinBox()
+        self.window_hi = QDoubleSpinBox()
+        for w, v in ((self.window_lo, CT_HU_RANGE[0]), (self.window_hi, CT_HU_RANGE[1])):
+            w.setRange(-100_000.0, 100_000.0)
+            w.setDecimals(0)
+            w.setValue(float(v))
+            w.setEnabled(False)
+            w.setToolTip("Window bounds in the volume's units (HU for CT).")
+        self.window_check.toggled.connect(self.window_lo.setEnabled)
+        self.window_check.toggled.connect(self.window_hi.setEnabled)
+        vg = _grid([("Slice axis", self.axis_combo), ("Modality", self.modality_combo)])
+        vv = QVBoxLayout(vol)
+        vv.addLayout(vg)
+        wrow = QHBoxLayout()
+        wrow.addWidget(self.window_check)
+        wrow.addWidget(QLabel("from"))
+        wrow.addWidget(self.window_lo, 1)
+        wrow.addWidget(QLabel("to"))
+        wrow.addWidget(self.window_hi, 1)
+        vv.addLayout(wrow)
+        av.addWidget(vol)
+
+        run = QGroupBox("Run")
+        self.sample_every = self._spin(0, 1_000_000, 100, "Write a sample grid every N steps (0: never).")
+        self.ckpt_every = self._spin(1, 1_000_000, 500, "Write a checkpoint every N steps (always at stop).")
+        self.seed_spin = self._spin(0, 2**31 - 1, 0, "Random seed: the same seed and data give the same run.")
+        run.setLayout(
+            _grid([("Sample every", self.sample_every), ("Checkpoint every", self.ckpt_every), ("Seed", self.seed_spin)])
+        )
+        av.addWidget(run)
+        bv.addWidget(self.advanced)
+        self.advanced.setVisible(False)
+        return box
+
+    def set_advanced_visible(self, on: bool) -> None:
+        """Show or hide the advanced settings."""
+        if self.advanced_btn.isChecked() != on:
+            self.advanced_btn.setChecked(on)  # comes back here through toggled
+            return
+        self.advanced_btn.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
+        self.advanced.setVisible(on)
+
+    # -- method ------------------------------------------------------------------------------
+    def selected_method(self) -> str:
+        """The registry name of the chosen method (the recommended entry is its method)."""
+        key = str(self.method_combo.currentData())
+        return RECOMMENDED_METHOD if key == ALIAS else key
+
     def _preset(self) -> MethodConfig:
-        cls = available_methods(Task.SYNTHESIS).get(str(self.method_combo.currentData()))
-        preset = getattr(cls, "default_config", None)
-        return preset() if callable(preset) else MethodConfig()
+        """The chosen entry's preset: the method's own, or the recommended setting."""
+        key = str(self.method_combo.currentData())
+        return recommended_config() if key == ALIAS else preset(key)
 
     def _on_method_changed(self, *_: object) -> None:
-        """Show the chosen method's published defaults (learning rate, EMA, DiffAugment)."""
+        """Set every method field from the chosen entry's preset (nothing carries over)."""
         p = self._preset()
+        method = self.selected_method()
         self.lr_spin.setValue(p.lr_g)
-        if p.diffaugment:
-            self.diffaug_edit.setText(p.diffaugment)
-        if p.ema_decay:
-            self.ema_spin.setValue(p.ema_decay)
+        self.diffaug_edit.setText(p.diffaugment)
+        self.ema_spin.setValue(p.ema_decay)
+        self.method_desc.setText(self.method_combo.currentData(Qt.ItemDataRole.ToolTipRole) or "")
+        self._build_options(method, p)
+        conditional = bool(getattr(available_methods(Task.SYNTHESIS).get(method), "conditional", False))
+        if conditional and not self.labels_check.isChecked():
+            self.labels_check.setChecked(True)
+            self._labels_auto = True
+        elif not conditional and self._labels_auto:
+            self.labels_check.setChecked(False)
+
+    def _build_options(self, method: str, p: MethodConfig) -> None:
+        """The form of ``method``'s options (:data:`METHOD_OPTIONS`), at the preset's values."""
+        while self.options_layout.count():
+            item = self.options_layout.takeAt(0)
+            w = item.widget() if item is not None else None
+            if w is not None:
+                w.hide()  # gone now, deleted when the event loop next runs
+                w.setParent(None)
+                w.deleteLater()
+        self.option_widgets = {}
+        specs = METHOD_OPTIONS.get(method, ())
+        self.options_box.setTitle(f"Method options: {method}" if specs else f"Method options: {method} (none)")
+        pairs: list[tuple[str, QWidget]] = []
+        for spec in specs:
+            w = self._option_widget(spec, p.option(spec.key, spec.default))
+            self.option_widgets[spec.key] = w
+            pairs.append(("" if isinstance(w, QCheckBox) else spec.label, w))
+        _grid(pairs, grid=self.options_layout)
+
+    @staticmethod
+    def _option_widget(spec: MethodOption, value: Any) -> QWidget:
+        w: QWidget
+        if spec.choices:
+            combo = QComboBox()
+            for ch in spec.choices:
+                combo.addItem(ch, ch)
+            combo.setCurrentIndex(max(0, combo.findData(str(value))))
+            w = combo
+        elif isinstance(spec.default, bool):
+            box = QCheckBox(spec.label)
+            box.setChecked(bool(value))
+            w = box
+        elif isinstance(spec.default, int):
+            spin = QSpinBox()
+            spin.setRange(int(spec.lo), int(spec.hi))
+            spin.setValue(int(value))
+            w = spin
+        else:
+            dspin = QDoubleSpinBox()
+            dspin.setDecimals(spec.decimals)
+            dspin.setRange(spec.lo, spec.hi)
+            dspin.setSingleStep(10 ** -min(spec.decimals, 2))
+            if spec.special:
+                dspin.setSpecialValueText(spec.special)
+            dspin.setValue(float(value) if value is not None else spec.lo)
+            w = dspin
+        w.setToolTip(f"{spec.help}\n(option {spec.key}, default {spec.special or spec.default})")
+        return w
+
+    def method_options(self) -> dict[str, Any]:
+        """The method-specific options whose values differ from the method's defaults."""
+        out: dict[str, Any] = {}
+        for spec in METHOD_OPTIONS.get(self.selected_method(), ()):
+            w = self.option_widgets.get(spec.key)
+            value: Any
+            if isinstance(w, QComboBox):
+                value = str(w.currentData())
+            elif isinstance(w, QCheckBox):
+                value = w.isChecked()
+            elif isinstance(w, QSpinBox):
+                value = w.value()
+            elif isinstance(w, QDoubleSpinBox):
+                value = w.value()
+            else:
+                continue
+            if value != spec.default:
+                out[spec.key] = value
+        return out
 
     @staticmethod
     def _spin(lo: int, hi: int, val: int, tip: str) -> QSpinBox:
@@ -318,26 +747,80 @@ class TrainPanel(QWidget):
             self.path_edit.setText(d)
             self.rb_folder.setChecked(True)
 
+    def _on_source_changed(self, series: bool) -> None:
+        if series:
+            self.channels_combo.setCurrentIndex(0)  # volume slices are grey
+        self.channels_combo.setEnabled(not series)
+
+    def _series_text(self, uid: str) -> str:
+        rec = None
+        try:
+            rec = self.context.index.series(uid) if self.context.paths.index_db.exists() else None
+        except Exception:  # the index may be unreadable; the UID still identifies the series
+            log.debug("series %s not readable from the index", uid, exc_info=True)
+        if rec is None:
+            return f"…{uid[-24:]}" if len(uid) > 24 else uid
+        return f"{rec.modality} {rec.description or '(no description)'} ({rec.instance_count} images)"
+
     def _on_series_selected(self, uid: str) -> None:
         self.selected_series = uid
-        self.series_label.setText(uid[-24:] if uid else "(no series selected)")
+        self.series_label.setText(self._series_text(uid) if uid else "(no series selected)")
+        self.series_label.setToolTip(uid)
+
+    def add_selected_series(self) -> None:
+        """Add the browser's series to the list (several series train together)."""
+        uid = self.selected_series
+        if not uid:
+            QMessageBox.information(self, "Series", "Select a series in the study browser first.")
+            return
+        if uid not in self.series_uids_listed():
+            it = QListWidgetItem(self._series_text(uid))
+            it.setData(Qt.ItemDataRole.UserRole, uid)
+            it.setToolTip(uid)
+            self.series_list.addItem(it)
+        self.series_list.setVisible(True)
+        self.rb_series.setChecked(True)
+
+    def _remove_series(self) -> None:
+        for it in self.series_list.selectedItems():
+            self.series_list.takeItem(self.series_list.row(it))
+        self.series_list.setVisible(self.series_list.count() > 0)
+
+    def series_uids_listed(self) -> tuple[str, ...]:
+        return tuple(
+            str(self.series_list.item(i).data(Qt.ItemDataRole.UserRole)) for i in range(self.series_list.count())
+        )
 
     def data_config(self) -> DataConfig:
         size = int(self.size_combo.currentData())
+        fixed = self.window_check.isChecked()
+        lo, hi = self.window_lo.value(), self.window_hi.value()
+        if fixed and lo >= hi:
+            raise ValueError(f"the window's lower bound ({lo:g}) must be below its upper bound ({hi:g})")
         common: dict[str, Any] = dict(
             size=size,
             max_images=self.max_images.value(),
             flip=self.flip_check.isChecked(),
             rotate90=self.rot_check.isChecked(),
+            axis=int(self.axis_combo.currentData()),
+            modality=str(self.modality_combo.currentData()),
+            window_lo=lo if fixed else None,
+            window_hi=hi if fixed else None,
         )
         if self.rb_series.isChecked():
-            if not self.selected_series:
-                raise ValueError("select a series in the browser first, or choose a folder")
-            return DataConfig(kind="index", series_uids=(self.selected_series,), **common)
+            uids = self.series_uids_listed() or ((self.selected_series,) if self.selected_series else ())
+            if not uids:
+                raise ValueError("select a series in the browser first (Add several to train on them together), or choose a folder")
+            return DataConfig(kind="index", series_uids=uids, **common)
         path = self.path_edit.text().strip()
         if not path:
             raise ValueError("choose a folder of images or a volume file first")
-        return DataConfig(path=path, label_from_subfolders=self.labels_check.isChecked(), **common)
+        return DataConfig(
+            path=path,
+            channels=int(self.channels_combo.currentData()),
+            label_from_subfolders=self.labels_check.isChecked(),
+            **common,
+        )
 
     def _index_db(self) -> Path | None:
         return self.context.paths.index_db if self.context.paths.index_db.exists() else None
@@ -358,24 +841,26 @@ class TrainPanel(QWidget):
 
     def _on_preview(self, result: tuple[np.ndarray, int, tuple[str, ...]]) -> None:
         arr, n, names = result
-        self.preview_label.setPixmap(_array_pixmap(arr, 320))
+        self.preview_label.set_image(_array_pixmap(arr))
         cls = f"; classes: {', '.join(names)}" if names else ""
         self.status_label.setText(f"{n} training images{cls}")
+        self.preview_caption.setText(f"Preview: 16 of {n} training images after preprocessing")
 
     # -- run control -------------------------------------------------------------------------
     def method_config(self) -> MethodConfig:
-        import dataclasses
-
-        lr = self.lr_spin.value()
+        """The chosen entry's preset with the form's values (size and channels from the data)."""
         base = self._preset()
-        ratio = base.lr_d / base.lr_g if base.lr_g else 1.0
+        lr = self.lr_spin.value()
+        lr_d = base.lr_d if lr == base.lr_g else lr * (base.lr_d / base.lr_g if base.lr_g else 1.0)
         return dataclasses.replace(
             base,
             size=int(self.size_combo.currentData()),
+            channels=1 if self.rb_series.isChecked() else int(self.channels_combo.currentData()),
             lr_g=lr,
-            lr_d=lr * ratio,
+            lr_d=lr_d,
             diffaugment=self.diffaug_edit.text().strip(),
             ema_decay=self.ema_spin.value(),
+            extra={**base.extra, **self.method_options()},
         )
 
     def train_config(self, data: DataConfig) -> TrainConfig:
@@ -402,7 +887,15 @@ class TrainPanel(QWidget):
         except ValueError as exc:
             QMessageBox.warning(self, "Train", str(exc))
             return
-        method = str(self.method_combo.currentData())
+        method = self.selected_method()
+        cls = available_methods(Task.SYNTHESIS).get(method)
+        if getattr(cls, "conditional", False) and not data.label_from_subfolders:
+            QMessageBox.warning(
+                self, "Train",
+                f"{method} is class-conditional: choose an image folder with one subfolder per class "
+                "and tick “Class labels from subfolders”.",
+            )
+            return
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = self.context.paths.ensure().runs_dir / f"{method}-{stamp}"
         n = 1
@@ -542,10 +1035,9 @@ class TrainPanel(QWidget):
             self._last_sample = files[-1]
             pm = QPixmap(str(files[-1]))
             if not pm.isNull():
-                self.sample_label.setPixmap(
-                    pm.scaled(320, 320, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation)
-                )
-                self.sample_label.setToolTip(files[-1].name)
+                self.sample_label.set_image(pm)
+                self.sample_label.setToolTip(str(files[-1]))
+                self.sample_caption.setText(_sample_caption(files[-1]))
 
     def _refresh_checkpoints(self) -> None:
         self.ckpt_list.clear()
@@ -610,6 +1102,8 @@ class TrainPanel(QWidget):
             self.plot.removeItem(pi)
         self._plot_items = {}
         self._last_sample = None
+        self.sample_label.clear_image("No sample grid in this run yet")
+        self.sample_caption.setText("Samples")
         self._load_metrics(self.current_run)
         self._refresh_sample()
         self._refresh_checkpoints()
