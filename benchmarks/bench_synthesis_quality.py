@@ -77,6 +77,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "dcgan_sd": ("dcgan", SMALL_DATA),
     "cgan_sd": ("cgan", SMALL_DATA),
     "dcgan_sdc": ("dcgan", {**SMALL_DATA, "diffaugment": "color,translation,cutout"}),
+    "dcgan_ema": ("dcgan", {"ema_decay": SMALL_DATA["ema_decay"]}),
 }
 QUICK_VARIANTS = ("dcgan", "dcgan_sd", "cgan_sd")
 REFERENCE = "dcgan"
