@@ -19,10 +19,16 @@ def register(sub: Any) -> None:
     ls.set_defaults(func=_list)
     vf = msub.add_parser("verify", help="check every model's weights against its sha256")
     vf.set_defaults(func=_verify)
-    im = msub.add_parser("import", help="import a run folder or its weights file as a user model")
-    im.add_argument("source", type=Path)
-    im.add_argument("--id", dest="model_id")
-    im.add_argument("--card", type=Path)
+    im = msub.add_parser(
+        "import", help="import a run folder or a weights file as a user model",
+        description="Copy a run folder, or a .safetensors weights file (with run.json beside it "
+        "or embedded in its metadata, as training and 'medgan models export' write), into the "
+        "user models folder and record its sha256 in the user manifest.",
+    )
+    im.add_argument("source", type=Path, help="run folder or .safetensors file")
+    im.add_argument("--id", dest="model_id", help="model id (default: the folder or file name)")
+    im.add_argument("--card", type=Path, help="Markdown model card to copy")
+    im.add_argument("--replace", action="store_true", help="overwrite a user model with the same id")
     im.set_defaults(func=_import)
     cd = msub.add_parser("card", help="print a model's card")
     cd.add_argument("model_id")
@@ -68,7 +74,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     try:
-        e = ModelRegistry().import_model(args.source, args.model_id, args.card)
+        e = ModelRegistry().import_model(args.source, args.model_id, args.card, replace=args.replace)
     except ModelError as exc:
         raise CliError(str(exc)) from exc
     print(f"imported {e.id} into {e.folder}")

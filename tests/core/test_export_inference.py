@@ -65,3 +65,55 @@ def test_cli_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "exported" in capsys.readouterr().out
     assert cli_main(["models", "export", str(tmp_path / "missing"), str(tmp_path / "f")]) != 0
     assert "no run.json" in capsys.readouterr().err
+
+
+def test_exported_file_alone_imports_and_translates(tmp_path: Path) -> None:
+    """The exported weights carry run.json, so the bare file is a complete model."""
+    import json
+    import shutil
+
+    from medgan_desktop.core.config import AppPaths
+    from medgan_desktop.core.models.registry import ModelRegistry
+    from medgan_desktop.core.training.run import RUN_META_KEY, embedded_run
+
+    dest = export_inference(FULL_RUN, tmp_path / "e", half=True)
+    assert json.loads(weights_metadata(dest.read_bytes())[RUN_META_KEY]) == json.loads(
+        (FULL_RUN / "run.json").read_text())
+    bare = tmp_path / "mail" / "head.safetensors"
+    bare.parent.mkdir()
+    shutil.copy(dest, bare)
+    assert embedded_run(bare) is not None and embedded_run(bare)["method"] == "cyclegan"
+    reg = ModelRegistry(AppPaths(data_dir=tmp_path / "data", install_dir=tmp_path / "install"))
+    entry = reg.import_model(bare)
+    assert entry.id == "head" and entry.task == "translation" and entry.modality_in == "MR"
+    vol = _mr()
+    a = translate(vol, load_model(tmp_path / "e")).array
+    b = translate(vol, load_model(reg.resolve("head"))).array
+    assert np.array_equal(a, b)
+
+
+def test_saved_weights_embed_the_run_json(tmp_path: Path) -> None:
+    """Training writes weights and checkpoints that name their run (run.json beside or one up)."""
+    from medgan_desktop.core.training.run import (
+        CHECKPOINTS,
+        RUN_META_KEY,
+        embedded_run,
+        save_weights,
+    )
+
+    model = load_model(FULL_RUN)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_bytes((FULL_RUN / "run.json").read_bytes())
+    save_weights(run / "weights.safetensors", model.method)
+    save_weights(run / CHECKPOINTS / "step_00000001.safetensors", model.method)
+    for f in (run / "weights.safetensors", run / CHECKPOINTS / "step_00000001.safetensors"):
+        meta = weights_metadata(f.read_bytes())
+        assert meta["method"] == "cyclegan"
+        assert meta[RUN_META_KEY] == (FULL_RUN / "run.json").read_text()
+    assert load_model(run).info.method == "cyclegan"  # the larger header still loads
+    lone = tmp_path / "lone.safetensors"
+    save_weights(lone, model.method)
+    assert embedded_run(lone) is None
+    save_weights(lone, model.method, run_json='{"method": "cyclegan"}')
+    assert embedded_run(lone) == {"method": "cyclegan"}

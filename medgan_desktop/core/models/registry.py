@@ -30,6 +30,10 @@ class ModelError(Exception):
     """A model is missing, tampered with or malformed; the message says which and why."""
 
 
+class ModelExistsError(ModelError):
+    """A user model with the requested id already exists (import with ``replace``)."""
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """One catalogue entry (see ``models/manifest.schema.json`` for every field)."""
@@ -165,57 +169,124 @@ class ModelRegistry:
             )
         return entry.folder
 
+    def entry_for_folder(self, folder: Path) -> ModelEntry | None:
+        """The catalogue entry whose folder is ``folder`` (compared resolved), or None."""
+        target = _resolved(folder)
+        for e in self.entries():
+            if _resolved(e.folder) == target:
+                return e
+        return None
+
+    def in_models_dir(self, path: Path) -> bool:
+        """True when ``path`` lies under the shipped or the user models folder."""
+        p = _resolved(path)
+        return any(p.is_relative_to(_resolved(root))
+                   for root in (self.paths.shipped_models_dir, self.paths.user_models_dir))
+
     def resolve(self, ref: str | Path) -> Path:
-        """A run folder as is, or a catalogue id to its verified model folder."""
+        """A catalogue id, a run folder or a run's weights file, to a folder ready to load.
+
+        Ids and folders of catalogue models (also when given as a path inside the shipped or
+        user models folder) are looked up in their manifest and their weights checked
+        against its sha256; other run folders (training runs) are returned as they are.
+        """
         p = Path(ref)
-        if p.is_dir() and (p / "run.json").is_file():
-            return p
-        if p.suffix == ".safetensors" and p.is_file() and (p.parent / "run.json").is_file():
-            return p.parent
-        if os.sep in str(ref) or p.exists():
-            raise ModelError(f"{ref} is not a run folder (no run.json) nor a known model id")
-        return self.verify(self.get(str(ref)))
+        text = str(ref)
+        if os.sep in text or (os.altsep and os.altsep in text) or p.exists():
+            if p.is_dir() and (p / "run.json").is_file():
+                folder = p
+            elif p.suffix == ".safetensors" and p.is_file() and (p.parent / "run.json").is_file():
+                folder = p.parent
+            else:
+                raise ModelError(f"{ref} is not a run folder (no run.json) nor a known model id")
+            entry = self.entry_for_folder(folder)
+            if entry is not None:
+                if folder is not p and _resolved(p) != _resolved(entry.weights_path):
+                    raise ModelError(
+                        f"{p.name} is not the weights file of model {entry.id!r} "
+                        f"({entry.weights}); load the model by its id"
+                    )
+                return self.verify(entry)
+            if self.in_models_dir(folder):
+                raise ModelError(
+                    f"{folder} lies in a models folder but is not in its manifest, so its "
+                    "weights cannot be checked; import it with 'medgan models import'"
+                )
+            return folder
+        return self.verify(self.get(text))
 
     def import_model(self, source: Path, model_id: str | None = None,
-                     card: Path | None = None) -> ModelEntry:
-        """Copy a run folder (or a run's weights file) into the user's model folder.
+                     card: Path | None = None, replace: bool = False) -> ModelEntry:
+        """Copy a run folder or a weights file into the user's model folder and register it.
 
         Args:
-            source: a run folder with ``run.json`` or a ``.safetensors`` file beside one.
-            model_id: the id to register (defaults to the folder name).
+            source: a run folder with ``run.json``, or a ``.safetensors`` file with a
+                ``run.json`` beside it or embedded in its metadata (``medgan.run``, written
+                by training and ``medgan models export``).
+            model_id: the id to register (defaults to the folder name, or the file's stem).
             card: an optional Markdown model card to copy.
+            replace: overwrite a user model that already has this id.
+
+        Raises:
+            ModelExistsError: a user model with this id exists and ``replace`` is False.
+            ModelError: the source cannot be used, or the id is taken by a shipped model.
         """
-        run_dir = source if source.is_dir() else source.parent
-        run_json = run_dir / "run.json"
-        if not run_json.is_file():
-            raise ModelError(f"{source} has no run.json beside it; cannot tell how to use it")
-        weights = source if source.is_file() else run_dir / "weights.safetensors"
-        if not weights.is_file():
-            raise ModelError(f"{run_dir} has no weights.safetensors (train it or pick a checkpoint)")
-        run = json.loads(run_json.read_text(encoding="utf-8"))
-        model_id = model_id or run_dir.name
-        if not model_id.replace("_", "").replace("-", "").isalnum():
+        source = Path(source)
+        if source.is_dir():
+            run_dir, weights = source, source / "weights.safetensors"
+            if not (run_dir / "run.json").is_file():
+                raise ModelError(f"{source} has no run.json; cannot tell how to use it")
+            if not weights.is_file():
+                raise ModelError(f"{run_dir} has no weights.safetensors (train it or pick a checkpoint)")
+        elif source.is_file():
+            if source.suffix != ".safetensors":
+                raise ModelError(f"{source} is not a .safetensors weights file nor a run folder")
+            run_dir, weights = source.parent, source
+        else:
+            raise ModelError(f"{source} does not exist")
+        if card is not None and not Path(card).is_file():
+            raise ModelError(f"model card {card} does not exist")
+        run_json_text = self._run_json_for(run_dir, weights)
+        try:
+            run = json.loads(run_json_text)
+        except ValueError as exc:
+            raise ModelError(f"the run description of {source} is not valid JSON: {exc}") from exc
+        if not isinstance(run, dict) or "method" not in run:
+            raise ModelError(f"the run description of {source} names no method")
+        if model_id is None:
+            model_id = run_dir.name if source.is_dir() else (
+                source.stem if source.stem != "weights" else run_dir.name)
+        if not model_id or not model_id.replace("_", "").replace("-", "").isalnum():
             raise ModelError(f"model id {model_id!r} may only hold letters, digits, - and _")
+        shipped_ids = {e.id for e in read_manifest(self.paths.shipped_models_dir, shipped=True)}
+        if model_id in shipped_ids:
+            raise ModelError(f"{model_id!r} is the id of a shipped model; choose another id")
         dest_root = self.paths.user_models_dir
-        dest_root.mkdir(parents=True, exist_ok=True)
         dest = dest_root / model_id
+        user_ids = {e.id for e in read_manifest(dest_root, shipped=False)}
+        if not replace and (model_id in user_ids or dest.exists()):
+            raise ModelExistsError(
+                f"a user model with id {model_id!r} already exists; choose another id or "
+                "replace it (medgan models import --replace)"
+            )
+        dest_root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=dest_root) as tmp:
             stage = Path(tmp) / model_id
             stage.mkdir()
-            shutil.copy2(run_json, stage / "run.json")
+            (stage / "run.json").write_text(run_json_text, encoding="utf-8")
             shutil.copy2(weights, stage / "weights.safetensors")
             card_src = card or run_dir / "card.md"
             if card_src.is_file():
                 shutil.copy2(card_src, stage / "card.md")
             else:
                 (stage / "card.md").write_text(
-                    f"# {model_id}\n\nImported from `{run_dir}`.\n\nIntended use: {INTENDED_USE}.\n",
+                    f"# {model_id}\n\nImported from `{source}`.\n\nIntended use: {INTENDED_USE}.\n",
                     encoding="utf-8",
                 )
             if dest.exists():
                 shutil.rmtree(dest)
             os.replace(stage, dest)
-        pre = run.get("preprocessing", {})
+        pre = run.get("preprocessing") or {}
         entry = {
             "id": model_id,
             "version": "user",
@@ -240,6 +311,33 @@ class ModelRegistry:
         tmp_manifest.write_text(json.dumps(data, indent=2), encoding="utf-8")
         os.replace(tmp_manifest, manifest)
         return _entry_from_json(entry, dest_root, shipped=False)
+
+    @staticmethod
+    def _run_json_for(run_dir: Path, weights: Path) -> str:
+        """``run.json`` beside the weights, else the one embedded in the weights' metadata."""
+        beside = run_dir / "run.json"
+        if beside.is_file():
+            return beside.read_text(encoding="utf-8")
+        from medgan_desktop.core.training.run import RUN_META_KEY, ModelLoadError, embedded_run
+
+        try:
+            run = embedded_run(weights)
+        except ModelLoadError as exc:
+            raise ModelError(str(exc)) from exc
+        if run is None:
+            raise ModelError(
+                f"{weights} has no run.json beside it and no run description in its metadata "
+                f"({RUN_META_KEY!r}; files written by older versions lack it), so it cannot "
+                "tell how to use it: import the run folder, or put its run.json beside the file"
+            )
+        return json.dumps(run, indent=2) + "\n"
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return Path(path).resolve()
+    except OSError:
+        return Path(os.path.abspath(path))
 
 
 def resolve_model(ref: str | Path, paths: AppPaths | None = None) -> Path:

@@ -240,14 +240,41 @@ def network_state(method: GanMethod) -> dict[str, torch.Tensor]:
     return out
 
 
-def save_weights(path: Path, method: GanMethod, metadata: dict[str, str] | None = None) -> None:
-    """Atomically write all networks of ``method`` as safetensors."""
-    atomic_write_bytes(path, st_save(network_state(method), metadata=metadata or {"method": method.name}))
-
-
 #: safetensors metadata key/value marking a file that holds only the inference network.
 SCOPE_KEY = "medgan.scope"
 SCOPE_INFERENCE = "inference"
+#: safetensors metadata key holding the text of the run's ``run.json`` (self-describing weights).
+RUN_META_KEY = "medgan.run"
+
+
+def _run_json_text(weights_path: Path) -> str | None:
+    """The ``run.json`` text of the run a weights file belongs to (beside it, or one level up
+    for ``checkpoints/``), or None when there is none to read."""
+    path = Path(weights_path)
+    candidates = [path.parent / RUN_JSON]
+    if path.parent.name == CHECKPOINTS:
+        candidates.append(path.parent.parent / RUN_JSON)
+    for c in candidates:
+        try:
+            return c.read_text(encoding="utf-8")
+        except OSError:
+            continue
+    return None
+
+
+def save_weights(path: Path, method: GanMethod, metadata: dict[str, str] | None = None,
+                 run_json: str | None = None) -> None:
+    """Atomically write all networks of ``method`` as safetensors.
+
+    The file's metadata carries the run's ``run.json`` text under :data:`RUN_META_KEY`
+    (``run_json``, else the run.json of the run folder the file is written into), so a
+    weights file copied out of its run still says how to use it.
+    """
+    meta = dict(metadata or {"method": method.name})
+    text = run_json if run_json is not None else _run_json_text(path)
+    if text is not None:
+        meta[RUN_META_KEY] = text
+    atomic_write_bytes(path, st_save(network_state(method), metadata=meta))
 
 
 def weights_metadata(data: bytes) -> dict[str, str]:
@@ -263,6 +290,45 @@ def weights_metadata(data: bytes) -> dict[str, str]:
         return {}
     meta = header.get("__metadata__") if isinstance(header, dict) else None
     return {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {}
+
+
+def read_weights_metadata(path: Path) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors file, reading only its header.
+
+    Raises:
+        ModelLoadError: the file cannot be read or is not a safetensors file.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else 0
+            if n <= 0 or n > 100 * 2**20:
+                raise ModelLoadError(f"{path} is not a safetensors weights file")
+            header = head + fh.read(n)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read weights {path}: {exc}") from exc
+    if len(header) < 8 + n:
+        raise ModelLoadError(f"weights file {path} is truncated")
+    return weights_metadata(header)
+
+
+def embedded_run(path: Path) -> dict[str, Any] | None:
+    """The ``run.json`` content embedded in a weights file (:data:`RUN_META_KEY`), or None.
+
+    Raises:
+        ModelLoadError: unreadable file, or embedded text that is not a run description.
+    """
+    text = read_weights_metadata(path).get(RUN_META_KEY)
+    if text is None:
+        return None
+    try:
+        run = json.loads(text)
+    except ValueError as exc:
+        raise ModelLoadError(f"{path}: its embedded {RUN_META_KEY!r} metadata is not JSON: {exc}") from exc
+    if not isinstance(run, dict) or "method" not in run:
+        raise ModelLoadError(f"{path}: its embedded {RUN_META_KEY!r} metadata names no method")
+    return run
 
 
 def inference_network_name(method: GanMethod) -> str:
@@ -281,7 +347,8 @@ def export_inference(run_dir: Path, out_dir: Path, half: bool = False) -> Path:
     left out, and with ``half`` floating-point tensors are stored as float16 (loaded back
     into float32 networks). ``run.json`` and ``heldout_metrics.json`` are copied. The
     copy translates or samples exactly like the run (up to float16 rounding) but cannot be
-    resumed; the file is marked ``medgan.scope=inference`` so loaders know.
+    resumed; the file is marked ``medgan.scope=inference`` so loaders know, and carries the
+    ``run.json`` text under :data:`RUN_META_KEY` so the file alone can be imported.
 
     Returns:
         The written weights file.
@@ -300,7 +367,8 @@ def export_inference(run_dir: Path, out_dir: Path, half: bool = False) -> Path:
         if (run_dir / extra).is_file():
             atomic_write_bytes(out_dir / extra, (run_dir / extra).read_bytes())
     meta = {"method": model.method.name, SCOPE_KEY: SCOPE_INFERENCE, "network": name,
-            "dtype": "float16" if half else "float32", "exported_from": str(run_dir.name)}
+            "dtype": "float16" if half else "float32", "exported_from": str(run_dir.name),
+            RUN_META_KEY: (run_dir / RUN_JSON).read_text(encoding="utf-8")}
     dest = out_dir / WEIGHTS
     atomic_write_bytes(dest, st_save(tensors, metadata=meta))
     return dest
