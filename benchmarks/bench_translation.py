@@ -40,7 +40,9 @@ DEFAULT_MODEL = REPO / "models" / "mrct_phantom_pix2pix"
 STUDENT_MODEL = REPO / "models" / "mrct_phantom_student"
 HEAD_TEACHER = REPO / "models" / "head_mrct_cyclegan"
 HEAD_STUDENT = REPO / "models" / "head_mrct_student"
-METHODS = ("unet_l1", "pix2pix", "cyclegan", "unit")
+#: ``distilled`` is a half-width student of the ``pix2pix`` run trained just before it in
+#: the same benchmark (same budget, distillation augmentation), so it must come after it.
+METHODS = ("unet_l1", "pix2pix", "distilled", "cyclegan", "unit")
 
 
 def _phantom_pair() -> Any:
@@ -53,7 +55,10 @@ def _phantom_pair() -> Any:
     )
 
 
-def _method_options(name: str) -> dict[str, Any]:
+def _method_options(name: str, run_root: Path | None = None) -> dict[str, Any]:
+    if name == "distilled":
+        assert run_root is not None
+        return {"mask_weight": 1.0, "teacher": str(run_root / "pix2pix"), "augment": "affine,intensity"}
     if name in ("cyclegan",):
         return {"n_blocks": 6}
     if name == "unit":
@@ -100,8 +105,8 @@ def bench_quality(quick: bool, device: str) -> dict[str, Any]:
             mcfg = MethodConfig(
                 size=size,
                 in_channels=2 * context + 1,
-                base_filters=filters,
-                extra=_method_options(name),
+                base_filters=max(4, filters // 2) if name == "distilled" else filters,
+                extra=_method_options(name, Path(tmp)),
             )
             tcfg = TrainConfig(
                 steps=steps,
@@ -197,7 +202,10 @@ def bench_quality_brain(quick: bool, device: str) -> dict[str, Any]:
         for name in METHODS:
             ds = unpaired if name in ("cyclegan", "unit") else paired
             mcfg = MethodConfig(
-                size=size, in_channels=1, base_filters=filters, extra=_method_options(name)
+                size=size,
+                in_channels=1,
+                base_filters=max(4, filters // 2) if name == "distilled" else filters,
+                extra=_method_options(name, Path(tmp)),
             )
             tcfg = TrainConfig(
                 steps=steps,
