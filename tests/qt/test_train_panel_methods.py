@@ -224,6 +224,9 @@ def test_translation_tab_placeholder_without_the_widget(qtbot, ctx: AppContext, 
     assert p.tabs.count() == 2 and p.translation_widget is None
     label = p.tabs.widget(1)
     assert isinstance(label, QLabel) and "not available" in label.text()
+    synth_height = p.tabs.minimumSizeHint().height()
+    p.tabs.setCurrentIndex(1)  # the tabs take the shown page's height, not the tallest page's
+    assert p.tabs.minimumSizeHint().height() < synth_height / 3
     assert p.method_combo.findData("pix2pix") < 0
 
 

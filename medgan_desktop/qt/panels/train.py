@@ -246,22 +246,23 @@ def _translation_tab(context: AppContext) -> tuple[QWidget, QWidget | None]:
     except (ImportError, ValueError):
         spec = None
     if spec is None:
-        label = QLabel(
-            "Translation training is not available in this build; use <code>medgan translate-train</code>."
-        )
-        label.setWordWrap(True)
-        label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        return label, None
+        text = "Translation training is not available in this build; use <code>medgan translate-train</code>."
+        return _note(text), None
     try:
         mod = importlib.import_module(TRANSLATION_WIDGET_MODULE)
         widget: QWidget = mod.TranslationTrainWidget(context)
     except Exception as exc:  # shown honestly in the tab, the synthesis tab keeps working
         log.exception("translation training widget failed to build")
-        label = QLabel(f"Translation training failed to load: {exc}")
-        label.setWordWrap(True)
-        label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        return label, None
+        return _note(f"Translation training failed to load: {exc}"), None
     return widget, widget
+
+
+def _note(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+    label.setContentsMargins(8, 8, 8, 8)
+    return label
 
 
 # -- jobs run in the worker thread -----------------------------------------------------------------
@@ -352,9 +353,20 @@ class TrainPanel(QWidget):
         self.tabs.addTab(synth, "Synthesis")
         self.translation_tab, self.translation_widget = _translation_tab(self.context)
         self.tabs.addTab(self.translation_tab, "Translation (MR→CT)")
+        self.tabs.currentChanged.connect(self._fit_current_tab)
+        self._fit_current_tab(self.tabs.currentIndex())
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.tabs)
+
+    def _fit_current_tab(self, index: int) -> None:
+        """Size the tabs to the page shown, not to the tallest page (the dock scrolls)."""
+        for i in range(self.tabs.count()):
+            page = self.tabs.widget(i)
+            policy = QSizePolicy.Policy.Preferred if i == index else QSizePolicy.Policy.Ignored
+            if page is not None:
+                page.setSizePolicy(policy, policy)
+        self.tabs.updateGeometry()
 
     def _build_synthesis(self, page: QWidget) -> None:
         lv = QVBoxLayout(page)
