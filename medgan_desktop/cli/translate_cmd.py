@@ -211,127 +211,72 @@ def _parse_value(text: str) -> Any:
 
 
 def cmd_translate_train(args: argparse.Namespace) -> int:
-    from medgan_desktop.core.gan.methods.base import MethodConfig, Task, get_method
-    from medgan_desktop.core.training.config import DataConfig, TrainConfig
     from medgan_desktop.core.training.data import DataError
-    from medgan_desktop.core.training.loop import TrainingError, TrainingOOMError, train
-    from medgan_desktop.core.training.paired import (
-        PairedDataError,
-        PairedSliceDataset,
-        PairedVolume,
-        UnpairedSliceDataset,
-        load_pair,
-        patient_split,
-        slab_split,
+    from medgan_desktop.core.training.loop import TrainingError, TrainingOOMError
+    from medgan_desktop.core.training.paired import PairedDataError
+    from medgan_desktop.core.training.translation_job import (
+        PairSpec,
+        TranslationJobError,
+        TranslationJobSpec,
+        run_translation_job,
     )
 
-    try:
-        cls = get_method(args.method)
-    except KeyError as exc:
-        raise CliError(str(exc.args[0])) from exc
-    if cls.task != Task.TRANSLATION:
-        raise CliError(f"{cls.name} is a {cls.task} method; use medgan train")
-    out = Path(args.out)
-    if (out / "run.json").exists():
-        raise CliError(f"{out} already holds a run")
     extra: dict[str, Any] = {}
     for item in args.set:
         key, sep, val = item.partition("=")
         if not sep:
             raise CliError(f"--set expects KEY=VALUE, got {item!r}")
         extra[key.strip()] = _parse_value(val)
-    if cls.name == "distilled":
-        if not args.teacher:
-            raise CliError("the distilled method needs --teacher RUN_DIR_OR_MODEL_ID")
-        extra["teacher"] = str(_resolve_model(args.teacher).resolve())
-    try:
-        pairs = [
-            load_pair(Path(mr), Path(ct), register=args.register, patient=f"pair{i}")
-            for i, (mr, ct) in enumerate(args.pair)
-        ]
-    except (PairedDataError, ValueError, OSError, RuntimeError) as exc:
-        raise CliError(f"cannot prepare the MR/CT pairs: {exc}") from exc
-    split: dict[str, Any]
-    test_pairs: list[tuple[PairedVolume, list[int]]] = []
-    if len(pairs) == 1:
-        p = pairs[0]
-        train_idx, test_idx = slab_split(p.source.shape[0], args.holdout, gap=args.context + 1)
-        train_pairs = [
-            PairedVolume(p.source, p.target, p.patient, tuple(train_idx), p.registration)
-        ]
-        test_pairs = [(p, test_idx)]
-        split = {
-            "kind": "slab",
-            "train_slices": [train_idx[0], train_idx[-1]],
-            "test_slices": [test_idx[0], test_idx[-1]],
-        }
-    else:
-        tr, te = patient_split([p.patient for p in pairs], args.holdout, args.seed)
-        train_pairs = [p for p in pairs if p.patient in tr]
-        test_pairs = [(p, list(range(p.source.shape[0]))) for p in pairs if p.patient in te]
-        split = {"kind": "patient", "train_patients": tr, "test_patients": te}
-    desc = {
-        "pairs": [[str(Path(a).resolve()), str(Path(b).resolve())] for a, b in args.pair],
-        "split": split,
-    }
-    try:
-        if cls.name in ("cyclegan", "unit"):
-            srcs = [_slab_of(p.source, p.slices) for p in train_pairs]
-            tgts = [_slab_of(p.target, p.slices) for p in train_pairs]
-            dataset: Any = UnpairedSliceDataset(
-                srcs, tgts, args.size, args.context, description=desc
-            )
-        else:
-            dataset = PairedSliceDataset(
-                train_pairs, args.size, args.context, flip=args.flip, description=desc
-            )
-    except PairedDataError as exc:
-        raise CliError(str(exc)) from exc
-    mcfg = MethodConfig(
+    pairs = tuple(PairSpec(str(mr), str(ct)) for mr, ct in args.pair)
+    spec = TranslationJobSpec(
+        method=args.method,
+        pairs=pairs,
+        out=str(args.out),
+        register=args.register,
         size=args.size,
-        in_channels=2 * args.context + 1,
-        channels=1,
+        context=args.context,
         base_filters=args.base_filters,
-        lr_g=args.lr,
-        lr_d=args.lr,
-        extra=extra,
-    )
-    tcfg = TrainConfig(
         steps=args.steps,
-        batch_size=args.batch,
-        checkpoint_every=max(1, args.steps // 4),
-        sample_every=0,
-        log_every=max(1, min(50, args.steps // 20)),
-        seed=args.seed,
+        batch=args.batch,
+        lr=args.lr,
+        holdout=args.holdout,
+        flip=args.flip,
+        teacher=args.teacher or "",
         device=args.device,
         threads=args.threads,
-        keep_checkpoints=1,
-        data=DataConfig(path=str(args.pair[0][0]), kind="volumes", size=args.size, modality="MR"),
+        seed=args.seed,
+        extra=extra,
+        evaluate=not args.no_eval,
     )
-    print(f"training {cls.name} on {len(dataset)} slices -> {out}", file=sys.stderr)
     try:
-        summary = train(cls.name, mcfg, tcfg, dataset, out, progress=_train_printer())
-    except (DataError, TrainingError, ValueError) as exc:
-        raise CliError(str(exc)) from exc
+        result = run_translation_job(spec, progress=_job_printer())
     except TrainingOOMError as exc:
         print(f"medgan translate-train: error: {exc}", file=sys.stderr)
         return 3
-    print(f"done: {summary.step} steps in {summary.seconds:.0f}s; run folder {out}")
-    if not args.no_eval and test_pairs:
-        metrics = evaluate_heldout(out, test_pairs, args.device)
-        (out / "heldout_metrics.json").write_text(
-            json.dumps(metrics, indent=2) + "\n", encoding="utf-8"
-        )
+    except (TranslationJobError, PairedDataError, DataError, TrainingError, ValueError) as exc:
+        raise CliError(str(exc)) from exc
+    summary = result.summary
+    print(f"done: {summary.step} steps in {summary.seconds:.0f}s; run folder {result.run_dir}")
+    metrics = result.heldout
+    if metrics is not None:
         print(
             f"held-out: MAE {metrics['mae']:.1f} HU  PSNR {metrics['psnr']:.2f} dB  SSIM {metrics['ssim']:.3f}"
         )
     return 0
 
 
-def _slab_of(vol: Any, slices: tuple[int, ...] | None) -> Any:
-    from medgan_desktop.core.training.paired import volume_slab
+def _job_printer() -> Any:
+    """Print the data preparation reports as they come and the training steps throttled."""
+    train_report = _train_printer()
 
-    return vol if slices is None else volume_slab(vol, slices)
+    def report(p: Any) -> None:
+        d = p.data or {}
+        if "losses" in d:
+            train_report(p)
+        elif d.get("stage") in ("pair", "train_start"):
+            print(p.message, file=sys.stderr, flush=True)
+
+    return report
 
 
 def _train_printer() -> Any:
@@ -355,32 +300,10 @@ def _train_printer() -> Any:
 def evaluate_heldout(
     run_dir: Path, test_pairs: list[tuple[Any, list[int]]], device: str = "cpu"
 ) -> dict[str, Any]:
-    """Translate each held-out MR and score the held-out slices against the CT (SynthRAD)."""
-    import numpy as np
+    """Translate each held-out MR and score the held-out slices against the CT (SynthRAD).
 
-    from medgan_desktop.core.inference.translate import translate
-    from medgan_desktop.core.metrics.paired import evaluate_pair
-    from medgan_desktop.core.training.devices import select_device
-    from medgan_desktop.core.training.paired import ct_body_mask, volume_slab
-    from medgan_desktop.core.training.run import load_model
+    See :func:`medgan_desktop.core.training.translation_job.evaluate_heldout`.
+    """
+    from medgan_desktop.core.training.translation_job import evaluate_heldout as _evaluate
 
-    model = load_model(run_dir, select_device(device if device != "auto" else "cpu"))
-    reports = []
-    n_vox = []
-    for pair, slices in test_pairs:
-        syn = translate(pair.source, model)
-        pred = volume_slab(syn, slices)
-        ref = volume_slab(pair.target, slices)
-        mask = ct_body_mask(pair.target)[slices[0] : slices[-1] + 1]
-        rep = evaluate_pair(pred, ref, mask=mask)
-        reports.append(rep)
-        n_vox.append(rep.mask_voxels)
-    w = np.asarray(n_vox, dtype=np.float64) / float(sum(n_vox))
-    return {
-        "mae": float(sum(wi * r.mae for wi, r in zip(w, reports, strict=True))),
-        "psnr": float(sum(wi * r.psnr for wi, r in zip(w, reports, strict=True))),
-        "ssim": float(sum(wi * r.ssim for wi, r in zip(w, reports, strict=True))),
-        "me": float(sum(wi * r.me for wi, r in zip(w, reports, strict=True))),
-        "per_case": [r.to_dict() | {"per_slice": None} for r in reports],
-        "definition": "SynthRAD: MAE/ME in HU inside the CT body mask; PSNR over [-1024, 3000] HU; 3D SSIM",
-    }
+    return _evaluate(run_dir, test_pairs, device)

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 
 from medgan_desktop.core.imaging.intensity import CT_HU_RANGE, IntensityWindow
+from medgan_desktop.core.progress import CancelToken, ProgressCallback, no_progress
 from medgan_desktop.core.training.run import Preprocessing
 from medgan_desktop.core.volume import Volume
 
@@ -168,41 +169,120 @@ def read_any(path: Path) -> Volume:
     return vols[0]
 
 
+def patient_name(path: Path | str) -> str:
+    """A patient key from a file or folder name when no PatientID is known.
+
+    ``pat01_mr.nii.gz`` -> ``pat01_mr``; a folder named after a modality or sequence
+    (``Patient_01/T2``) is named after its parent (``Patient_01``).
+    """
+    p = Path(path)
+    name = p.name
+    for suffix in (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    if p.is_dir() and name.upper() in _SEQUENCE_FOLDERS and p.parent.name:
+        return p.parent.name
+    if p.is_file():
+        if p.parent.name.upper() in _SEQUENCE_FOLDERS and p.parent.parent.name:
+            return p.parent.parent.name
+        return p.stem
+    return name
+
+
+_SEQUENCE_FOLDERS = frozenset(
+    {"MR", "MRI", "CT", "T1", "T2", "T1W", "T2W", "T1C", "FLAIR", "PD", "DICOM", "IMAGES", "PNG"}
+)
+
+
+def pair_volumes(
+    mr: Volume,
+    ct: Volume,
+    *,
+    register: bool = False,
+    affine: bool = False,
+    patient: str = "",
+    try_orientations: bool = True,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> PairedVolume:
+    """Bring ``ct`` onto ``mr``'s grid (registering it first with ``register``).
+
+    Args:
+        mr: the MR (scanner units).
+        ct: the CT in HU of the same patient.
+        register: register CT to MR (rigid, Mattes MI) first; otherwise the CT must
+            already share the MR's frame of reference (it is only resampled).
+        affine: with ``register``, an affine stage after the rigid one (kept when it
+            raises the MI).
+        patient: patient key for splits (default: the MR's PatientID).
+        try_orientations: with ``register``, try flipped starting orientations.
+        progress: registration progress.
+        cancel: cancel token checked during registration.
+    """
+    from dataclasses import replace
+
+    mr = replace(mr, modality="MR") if mr.modality in ("", "OT") else mr
+    ct = replace(ct, modality="CT", units="HU") if ct.modality in ("", "OT") else ct
+    if mr.modality.upper() != "MR":
+        raise PairedDataError(f"the source is {mr.modality}, not MR")
+    if ct.modality.upper() != "CT":
+        raise PairedDataError(f"the target is {ct.modality}, not CT")
+    quality: dict[str, Any] | None = None
+    if register:
+        from medgan_desktop.core.imaging.registration import register_volumes
+
+        res = register_volumes(
+            mr, ct, affine=affine, try_orientations=try_orientations, progress=progress,
+            cancel=cancel,
+        )
+        ct, quality = res.resampled, res.quality.to_dict()
+    else:  # a no-op when the CT already lies on the MR grid
+        from medgan_desktop.core.imaging.resample import resample_to_reference
+
+        ct = resample_to_reference(ct, mr, default_value=CT_HU_RANGE[0])
+    key = patient or mr.source.patient_id or ""
+    return PairedVolume(mr, ct, key, None, quality)
+
+
 def load_pair(
     mr_path: Path,
     ct_path: Path,
     register: bool = False,
     patient: str = "",
     try_orientations: bool = True,
+    *,
+    affine: bool = False,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
 ) -> PairedVolume:
-    """Read an MR and a CT and bring the CT onto the MR grid.
+    """Read an MR and a CT and bring the CT onto the MR grid (see :func:`pair_volumes`).
 
     Args:
         mr_path: MR series folder or volume file.
         ct_path: CT series folder or volume file (HU).
-        register: register CT to MR (rigid, Mattes MI) first; otherwise the CT must
-            already share the MR's frame of reference (it is only resampled).
-        patient: patient key for splits (default: the MR's patient id or file name).
+        register: register CT to MR (rigid, Mattes MI) first.
+        patient: patient key for splits (default: the MR's PatientID, else
+            :func:`patient_name` of ``mr_path``).
         try_orientations: with ``register``, try flipped starting orientations.
+        affine: with ``register``, an affine stage after the rigid one.
+        progress: registration progress.
+        cancel: cancel token.
     """
+    pair = pair_volumes(
+        read_any(mr_path),
+        read_any(ct_path),
+        register=register,
+        affine=affine,
+        patient=patient,
+        try_orientations=try_orientations,
+        progress=progress,
+        cancel=cancel,
+    )
+    if pair.patient:
+        return pair
     from dataclasses import replace
 
-    mr = read_any(mr_path)
-    ct = read_any(ct_path)
-    mr = replace(mr, modality="MR") if mr.modality in ("", "OT") else mr
-    ct = replace(ct, modality="CT", units="HU") if ct.modality in ("", "OT") else ct
-    quality: dict[str, Any] | None = None
-    if register:
-        from medgan_desktop.core.imaging.registration import register_volumes
-
-        res = register_volumes(mr, ct, try_orientations=try_orientations)
-        ct, quality = res.resampled, res.quality.to_dict()
-    elif ct.shape != mr.shape:
-        from medgan_desktop.core.imaging.resample import resample_to_reference
-
-        ct = resample_to_reference(ct, mr, default_value=CT_HU_RANGE[0])
-    key = patient or mr.source.patient_id or Path(mr_path).name
-    return PairedVolume(mr, ct, key, None, quality)
+    return replace(pair, patient=patient_name(mr_path))
 
 
 # -- datasets -----------------------------------------------------------------------------------
