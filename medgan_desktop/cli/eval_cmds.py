@@ -50,6 +50,9 @@ def register(sub: Any) -> None:
     ev.add_argument("--pred", type=Path, help="synthetic volume (file or DICOM series folder)")
     ev.add_argument("--ref", type=Path, help="reference volume")
     ev.add_argument("--mask", type=Path, help="body mask volume (default: thresholded reference)")
+    ev.add_argument("--sources", type=Path, nargs=2, metavar=("A", "B"),
+                    help="paired: the two source images when --pred is a fusion of them; adds "
+                    "the SCD fusion metric (not defined for an MR->sCT translation)")
     ev.add_argument("--window", choices=("uniform", "gaussian"), default="uniform",
                     help="SSIM window (SynthRAD uses uniform)")
     ev.add_argument("--json", action="store_true", help="print JSON to stdout")
@@ -149,12 +152,13 @@ def _paired(args: argparse.Namespace) -> int:
 
     if args.pred is None or args.ref is None:
         raise CliError("paired evaluation needs both --pred and --ref")
-    for p in (args.pred, args.ref, args.mask):
+    for p in (args.pred, args.ref, args.mask, *(args.sources or ())):
         if p is not None and not p.exists():
             raise CliError(f"no such file or folder: {p}")
     try:
         rep = evaluate_paths(args.pred, args.ref, args.mask, window=args.window,
-                             progress=_stderr_progress if not args.json else lambda _p: None)
+                             progress=_stderr_progress if not args.json else lambda _p: None,
+                             sources=args.sources)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     if args.html:
@@ -167,6 +171,10 @@ def _paired(args: argparse.Namespace) -> int:
     else:
         for k in ("mae", "me", "psnr", "ssim", "ms_ssim", "mask_voxels"):
             print(f"{k:12s} {d[k]}")
+        print(f"{'sf_pred':12s} {d['spatial_frequency_pred']}")
+        print(f"{'sf_ref':12s} {d['spatial_frequency_ref']}")
+        if d["scd"] is not None:
+            print(f"{'scd':12s} {d['scd']}")
         for t, v in d["per_tissue"].items():
             print(f"{t:12s} MAE {v['mae']:.2f} ME {v['me']:.2f} PSNR {v['psnr']:.2f}")
     return 0

@@ -104,3 +104,36 @@ def test_utility_tab(panel, qtbot, tmp_path, shared_data: Path):
     assert -1 <= float(t["delta_auc (mean)"]) <= 1
     assert len(panel.plot.getPlotItem().listDataItems()) == 2
     assert "Downstream utility" in panel.export_report(tmp_path / "u.html").read_text()
+
+
+def test_paired_fusion_sources_add_scd(panel, qtbot, tmp_path, shared_data: Path):
+    img = sitk.ReadImage(str(shared_data / "mridir_phantom" / "CT_rigid_to_MR_grid.nii.gz"))
+    ref = sitk.Cast(img[128:256, 128:256, 45:49], sitk.sitkFloat32)
+    arr = sitk.GetArrayFromImage(ref)
+    other = sitk.GetImageFromArray(np.sqrt(arr - arr.min()))  # a second "source"
+    other.CopyInformation(ref)
+    fused = sitk.GetImageFromArray(arr + 40.0 * np.sqrt(arr - arr.min()))
+    fused.CopyInformation(ref)
+    for name, im in (("ref", ref), ("other", other), ("fused", fused)):
+        sitk.WriteImage(im, str(tmp_path / f"{name}.nii.gz"))
+    panel.mode_tabs.setCurrentIndex(1)
+    panel.pred_row.edit.setText(str(tmp_path / "fused.nii.gz"))
+    panel.ref_row.edit.setText(str(tmp_path / "ref.nii.gz"))
+    panel.source1_row.edit.setText(str(tmp_path / "ref.nii.gz"))
+    panel.run()  # one source only: an honest message, no worker
+    assert "both fusion sources" in panel.messages[-1] and not panel.is_busy()
+    panel.source2_row.edit.setText(str(tmp_path / "other.nii.gz"))
+    panel.run()
+    qtbot.waitUntil(lambda: not panel.is_busy(), timeout=60000)
+    assert isinstance(panel.result, PairedReport) and panel.result.scd is not None
+    t = panel.table_dict()
+    assert -2 <= float(t["SCD (fusion)"]) <= 2
+    assert float(t["spatial frequency synthetic"]) > float(t["spatial frequency reference"]) > 0
+    assert "SCD" in panel.export_report(tmp_path / "f.html").read_text()
+    # a translation (no sources): SF is there, SCD is not
+    panel.source1_row.edit.clear()
+    panel.source2_row.edit.clear()
+    panel.run()
+    qtbot.waitUntil(lambda: not panel.is_busy(), timeout=60000)
+    t = panel.table_dict()
+    assert "SCD (fusion)" not in t and "spatial frequency reference" in t

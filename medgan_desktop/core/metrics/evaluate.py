@@ -26,7 +26,7 @@ from medgan_desktop.core.metrics.features import (
     InceptionV3Extractor,
     load_extractor,
 )
-from medgan_desktop.core.metrics.fusion import spatial_frequency
+from medgan_desktop.core.metrics.fusion import scd_scaled, spatial_frequency
 from medgan_desktop.core.metrics.images import ImageSet, load_images
 from medgan_desktop.core.metrics.memorization import THUMB, MemorizationReport, find_near_copies
 from medgan_desktop.core.metrics.paired import PairedReport, SsimWindow, evaluate_pair
@@ -210,10 +210,29 @@ def evaluate_paths(
     window: SsimWindow | str = SsimWindow.UNIFORM,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
+    sources: Sequence[Path | str] | None = None,
 ) -> PairedReport:
-    """Paired SynthRAD metrics for files/series on disk (see :func:`evaluate_pair`)."""
+    """Paired SynthRAD metrics for files/series on disk (see :func:`evaluate_pair`).
+
+    ``sources``: the two source images when ``pred`` is a *fusion* of them (same grid as
+    ``pred``); the report then carries the SCD fusion metric (see
+    :mod:`medgan_desktop.core.metrics.fusion`: not defined for an MR→sCT translation).
+    """
+    if sources is not None and len(sources) not in (0, 2):
+        raise ValueError("SCD needs exactly two fusion source images")
     p, r = open_volume(pred), open_volume(ref)
     m = open_volume(mask) if mask is not None else None
     if m is not None and m.shape != r.shape:
         raise ValueError(f"mask shape {m.shape} differs from the reference {r.shape}")
-    return evaluate_pair(p, r, m, window=window, progress=progress, cancel=cancel)
+    scd_value: float | None = None
+    if sources:
+        s1, s2 = (open_volume(s) for s in sources)
+        if not (s1.shape == s2.shape == p.shape):
+            raise ValueError(f"the fusion sources {s1.shape}, {s2.shape} must have the shape of "
+                             f"the fused image {p.shape}")
+        scd_value = scd_scaled(p.array, s1.array, s2.array)
+    rep = evaluate_pair(p, r, m, window=window, progress=progress, cancel=cancel)
+    if scd_value is not None and sources:
+        rep.scd = scd_value
+        rep.scd_sources = [str(s) for s in sources]
+    return rep

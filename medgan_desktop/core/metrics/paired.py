@@ -28,6 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from medgan_desktop.core.metrics.fusion import volume_spatial_frequency
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
 from medgan_desktop.core.volume import Volume
 
@@ -229,6 +230,10 @@ class PairedReport:
     per_tissue: dict[str, dict[str, float]] = field(default_factory=dict)
     error: Volume | None = None  # pred − ref in HU, on the reference grid
     mask: BoolArray | None = None
+    spatial_frequency_pred: float = float("nan")  # mean per-slice SF (HU), reference grid
+    spatial_frequency_ref: float = float("nan")
+    scd: float | None = None  # fusion only: pred is a fusion of two given sources
+    scd_sources: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready numbers (error maps and masks left out); inf/nan become None."""
@@ -251,6 +256,10 @@ class PairedReport:
             "mask_voxels": self.mask_voxels,
             "ssim_window": self.ssim_window,
             "hu_range": list(HU_RANGE),
+            "spatial_frequency_pred": self.spatial_frequency_pred,
+            "spatial_frequency_ref": self.spatial_frequency_ref,
+            "scd": self.scd,
+            "scd_sources": self.scd_sources,
             "per_tissue": self.per_tissue,
             "per_slice": self.per_slice,
         })
@@ -349,6 +358,8 @@ def evaluate_pair(
         per_tissue=per_tissue,
         error=err,
         mask=m,
+        spatial_frequency_pred=volume_spatial_frequency(p),
+        spatial_frequency_ref=volume_spatial_frequency(r),
     )
     progress(Progress(3 + r.shape[0], 3 + r.shape[0], "done"))
     return report

@@ -139,7 +139,11 @@ def paired_html(rep: PairedReport, title: str = "Paired evaluation (SynthRAD met
     """HTML for a :class:`PairedReport`: summary, per-tissue table, curves, error map."""
     parts = [_table([("MAE (HU)", rep.mae), ("ME (HU)", rep.me), ("PSNR (dB)", rep.psnr),
                      ("SSIM", rep.ssim), ("MS-SSIM", rep.ms_ssim),
-                     ("mask voxels", rep.mask_voxels), ("SSIM window", rep.ssim_window)])]
+                     ("mask voxels", rep.mask_voxels), ("SSIM window", rep.ssim_window),
+                     ("spatial frequency (synthetic)", rep.spatial_frequency_pred),
+                     ("spatial frequency (reference)", rep.spatial_frequency_ref)]
+                    + ([("SCD (fusion of the two sources)", rep.scd)] if rep.scd is not None
+                       else []))]
     parts.append("<h2>Per tissue (by reference HU)</h2>")
     parts.append("<table><tr><th>tissue</th><th>MAE</th><th>ME</th><th>PSNR</th><th>SSIM</th>"
                  "<th>voxels</th></tr>" + "".join(

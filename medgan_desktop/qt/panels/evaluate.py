@@ -146,6 +146,16 @@ class EvaluatePanel(QWidget):
         f2.addRow("Synthetic volume", self.pred_row)
         f2.addRow("Reference volume", self.ref_row)
         f2.addRow("Body mask (optional)", self.mask_row)
+        self.source1_row = _PathRow(folder=True, file=True)
+        self.source2_row = _PathRow(folder=True, file=True)
+        fusion_tip = ("Only when the synthetic volume is a fusion of two source images (same "
+                      "grid): adds the SCD fusion metric. Not for MR→sCT translation, which "
+                      "has one source.")
+        for row in (self.source1_row, self.source2_row):
+            row.setToolTip(fusion_tip)
+            row.edit.setPlaceholderText("fusion only")
+        f2.addRow("Fusion source 1", self.source1_row)
+        f2.addRow("Fusion source 2", self.source2_row)
         self.window_combo = QComboBox()
         self.window_combo.addItems(["uniform", "gaussian"])
         f2.addRow("SSIM window", self.window_combo)
@@ -278,11 +288,15 @@ class EvaluatePanel(QWidget):
         pred, ref = self.pred_row.path(), self.ref_row.path()
         if pred is None or ref is None:
             raise ValueError("Choose the synthetic and the reference volume.")
-        for q in (pred, ref, self.mask_row.path()):
+        sources = [r.path() for r in (self.source1_row, self.source2_row)]
+        if (sources[0] is None) != (sources[1] is None):
+            raise ValueError("SCD needs both fusion sources (or neither).")
+        for q in (pred, ref, self.mask_row.path(), *sources):
             if q is not None and not q.exists():
                 raise ValueError(f"{q} does not exist.")
         return evaluate_paths, (pred, ref, self.mask_row.path()), {
-            "window": self.window_combo.currentText()}
+            "window": self.window_combo.currentText(),
+            "sources": [q for q in sources if q is not None] or None}
 
     def cancel(self) -> None:
         if self.worker is not None:
@@ -389,7 +403,11 @@ class EvaluatePanel(QWidget):
     def _show_paired(self, rep: PairedReport) -> None:
         rows: list[tuple[str, Any]] = [
             ("MAE (HU)", rep.mae), ("ME (HU)", rep.me), ("PSNR (dB)", rep.psnr),
-            ("SSIM", rep.ssim), ("MS-SSIM", rep.ms_ssim), ("mask voxels", rep.mask_voxels)]
+            ("SSIM", rep.ssim), ("MS-SSIM", rep.ms_ssim), ("mask voxels", rep.mask_voxels),
+            ("spatial frequency synthetic", rep.spatial_frequency_pred),
+            ("spatial frequency reference", rep.spatial_frequency_ref)]
+        if rep.scd is not None:
+            rows.append(("SCD (fusion)", rep.scd))
         for t, v in rep.per_tissue.items():
             rows.append((f"MAE {t} (HU)", v["mae"]))
             rows.append((f"ME {t} (HU)", v["me"]))
