@@ -24,6 +24,7 @@ class AppContext(QObject):
             (source, synthetic[, real]).
         series_selected(str): the SeriesInstanceUID (or non-DICOM key) chosen in the browser.
         index_changed(): the study index gained or lost entries.
+        models_changed(): a user model was imported or replaced (model lists refresh).
         export_requested(str): a SeriesInstanceUID the user wants exported anonymised.
         status(str): a short message for the status bar.
     """
@@ -32,6 +33,7 @@ class AppContext(QObject):
     compare_requested = Signal(object)
     series_selected = Signal(str)
     index_changed = Signal()
+    models_changed = Signal()
     export_requested = Signal(str)
     status = Signal(str)
 

@@ -114,3 +114,77 @@ def test_no_models_is_honest(qtbot, monkeypatch: pytest.MonkeyPatch) -> None:  #
     if w.model_combo.count() == 0:
         assert not w.generate_btn.isEnabled() and "Train panel" in w.info_label.text()
     assert not w.export_png_btn.isEnabled()
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _flip_last_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture()
+def imported(qtbot, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A panel on an isolated data dir holding a user copy of the shipped chest X-ray model."""
+    from medgan_desktop.core.models.registry import ModelRegistry
+
+    messages: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: messages.append(str(a[2])))
+    ctx = AppContext(Settings.default())
+    ctx.paths.ensure()
+    entry = ModelRegistry(ctx.paths).import_model(REPO / "models" / "cxr_cgan_64", "cxr_copy")
+    w = SamplePanel(ctx)
+    w.messages = messages  # type: ignore[attr-defined]
+    qtbot.addWidget(w)
+    i = w.model_combo.findData("model:cxr_copy")
+    assert i >= 0
+    w.model_combo.setCurrentIndex(i)
+    w.n_spin.setValue(2)
+    yield w, entry
+    qtbot.waitUntil(lambda: not ctx.workers.running(), timeout=30_000)
+
+
+def test_tampered_user_model_is_refused(qtbot, imported) -> None:  # type: ignore[no-untyped-def]
+    panel, entry = imported
+    _flip_last_byte(entry.weights_path)
+    panel.generate()
+    qtbot.waitUntil(lambda: bool(panel.messages) and panel.generate_btn.isEnabled(), timeout=30_000)
+    assert "does not match the manifest" in panel.messages[0] and "cxr_copy" in panel.messages[0]
+    assert "does not match the manifest" in panel.status_label.text()
+    assert panel.images is None and panel.grid.count() == 0
+    assert not panel.export_png_btn.isEnabled()
+
+
+def test_intact_user_model_generates_and_shows_its_card(qtbot, imported) -> None:  # type: ignore[no-untyped-def]
+    panel, _ = imported
+    assert panel.card_button.isEnabled()
+    assert "not for diagnosis" in panel.card_text()
+    dlg = panel.show_card()
+    assert dlg.isVisible()
+    dlg.close()
+    panel.generate()
+    qtbot.waitUntil(lambda: panel.images is not None, timeout=30_000)
+    assert panel.images is not None and panel.images.shape == (2, 1, 64, 64)
+    assert panel.messages == []
+
+
+def test_run_card_summarises_the_run(qtbot, panel: SamplePanel) -> None:  # type: ignore[no-untyped-def]
+    texts = [panel.model_combo.itemText(i) for i in range(panel.model_combo.count())]
+    panel.model_combo.setCurrentIndex(next(i for i, t in enumerate(texts) if "cgan-test" in t))
+    text = panel.card_text()
+    assert text.startswith("# cgan-test") and "method: cgan" in text and "NORMAL, PNEUMONIA" in text
+
+
+def test_models_changed_refreshes_the_list(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from medgan_desktop.core.models.registry import ModelRegistry
+
+    ctx = AppContext(Settings.default())
+    ctx.paths.ensure()
+    w = SamplePanel(ctx)
+    qtbot.addWidget(w)
+    assert w.model_combo.findData("model:later") < 0
+    ModelRegistry(ctx.paths).import_model(REPO / "models" / "cxr_cgan_64", "later")
+    ctx.models_changed.emit()
+    assert w.model_combo.findData("model:later") >= 0

@@ -109,3 +109,56 @@ def test_indexed_mr_with_real_ct_is_registered_and_scored(qtbot, ctx) -> None:  
     assert vols[2].modality == "CT" and vols[2].shape == vols[0].shape
     assert "MAE (HU)" in panel.metrics_label.text()
     assert panel.result is not None and panel.result.metrics["MAE (HU)"] > 0
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_tampered_user_model_is_refused(qtbot, ctx, tiny) -> None:  # type: ignore[no-untyped-def]
+    """A catalogue model is checked against its sha256 before it is loaded."""
+    from medgan_desktop.core.models.registry import ModelRegistry
+
+    entry = ModelRegistry(ctx.paths).import_model(REPO / "models" / "mrct_phantom_student", "phantom_copy")
+    panel = TranslatePanel(ctx)
+    qtbot.addWidget(panel)
+    panel.set_source_file(tiny[1])
+    i = panel.model_combo.findData("model:phantom_copy")
+    assert i >= 0
+    panel.model_combo.setCurrentIndex(i)
+    assert "not for diagnosis" in panel.card_text()
+    with qtbot.waitSignal(ctx.compare_requested, timeout=60_000):  # intact: it translates
+        panel.run()
+    qtbot.waitUntil(lambda: panel.run_button.isEnabled(), timeout=10_000)
+    assert panel.result is not None
+
+    data = bytearray(entry.weights_path.read_bytes())
+    data[-1] ^= 0xFF
+    entry.weights_path.write_bytes(bytes(data))
+    produced: list[object] = []
+    ctx.compare_requested.connect(produced.append)
+    panel.run()
+    qtbot.waitUntil(lambda: bool(ctx.messages) and panel.run_button.isEnabled(), timeout=60_000)
+    assert "does not match the manifest" in ctx.messages[-1] and "phantom_copy" in ctx.messages[-1]
+    assert "does not match the manifest" in panel.status_label.text()
+    assert panel.result is None and produced == [] and not panel.export_button.isEnabled()
+
+
+def test_models_changed_refreshes_the_list(qtbot, ctx, tiny) -> None:  # type: ignore[no-untyped-def]
+    from medgan_desktop.core.models.registry import ModelRegistry
+
+    panel = TranslatePanel(ctx)
+    qtbot.addWidget(panel)
+    panel.set_source_file(tiny[1])
+    assert panel.model_combo.findData("model:new_one") < 0
+    ModelRegistry(ctx.paths).import_model(REPO / "models" / "mrct_phantom_student", "new_one")
+    ctx.models_changed.emit()
+    assert panel.model_combo.findData("model:new_one") >= 0
+
+
+def test_panel_fits_a_narrow_dock(qtbot, ctx) -> None:  # type: ignore[no-untyped-def]
+    """Long model names and options wrap instead of forcing a horizontal scrollbar."""
+    panel = TranslatePanel(ctx)
+    qtbot.addWidget(panel)
+    panel.all_models.setChecked(True)
+    assert panel.model_combo.count() >= 3  # the shipped models, with their long labels
+    assert panel.minimumSizeHint().width() <= 360

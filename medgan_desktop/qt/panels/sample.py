@@ -2,7 +2,8 @@
 
 Calls :func:`medgan_desktop.core.inference.sample.sample` / ``interpolate`` in a worker (the
 ``medgan sample`` CLI calls the same functions); exports PNG or synthetic Secondary Capture
-DICOM.
+DICOM. Shipped and imported models are loaded through the model registry, which checks
+their weights against the manifest's sha256 first.
 """
 
 from __future__ import annotations
@@ -34,9 +35,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medgan_desktop.core.config import AppPaths
 from medgan_desktop.core.progress import CancelToken, ProgressCallback, no_progress
 from medgan_desktop.core.training.run import WEIGHTS, LoadedModel, load_run
 from medgan_desktop.qt.context import AppContext
+from medgan_desktop.qt.panels.model_choice import (
+    card_text,
+    load_ref,
+    model_ref,
+    ref_folder,
+    ref_name,
+    run_ref,
+    show_card_dialog,
+)
 from medgan_desktop.qt.workers.base import Worker
 
 log = logging.getLogger(__name__)
@@ -61,23 +72,27 @@ def _is_conditional(method: str, num_classes: int) -> bool:
 
 
 def sample_job(
-    run_dir: Path,
+    ref: str,
     mode: str,
     params: dict[str, Any],
     cache: dict[str, LoadedModel],
+    paths: AppPaths,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
 ) -> np.ndarray:
-    """Load (once) and sample or interpolate; returns ``(n, C, H, W)`` in [-1, 1]."""
-    from medgan_desktop.core.inference.sample import interpolate, sample
-    from medgan_desktop.core.training.run import load_model
+    """Load (once) and sample or interpolate; returns ``(n, C, H, W)`` in [-1, 1].
 
-    key = str(run_dir)
-    model = cache.get(key)
+    Args:
+        ref: ``"model:<id>"`` (verified against the manifest's sha256 before loading) or
+            ``"run:<folder>"`` (a training run, loaded directly).
+    """
+    from medgan_desktop.core.inference.sample import interpolate, sample
+
+    model = cache.get(ref)
     if model is None:
-        model = load_model(run_dir, "cpu")
+        model = load_ref(ref, paths, "cpu")
         cache.clear()
-        cache[key] = model
+        cache[ref] = model
     if mode == "interpolate":
         return interpolate(model, params["seed_a"], params["seed_b"], params["steps"], label=params.get("label"))
     return sample(model, params["n"], seed=params["seed"], label=params.get("label"), truncation=params.get("truncation"))
@@ -95,19 +110,27 @@ class SamplePanel(QWidget):
         self._last_params: dict[str, Any] = {}
         self._busy = False
         self._build()
+        context.models_changed.connect(self.refresh_models)
         self.refresh_models()
 
     def _build(self) -> None:
         form_box = QGroupBox("Model and sampling")
         f = QFormLayout(form_box)
         self.model_combo = QComboBox()
+        self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model_combo.setMinimumContentsLength(28)
         self.model_combo.currentIndexChanged.connect(self._on_model_changed)
         refresh = QPushButton("Refresh")
         refresh.clicked.connect(self.refresh_models)
+        self.card_button = QPushButton("Model card")
+        self.card_button.setToolTip("What the model was trained on, how it was measured, and its intended use.")
+        self.card_button.clicked.connect(self.show_card)
+        f.addRow("Model", self.model_combo)
         row = QHBoxLayout()
-        row.addWidget(self.model_combo, 1)
+        row.addWidget(self.card_button)
         row.addWidget(refresh)
-        f.addRow("Model", row)
+        row.addStretch(1)
+        f.addRow("", row)
         self.info_label = QLabel("")
         self.info_label.setWordWrap(True)
         f.addRow(self.info_label)
@@ -186,9 +209,10 @@ class SamplePanel(QWidget):
         self._update_buttons()
 
     # -- models ------------------------------------------------------------------------------
-    def refresh_models(self) -> None:
+    def refresh_models(self, *_: object) -> None:
         """Runs with weights under the data dir, then shipped/imported synthesis models."""
         current = self.model_combo.currentData()
+        self._cache.clear()  # an imported model may have replaced one with the same id
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
         runs = self.context.paths.runs_dir
@@ -200,12 +224,12 @@ class SamplePanel(QWidget):
                     except Exception:  # damaged runs are simply not offered
                         continue
                     if info.task == "synthesis":
-                        self.model_combo.addItem(f"run: {d.name} ({info.method})", str(d))
+                        self.model_combo.addItem(f"run: {d.name} ({info.method})", run_ref(d))
         try:
             from medgan_desktop.core.models.registry import ModelRegistry
 
             for e in ModelRegistry(self.context.paths).find(task="synthesis"):
-                self.model_combo.addItem(f"model: {e.label}", str(e.folder))
+                self.model_combo.addItem(f"model: {e.label}", model_ref(e.id))
         except Exception as exc:  # a broken catalogue must not hide the runs
             log.warning("model catalogue unavailable: %s", exc)
         self.model_combo.blockSignals(False)
@@ -213,11 +237,24 @@ class SamplePanel(QWidget):
         self.model_combo.setCurrentIndex(i if i >= 0 else (0 if self.model_combo.count() else -1))
         self._on_model_changed()
 
+    def current_ref(self) -> str | None:
+        """``"model:<id>"`` or ``"run:<folder>"`` of the chosen entry (None when empty)."""
+        ref = self.model_combo.currentData()
+        return str(ref) if ref else None
+
     def current_model_dir(self) -> Path | None:
-        d = self.model_combo.currentData()
-        return Path(d) if d else None
+        """The chosen model's folder, for its description only (loading verifies it)."""
+        return ref_folder(self.current_ref(), self.context.paths)
+
+    def card_text(self) -> str:
+        return card_text(self.current_ref(), self.context.paths)
+
+    def show_card(self) -> QDialog:
+        self._card_dialog = show_card_dialog(self, self.card_text())
+        return self._card_dialog
 
     def _on_model_changed(self, *_: object) -> None:
+        self.model_combo.setToolTip(self.model_combo.currentText())
         self.label_combo.clear()
         d = self.current_model_dir()
         if d is None:
@@ -267,6 +304,7 @@ class SamplePanel(QWidget):
     def _update_buttons(self) -> None:
         busy = self._busy
         has_model = self.current_model_dir() is not None
+        self.card_button.setEnabled(has_model)
         self.generate_btn.setEnabled(has_model and not busy)
         self.interp_btn.setEnabled(has_model and not busy)
         has_images = self.images is not None
@@ -295,15 +333,15 @@ class SamplePanel(QWidget):
         self._run("interpolate", p)
 
     def _run(self, mode: str, params: dict[str, Any]) -> None:
-        d = self.current_model_dir()
-        if d is None:
+        ref = self.current_ref()
+        if ref is None:
             QMessageBox.information(self, "Sample", "No model selected: train one in the Train panel first.")
             return
         if self._busy:
             return
         self._busy = True
         self._last_params = {"mode": mode, **params}
-        w = Worker(sample_job, d, mode, params, self._cache, name="sample")
+        w = Worker(sample_job, ref, mode, params, self._cache, self.context.paths, name="Sampling")
         w.finished.connect(self._on_images)
         w.failed.connect(self._on_failed)
         w.done.connect(self._on_done)
@@ -317,6 +355,8 @@ class SamplePanel(QWidget):
         self._update_buttons()
 
     def _on_failed(self, message: str, _tb: str) -> None:
+        self.images = None
+        self.grid.clear()
         self.status_label.setText(message)
         QMessageBox.warning(self, "Sampling failed", message)
 
@@ -374,7 +414,7 @@ class SamplePanel(QWidget):
                         grey,
                         out_dir,
                         description=f"{info.method if info else 'GAN'} seed {self._last_params.get('seed', '')}",
-                        model_id=d.name if d else "unknown",
+                        model_id=ref_name(self.current_ref()),
                         value_range=(-1.0, 1.0),
                     )
                 )

@@ -4,7 +4,8 @@ The work runs in a :class:`Worker` calling :func:`translate_job`, which uses the
 core functions as ``medgan translate``: load the series (study index or file),
 :func:`~medgan_desktop.core.inference.translate.translate`, and, when the index holds
 a CT of the same patient, register it onto the MR and score the synthetic CT
-(SynthRAD MAE/PSNR/SSIM).
+(SynthRAD MAE/PSNR/SSIM). Shipped and imported models are loaded through the model
+registry, which checks their weights against the manifest's sha256 first.
 """
 
 from __future__ import annotations
@@ -26,16 +27,25 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
-    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
 
+from medgan_desktop.core.config import AppPaths
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
 from medgan_desktop.core.training.run import WEIGHTS, load_run
 from medgan_desktop.core.volume import Volume
 from medgan_desktop.qt.context import AppContext
+from medgan_desktop.qt.panels.model_choice import (
+    card_text,
+    load_ref,
+    model_ref,
+    ref_folder,
+    run_ref,
+    show_card_dialog,
+)
 from medgan_desktop.qt.workers.base import Worker
 
 log = logging.getLogger(__name__)
@@ -86,7 +96,8 @@ def find_real_ct(index: Any, volume: Volume) -> str | None:
 
 def translate_job(
     source: tuple[str, str],
-    model_dir: Path,
+    model: str,
+    paths: AppPaths,
     index: Any = None,
     tta: bool = False,
     batch_size: int = 8,
@@ -95,15 +106,19 @@ def translate_job(
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
 ) -> TranslateResult:
-    """Load the source, translate it, and compare with a registered real CT when one exists."""
-    from medgan_desktop.core.inference.translate import translate
-    from medgan_desktop.core.training.run import load_model
+    """Load the source, translate it, and compare with a registered real CT when one exists.
 
+    Args:
+        model: ``"model:<id>"`` (weights checked against the manifest's sha256 before they
+            are loaded; a mismatch raises ModelError) or ``"run:<folder>"`` (a training run).
+    """
+    from medgan_desktop.core.inference.translate import translate
+
+    progress(Progress(0, 0, "checking and loading the model"))
+    loaded = load_ref(model, paths, device)
     progress(Progress(0, 0, "loading the source"))
     vol = _load_source(source, index, no_progress, cancel)
-    progress(Progress(0, 0, "loading the model"))
-    model = load_model(model_dir, device)
-    syn = translate(vol, model, progress=progress, cancel=cancel, batch_size=batch_size, tta_flip=tta)
+    syn = translate(vol, loaded, progress=progress, cancel=cancel, batch_size=batch_size, tta_flip=tta)
     result = TranslateResult(source=vol, synthetic=syn)
     uid = find_real_ct(index, vol) if compare_real else None
     if uid is None:
@@ -159,15 +174,20 @@ class TranslatePanel(QWidget):
         context.series_selected.connect(self.set_source_series)
         context.volume_opened.connect(self._volume_opened)
         context.index_changed.connect(self.refresh_models)
+        context.models_changed.connect(self.refresh_models)
         self.refresh_models()
 
     # -- layout -------------------------------------------------------------------------
     def _build(self) -> None:
+        # Everything stacks vertically and wraps, so the panel fits a dock about 320 px wide;
+        # the result itself is shown in the central comparison viewer.
         lay = QVBoxLayout(self)
         src = QGroupBox("Source (MR)")
         sl = QHBoxLayout(src)
         self.source_label = QLabel("Select an MR series in the browser, or open a file.")
         self.source_label.setWordWrap(True)
+        self.source_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.source_label.setMinimumWidth(120)
         self.open_button = QPushButton("Open file…")
         self.open_button.clicked.connect(self.choose_file)
         sl.addWidget(self.source_label, 1)
@@ -176,23 +196,29 @@ class TranslatePanel(QWidget):
 
         mdl = QGroupBox("Model")
         form = QFormLayout(mdl)
-        row = QHBoxLayout()
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.model_combo = QComboBox()
-        self.model_combo.currentIndexChanged.connect(self._update_buttons)
+        self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model_combo.setMinimumContentsLength(16)
+        self.model_combo.currentIndexChanged.connect(self._on_model_changed)
         self.card_button = QPushButton("Model card")
+        self.card_button.setToolTip("What the model was trained on, how it was measured, and its intended use.")
         self.card_button.clicked.connect(self.show_card)
+        row = QHBoxLayout()
         row.addWidget(self.model_combo, 1)
         row.addWidget(self.card_button)
         form.addRow("Model", row)
         self.all_models = QCheckBox("Show models for other modalities")
         self.all_models.toggled.connect(self.refresh_models)
-        form.addRow("", self.all_models)
-        self.tta_check = QCheckBox("Flip test-time augmentation (slower, smoother)")
-        form.addRow("", self.tta_check)
+        form.addRow(self.all_models)
+        self.tta_check = QCheckBox("Flip test-time augmentation")
+        self.tta_check.setToolTip("Also translate the left-right mirrored slices and average: slower, smoother.")
+        form.addRow(self.tta_check)
         self.batch_spin = QSpinBox()
         self.batch_spin.setRange(1, 64)
         self.batch_spin.setValue(8)
-        form.addRow("Slices per batch", self.batch_spin)
+        form.addRow("Batch (slices)", self.batch_spin)
         self.device_combo = QComboBox()
         self.device_combo.addItem("CPU", "cpu")
         try:
@@ -222,8 +248,10 @@ class TranslatePanel(QWidget):
         self.status_label = QLabel("")
         self.status_label.setWordWrap(True)
         lay.addWidget(self.status_label)
+        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.metrics_label = QLabel("")
         self.metrics_label.setWordWrap(True)
+        self.metrics_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         lay.addWidget(self.metrics_label)
         lay.addStretch(1)
         self._update_buttons()
@@ -287,13 +315,13 @@ class TranslatePanel(QWidget):
                 mod_in = (info.preprocessing.modality_in or "").upper()
                 if info.task == "translation" and (not want or not mod_in or mod_in == want):
                     self.model_combo.addItem(
-                        f"run: {d.name} ({mod_in or '?'}→{info.preprocessing.modality_out}, {info.method})", str(d)
+                        f"run: {d.name} ({mod_in or '?'}→{info.preprocessing.modality_out}, {info.method})", run_ref(d)
                     )
         try:
             from medgan_desktop.core.models.registry import ModelRegistry
 
             for e in ModelRegistry(self.context.paths).find(task="translation", modality_in=want or None):
-                self.model_combo.addItem(f"model: {e.label}", str(e.folder))
+                self.model_combo.addItem(f"model: {e.label}", model_ref(e.id))
         except Exception as exc:  # a broken catalogue must not hide the runs
             log.warning("model catalogue unavailable: %s", exc)
         self.model_combo.blockSignals(False)
@@ -301,44 +329,26 @@ class TranslatePanel(QWidget):
         self.model_combo.setCurrentIndex(i if i >= 0 else (0 if self.model_combo.count() else -1))
         self._update_buttons()
 
+    def current_ref(self) -> str | None:
+        """``"model:<id>"`` or ``"run:<folder>"`` of the chosen entry (None when empty)."""
+        ref = self.model_combo.currentData()
+        return str(ref) if ref else None
+
     def current_model_dir(self) -> Path | None:
-        d = self.model_combo.currentData()
-        return Path(d) if d else None
+        """The chosen model's folder, for its description only (loading verifies it)."""
+        return ref_folder(self.current_ref(), self.context.paths)
+
+    def _on_model_changed(self, *_: object) -> None:
+        self.model_combo.setToolTip(self.model_combo.currentText())
+        self._update_buttons()
 
     def card_text(self) -> str:
         """The model card (card.md) or, for a plain run, a summary of its run.json."""
-        d = self.current_model_dir()
-        if d is None:
-            return "No model selected."
-        card = d / "card.md"
-        if card.is_file():
-            return card.read_text(encoding="utf-8")
-        try:
-            info = load_run(d)
-        except Exception as exc:
-            return f"# {d.name}\n\nCannot read this model: {exc}"
-        pre = info.preprocessing
-        return (
-            f"# {d.name}\n\nA local training run without a model card.\n\n"
-            f"- method: {info.method}\n- {pre.modality_in} → {pre.modality_out}, {pre.size} px, "
-            f"2.5D context {pre.context_slices}\n- created: {info.created}\n- data: {info.data}\n\n"
-            "Not validated: research and review only, not for diagnosis."
-        )
+        return card_text(self.current_ref(), self.context.paths)
 
     def show_card(self) -> QDialog:
-        dlg = QDialog(self)
-        dlg.setWindowTitle("Model card")
-        lay = QVBoxLayout(dlg)
-        view = QTextBrowser()
-        view.setMarkdown(self.card_text())
-        lay.addWidget(view)
-        close = QPushButton("Close")
-        close.clicked.connect(dlg.accept)
-        lay.addWidget(close)
-        dlg.resize(640, 520)
-        dlg.show()
-        self._card_dialog = dlg
-        return dlg
+        self._card_dialog = show_card_dialog(self, self.card_text())
+        return self._card_dialog
 
     # -- running --------------------------------------------------------------------------
     def _update_buttons(self, *_: object) -> None:
@@ -358,8 +368,8 @@ class TranslatePanel(QWidget):
             self.status_label.setText("")
 
     def run(self) -> None:
-        model_dir = self.current_model_dir()
-        if self.source is None or model_dir is None:
+        model = self.current_ref()
+        if self.source is None or model is None:
             QMessageBox.warning(self, "Translate", "Choose an MR source and a model first.")
             return
         index = None
@@ -374,12 +384,13 @@ class TranslatePanel(QWidget):
         w = Worker(
             translate_job,
             self.source,
-            model_dir,
+            model,
+            self.context.paths,
             index,
             self.tta_check.isChecked(),
             self.batch_spin.value(),
             str(self.device_combo.currentData()),
-            name="translate",
+            name="Translation",
         )
         w.progress.connect(self._on_progress)
         w.finished.connect(self._on_finished)
@@ -423,6 +434,7 @@ class TranslatePanel(QWidget):
         self._update_buttons()
 
     def _on_failed(self, message: str, _tb: str) -> None:
+        self.result = None
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
         self.status_label.setText(message)
