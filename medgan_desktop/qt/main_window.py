@@ -8,6 +8,7 @@ import logging
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QUrl
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
@@ -26,6 +27,9 @@ from PySide6.QtWidgets import (
 
 from medgan_desktop import APP_NAME, __version__
 from medgan_desktop.qt.context import AppContext
+
+if TYPE_CHECKING:
+    from medgan_desktop.core.models.registry import ModelEntry
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +156,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self._action("Open &folder…", self.open_folder_dialog, QKeySequence.StandardKey.Open))
         file_menu.addAction(self._action("Open &image file…", self.open_file_dialog, "Ctrl+Shift+F"))
         file_menu.addAction(self._action("Open &sample study", self.open_sample_study, "Ctrl+Shift+O"))
+        file_menu.addAction(self._action("Import &model…", self.import_model_dialog, "Ctrl+Shift+M"))
         self.recent_menu = file_menu.addMenu("&Recent folders")
         self._refresh_recent_menu()
         file_menu.addSeparator()
@@ -255,6 +260,39 @@ class MainWindow(QMainWindow):
         worker.failed.connect(lambda msg, _tb: QMessageBox.critical(self, APP_NAME, msg))
         self.statusBar().showMessage("Preparing the sample study…")
         self.context.workers.submit(worker)
+
+    def import_model_dialog(self) -> None:
+        """File → Import model…: a run folder or a .safetensors file, an optional card and id."""
+        from medgan_desktop.qt.panels.import_model_dialog import ImportModelDialog
+
+        dlg = ImportModelDialog(self)
+        if dlg.exec() == ImportModelDialog.DialogCode.Accepted:
+            self.import_model(*dlg.values())
+
+    def import_model(self, source: Path, model_id: str | None = None, card: Path | None = None) -> ModelEntry | None:
+        """Import a user model (asking before replacing one with the same id); returns its
+        catalogue entry, or None when refused or cancelled. The model lists refresh."""
+        from medgan_desktop.core.models.registry import ModelError, ModelExistsError, ModelRegistry
+
+        reg = ModelRegistry(self.context.paths)
+        try:
+            try:
+                entry = reg.import_model(source, model_id, card)
+            except ModelExistsError as exc:
+                answer = QMessageBox.question(
+                    self, "Import model",
+                    f"{exc}.\n\nReplace the existing model with {source.name}?",
+                )
+                if answer != QMessageBox.StandardButton.Yes:
+                    self.statusBar().showMessage("Import cancelled: the existing model was kept", 8000)
+                    return None
+                entry = reg.import_model(source, model_id, card, replace=True)
+        except (ModelError, OSError) as exc:
+            QMessageBox.warning(self, "Import model", f"Cannot import {source}:\n{exc}")
+            return None
+        self.context.models_changed.emit()
+        self.statusBar().showMessage(f"Imported model {entry.id} ({entry.task}, {entry.method})", 8000)
+        return entry
 
     def export_series(self, series_uid: str) -> None:
         try:
