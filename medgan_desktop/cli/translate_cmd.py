@@ -2,13 +2,17 @@
 
     medgan translate --model RUN_DIR_OR_MODEL_ID --input SERIES_DIR_OR_FILE --out OUT \
         [--format dicom|nifti] [--device cpu] [--tta]
-    medgan translate-train --method pix2pix --pair MR CT [--pair MR CT ...] [--register] \
+    medgan translate-train --method pix2pix --pair MR CT [--pair MR CT ...] [--register [--affine]] \
         --size 128 --steps 3000 --out RUN_DIR [--holdout 0.25] [--context 1] [--set key=value]
+    medgan translate-train --method pix2pix --from-index [--patient ID ...] [--db INDEX] ...
 
 ``translate-train`` trains any translation method (pix2pix, unet_l1, cyclegan, unit,
-distilled) with the shared training loop on MR/CT pairs, holds out a slab (one
-pair) or whole patients (several pairs), and writes the held-out SynthRAD metrics
-to ``RUN_DIR/heldout_metrics.json``.
+distilled) with the shared training loop on MR/CT pairs (series, volumes, 2D image
+pairs registered per slice, or the MR and CT series of each patient in the study
+index), prints each pair's registration quality, holds out a slab (one pair) or
+whole patients (several pairs; named by PatientID, else file name), and writes the
+held-out SynthRAD metrics to ``RUN_DIR/heldout_metrics.json``. The work itself is
+:func:`medgan_desktop.core.training.translation_job.run_translation_job`.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ def register(sub: Any) -> None:
     t.add_argument(
         "--format", choices=("nifti", "dicom"), default="nifti", help="nifti (default) or dicom"
     )
-    t.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
+    t.add_argument("--device", default="cpu", help="cpu (default), cuda (or gpu), mps or auto")
     t.add_argument("--batch", type=int, default=8, help="slices per network call (default 8)")
     t.add_argument("--tta", action="store_true", help="average with the flipped prediction")
     t.add_argument(
@@ -56,10 +60,33 @@ def register(sub: Any) -> None:
         nargs=2,
         action="append",
         metavar=("MR", "CT"),
-        required=True,
-        help="MR and CT (series folders or volume files) of one patient; repeatable",
+        default=[],
+        help="MR and CT of one patient: series folders or volume files, or 2D images "
+        "(PNG/JPEG files or folders of slices matched by file name); repeatable",
     )
-    r.add_argument("--register", action="store_true", help="register each CT onto its MR first")
+    r.add_argument(
+        "--from-index",
+        action="store_true",
+        help="pair the MR and CT series of each patient in the study index",
+    )
+    r.add_argument(
+        "--patient",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="with --from-index: only this PatientID (repeatable)",
+    )
+    r.add_argument(
+        "--db", type=Path, default=None, help="study index database (default: user data)"
+    )
+    r.add_argument(
+        "--register",
+        action="store_true",
+        help="register each CT onto its MR first (rigid 3D; similarity per slice for 2D images)",
+    )
+    r.add_argument(
+        "--affine", action="store_true", help="with --register: an affine stage after the rigid one"
+    )
     r.add_argument("--size", type=int, default=128, help="network image size (default 128)")
     r.add_argument("--context", type=int, default=0, help="2.5D neighbours each side (default 0)")
     r.add_argument("--base-filters", type=int, default=32, help="generator width (default 32)")
@@ -165,22 +192,91 @@ def _printer() -> Any:
     return report
 
 
+def _writable_target(path: Path) -> bool:
+    """Whether ``path`` could be created: its nearest existing ancestor is a writable folder."""
+    import os
+
+    for parent in path.absolute().parents:
+        if parent.exists():
+            return parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
+    return False
+
+
+def check_output(out: Path, fmt: str) -> None:
+    """Refuse an output the writer would reject, before any model is loaded or slice translated."""
+    if fmt == "nifti":
+        if not out.name.endswith((".nii.gz", ".nii")):
+            raise CliError("with --format nifti, --out must end in .nii.gz (or .nii)")
+        if out.is_dir():
+            raise CliError(f"{out} is a folder; with --format nifti, --out is a .nii.gz file")
+        if not out.exists() and not _writable_target(out):
+            raise CliError(f"cannot create {out}: its folder is missing or not writable")
+        return
+    if out.exists():
+        if not out.is_dir():
+            raise CliError(
+                f"{out} is a file; with --format dicom, --out is a new (or empty) folder"
+            )
+        if any(out.iterdir()):
+            raise CliError(f"{out} exists and is not empty")
+    elif not _writable_target(out):
+        raise CliError(f"cannot create the folder {out}: its parent is missing or not writable")
+
+
+def _select_device(choice: str) -> Any:
+    from medgan_desktop.core.training.devices import select_device
+
+    name = "cuda" if choice.lower() == "gpu" else choice
+    try:
+        return select_device(name)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _check_translation_model(ref: str, run_dir: Path) -> None:
+    """A clear error for a model that is not a translation model (before loading it)."""
+    from medgan_desktop.core.training.run import ModelLoadError, load_run
+
+    try:
+        info = load_run(run_dir)
+    except ModelLoadError as exc:
+        raise CliError(str(exc)) from exc
+    if info.task != "translation":
+        raise CliError(
+            f"{ref} is a {info.task} model ({info.method}), not a translation model; "
+            "list the translation models with `medgan models list`"
+        )
+
+
 def cmd_translate(args: argparse.Namespace) -> int:
     import torch
 
-    from medgan_desktop.core.inference.translate import model_id, translate
-    from medgan_desktop.core.training.devices import select_device
+    from medgan_desktop.core.inference.translate import check_compatible, model_id, translate
     from medgan_desktop.core.training.run import ModelLoadError, load_model
 
+    if args.batch < 1:
+        raise CliError(f"--batch must be at least 1 (got {args.batch})")
+    if args.threads < 0:
+        raise CliError(f"--threads must be 0 or more (got {args.threads})")
+    out = Path(args.out)
+    check_output(out, args.format)
+    if not Path(args.input).exists():
+        raise CliError(f"input {args.input} does not exist")
+    device = _select_device(args.device)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     run_dir = _resolve_model(args.model)
-    device = select_device(args.device)
+    _check_translation_model(args.model, run_dir)
     try:
         model = load_model(run_dir, device)
     except ModelLoadError as exc:
         raise CliError(str(exc)) from exc
     volume = _read_input(Path(args.input))
+    try:
+        for w in check_compatible(volume, model):
+            print(f"medgan translate: warning: {w}", file=sys.stderr)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
     t0 = time.perf_counter()
     try:
         syn = translate(
@@ -194,7 +290,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     seconds = time.perf_counter() - t0
-    paths = write_output(syn, Path(args.out), args.format, model_id(model), volume)
+    paths = write_output(syn, out, args.format, model_id(model), volume)
     print(
         f"translated {volume.shape[0]} slices in {seconds:.1f}s with {model_id(model)}; "
         f"wrote {len(paths)} file(s) to {args.out}"
@@ -227,12 +323,25 @@ def cmd_translate_train(args: argparse.Namespace) -> int:
         if not sep:
             raise CliError(f"--set expects KEY=VALUE, got {item!r}")
         extra[key.strip()] = _parse_value(val)
-    pairs = tuple(PairSpec(str(mr), str(ct)) for mr, ct in args.pair)
+    if args.affine and not args.register:
+        raise CliError("--affine refines a registration: add --register")
+    if args.patient and not args.from_index:
+        raise CliError("--patient selects patients of the study index: add --from-index")
+    if args.from_index and args.pair:
+        raise CliError("give either --pair or --from-index, not both")
+    index_db = ""
+    if args.from_index:
+        index_db, pairs = _index_pair_specs(args.db, args.patient)
+    elif args.pair:
+        pairs = tuple(PairSpec(str(mr), str(ct)) for mr, ct in args.pair)
+    else:
+        raise CliError("give the MR/CT pairs with --pair MR CT (repeatable) or --from-index")
     spec = TranslationJobSpec(
         method=args.method,
         pairs=pairs,
         out=str(args.out),
         register=args.register,
+        affine=args.affine,
         size=args.size,
         context=args.context,
         base_filters=args.base_filters,
@@ -247,6 +356,7 @@ def cmd_translate_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         extra=extra,
         evaluate=not args.no_eval,
+        index_db=index_db,
     )
     try:
         result = run_translation_job(spec, progress=_job_printer())
@@ -263,6 +373,42 @@ def cmd_translate_train(args: argparse.Namespace) -> int:
             f"held-out: MAE {metrics['mae']:.1f} HU  PSNR {metrics['psnr']:.2f} dB  SSIM {metrics['ssim']:.3f}"
         )
     return 0
+
+
+def _index_pair_specs(db: Path | None, patients: list[str]) -> tuple[str, tuple[Any, ...]]:
+    """The study index's MR/CT pairs (of ``patients`` when given) as pair specs."""
+    from medgan_desktop.core.config import AppPaths
+    from medgan_desktop.core.dicom.index import IndexError_, StudyIndex
+    from medgan_desktop.core.training.paired import index_pairs
+    from medgan_desktop.core.training.translation_job import PairSpec
+
+    path = Path(db) if db is not None else AppPaths.default().index_db
+    if not path.is_file():
+        raise CliError(
+            f"no study index at {path}: import the MR and CT series first (medgan import)"
+        )
+    try:
+        index = StudyIndex(path)
+    except IndexError_ as exc:
+        raise CliError(str(exc)) from exc
+    try:
+        found = index_pairs(index)
+    finally:
+        index.close()
+    if not found:
+        raise CliError(f"no patient in the study index {path} has both an MR and a CT series")
+    if patients:
+        known = sorted({pid for pid, _, _ in found})
+        missing = [p for p in patients if p not in known]
+        if missing:
+            raise CliError(
+                f"no MR/CT pair for patient(s) {', '.join(missing)} in the study index; "
+                f"patients with both: {', '.join(known)}"
+            )
+        found = [f for f in found if f[0] in patients]
+    return str(path.resolve()), tuple(
+        PairSpec(mr, ct, patient=pid, from_index=True) for pid, mr, ct in found
+    )
 
 
 def _job_printer() -> Any:

@@ -47,6 +47,11 @@ def check_compatible(volume: Volume, model: Any) -> list[str]:
         warnings.append(f"input modality unknown; assumed {want} as the model expects")
     if volume.array.ndim != 3 or min(volume.shape[1:]) < 8:
         raise ValueError(f"cannot translate an image of shape {volume.shape}: slices are too small")
+    if pre.context_slices > 0 and volume.shape[0] < 2:
+        warnings.append(
+            f"a single slice given to a 2.5D model (context {pre.context_slices}): its neighbour "
+            "channels repeat the slice, so the result may be poorer than on a volume"
+        )
     expected = 2 * pre.context_slices + 1
     got = int(model.method.config.in_channels)
     if got != expected:

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 
 from medgan_desktop.core.imaging.intensity import CT_HU_RANGE, IntensityWindow
-from medgan_desktop.core.progress import CancelToken, ProgressCallback, no_progress
+from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
 from medgan_desktop.core.training.run import Preprocessing
 from medgan_desktop.core.volume import Volume
 
@@ -232,7 +232,11 @@ def pair_volumes(
         from medgan_desktop.core.imaging.registration import register_volumes
 
         res = register_volumes(
-            mr, ct, affine=affine, try_orientations=try_orientations, progress=progress,
+            mr,
+            ct,
+            affine=affine,
+            try_orientations=try_orientations,
+            progress=progress,
             cancel=cancel,
         )
         ct, quality = res.resampled, res.quality.to_dict()
@@ -283,6 +287,191 @@ def load_pair(
     from dataclasses import replace
 
     return replace(pair, patient=patient_name(mr_path))
+
+
+# -- 2D image pairs -----------------------------------------------------------------------------
+def is_image_source(path: Path | str) -> bool:
+    """True for a PNG/JPEG/BMP/TIFF file or a folder holding only such images (a 2D pair)."""
+    from medgan_desktop.core.io import IMAGE_SUFFIXES
+
+    p = Path(path)
+    if p.is_file():
+        return p.name.lower().endswith(IMAGE_SUFFIXES)
+    if not p.is_dir():
+        return False
+    files = [f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")]
+    return bool(files) and all(f.name.lower().endswith(IMAGE_SUFFIXES) for f in files)
+
+
+def _image_files(path: Path) -> list[Path]:
+    from medgan_desktop.core.io import IMAGE_SUFFIXES
+
+    if path.is_file():
+        return [path]
+    files = [f for f in path.iterdir() if f.is_file() and f.name.lower().endswith(IMAGE_SUFFIXES)]
+    return sorted(files, key=_natural_key)
+
+
+def _natural_key(path: Path) -> list[Any]:
+    import re
+
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+def _match_images(mr: list[Path], ct: list[Path]) -> list[tuple[Path, Path]]:
+    """MR and CT images paired by file name, else (same count) by natural order."""
+    ct_by_name = {f.name: f for f in ct}
+    by_name = [(m, ct_by_name[m.name]) for m in mr if m.name in ct_by_name]
+    if by_name and (len(by_name) == len(mr) or len(mr) != len(ct)):
+        return by_name
+    if len(mr) == len(ct):
+        return list(zip(mr, ct, strict=True))
+    raise PairedDataError(
+        f"{len(mr)} MR and {len(ct)} CT images and no common file names: cannot match the slices"
+    )
+
+
+def _resize2d(img: NDArray[np.float32], shape: tuple[int, int]) -> NDArray[np.float32]:
+    if img.shape == shape:
+        return img
+    t = torch.from_numpy(np.ascontiguousarray(img))[None, None]
+    antialias = shape[0] < img.shape[0] or shape[1] < img.shape[1]
+    out = F.interpolate(t, size=shape, mode="bilinear", antialias=antialias, align_corners=False)
+    return np.asarray(out[0, 0].numpy(), dtype=np.float32)
+
+
+def _scaled_shape(shape: tuple[int, ...], longest: int) -> tuple[int, int]:
+    h, w = int(shape[0]), int(shape[1])
+    f = longest / float(max(h, w))
+    return max(1, round(h * f)), max(1, round(w * f))
+
+
+def grey_to_hu(img: NDArray[np.float32]) -> tuple[NDArray[np.float32], str]:
+    """A CT image's grey levels in HU, and how they were mapped.
+
+    8-bit images (values within 0..255) are already windowed: their grey levels are
+    mapped linearly onto the SynthRAD range [-1024, 3000] HU. Wider ranges are taken as HU.
+    """
+    lo, hi = CT_HU_RANGE
+    if float(img.min()) >= 0.0 and float(img.max()) <= 255.0:
+        return (img / 255.0 * (hi - lo) + lo).astype(
+            np.float32
+        ), f"grey 0..255 -> [{lo:g}, {hi:g}] HU"
+    return img.astype(np.float32, copy=False), "values taken as HU"
+
+
+def load_image_pair(
+    mr_path: Path,
+    ct_path: Path,
+    *,
+    register: bool = True,
+    affine: bool = False,
+    max_side: int = 256,
+    patient: str = "",
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> PairedVolume:
+    """2D MR/CT image pairs (PNG/JPEG, one file or a folder of slices) as a paired volume.
+
+    The slices are matched by file name (else by order). The MR slices are scaled so the
+    longer side is at most ``max_side``, each CT slice to the same longer side, and, with
+    ``register``, aligned to its MR slice in 2D (:func:`~medgan_desktop.core.imaging.
+    registration.register_2d`: similarity, then affine with ``affine``) since 2D pairs
+    often differ in field of view, scale and position. Without ``register`` the CT slice
+    is only resized onto the MR slice. CT grey levels are mapped to HU by :func:`grey_to_hu`.
+
+    Returns:
+        The pair; ``registration`` holds the mean initial/final MI and the per-slice values.
+    """
+    from medgan_desktop.core.io import guess_modality, read_image_file
+
+    mr_path, ct_path = Path(mr_path), Path(ct_path)
+    if guess_modality(mr_path.name) == "CT" and guess_modality(ct_path.name) == "MR":
+        raise PairedDataError(
+            f"{mr_path.name} looks like the CT and {ct_path.name} like the MR: swap them"
+        )
+    pairs = _match_images(_image_files(mr_path), _image_files(ct_path))
+    if not pairs:
+        raise PairedDataError(f"no images in {mr_path} and {ct_path}")
+    mr_slices: list[NDArray[np.float32]] = []
+    ct_slices: list[NDArray[np.float32]] = []
+    per_slice: list[dict[str, Any]] = []
+    mapping = ""
+    shape: tuple[int, int] | None = None
+    for n, (mf, cf) in enumerate(pairs):
+        if cancel is not None:
+            cancel.check()
+        progress(
+            Progress(
+                n,
+                len(pairs),
+                f"{'registering' if register else 'reading'} image {n + 1}/{len(pairs)}",
+            )
+        )
+        mr = read_image_file(mf)
+        if shape is None:
+            shape = _scaled_shape(mr.shape, min(max_side, max(mr.shape)))
+        mr = _resize2d(mr, shape)
+        ct = read_image_file(cf)
+        if register:
+            from medgan_desktop.core.imaging.registration import register_2d
+
+            # Registered on non-negative grey levels: the centre-of-mass start needs
+            # background ~0 (it would be pulled off by -1024 HU air), MI ignores the scaling.
+            floor = float(ct.min())
+            ct = _resize2d(ct - floor, _scaled_shape(ct.shape, max(shape)))
+            try:
+                ct, q = register_2d(mr - float(mr.min()), ct, affine=affine, fill=0.0)
+            except RuntimeError as exc:
+                raise PairedDataError(
+                    f"2D registration of {mf.name} and {cf.name} failed "
+                    f"({str(exc).strip().splitlines()[-1]})"
+                ) from exc
+            ct = ct + floor
+            per_slice.append(
+                {
+                    "file": mf.name,
+                    "initial_mi": q.initial_mi,
+                    "final_mi": q.final_mi,
+                    "stages": list(q.stages),
+                }
+            )
+        else:
+            ct = _resize2d(ct, shape)
+        ct, mapping = grey_to_hu(ct)
+        mr_slices.append(mr)
+        ct_slices.append(np.clip(ct, CT_HU_RANGE[0], CT_HU_RANGE[1]).astype(np.float32))
+    progress(Progress(len(pairs), len(pairs), "images ready"))
+    quality: dict[str, Any] | None = None
+    if per_slice:
+        stages = sorted(
+            {s for q in per_slice for s in q["stages"]}, key=("similarity", "affine").index
+        )
+        quality = {
+            "initial_mi": float(np.mean([q["initial_mi"] for q in per_slice])),
+            "final_mi": float(np.mean([q["final_mi"] for q in per_slice])),
+            "stages": stages,
+            "kind": "2d per slice",
+            "slices": len(per_slice),
+            "per_slice": per_slice,
+        }
+        quality["improvement"] = quality["final_mi"] - quality["initial_mi"]
+    desc = f"{mr_path.name} ({len(pairs)} images)"
+    mr_vol = Volume(
+        np.stack(mr_slices),
+        modality="MR",
+        units="scanner",
+        description=desc,
+        warnings=("pixel spacing unknown for PNG/JPEG images: 1 mm assumed",),
+    )
+    ct_vol = Volume(
+        np.stack(ct_slices),
+        modality="CT",
+        units="HU",
+        description=f"{ct_path.name} ({mapping})",
+        meta={"grey_to_hu": mapping},
+    )
+    return PairedVolume(mr_vol, ct_vol, patient or patient_name(mr_path), None, quality)
 
 
 # -- datasets -----------------------------------------------------------------------------------

@@ -140,7 +140,15 @@ class TranslationJobSpec:
             if not ok:
                 raise TranslationJobError(msg)
         if cls.name == "distilled" and not self.teacher:
-            raise TranslationJobError("the distilled method needs a teacher (run folder or model id)")
+            raise TranslationJobError(
+                "the distilled method needs a teacher (run folder or model id)"
+            )
+        from medgan_desktop.core.training.devices import select_device
+
+        try:
+            select_device("cuda" if self.device.lower() == "gpu" else self.device)
+        except ValueError as exc:
+            raise TranslationJobError(str(exc)) from None
         if any(p.from_index for p in self.pairs) and not self.index_db:
             raise TranslationJobError("pairs from the study index need the index database")
         return cls
@@ -269,9 +277,30 @@ def prepare_pairs(
 def _load_one(
     spec: TranslationJobSpec, ps: PairSpec, index: Any, cancel: CancelToken | None
 ) -> PairedVolume:
-    from medgan_desktop.core.training.paired import load_pair, pair_volumes
+    from medgan_desktop.core.training.paired import (
+        is_image_source,
+        load_image_pair,
+        load_pair,
+        pair_volumes,
+    )
 
     if not ps.from_index:
+        images = (is_image_source(ps.mr), is_image_source(ps.ct))
+        if all(images):
+            return load_image_pair(
+                Path(ps.mr),
+                Path(ps.ct),
+                register=spec.register,
+                affine=spec.affine,
+                max_side=max(64, spec.size),
+                patient=ps.patient,
+                cancel=cancel,
+            )
+        if any(images):
+            raise PairedDataError(
+                "one side of the pair is a 2D image (folder) and the other is not: give two "
+                "image files/folders, or two series/volumes"
+            )
         return load_pair(
             Path(ps.mr),
             Path(ps.ct),
@@ -328,7 +357,9 @@ def split_pairs(
                 f"{exc}: one pair needs more slices for a held-out slab (a 2D image pair has one "
                 "slice; give a folder of slices or several pairs), or use holdout 0"
             ) from exc
-        train_pairs = [PairedVolume(p.source, p.target, p.patient, tuple(train_idx), p.registration)]
+        train_pairs = [
+            PairedVolume(p.source, p.target, p.patient, tuple(train_idx), p.registration)
+        ]
         split = {
             "kind": "slab",
             "train_slices": [train_idx[0], train_idx[-1]],
@@ -363,8 +394,12 @@ def build_dataset(
     )
 
     if method in UNPAIRED_METHODS:
-        srcs = [p.source if p.slices is None else volume_slab(p.source, p.slices) for p in train_pairs]
-        tgts = [p.target if p.slices is None else volume_slab(p.target, p.slices) for p in train_pairs]
+        srcs = [
+            p.source if p.slices is None else volume_slab(p.source, p.slices) for p in train_pairs
+        ]
+        tgts = [
+            p.target if p.slices is None else volume_slab(p.target, p.slices) for p in train_pairs
+        ]
         regs = [p.registration for p in train_pairs if p.registration]
         return UnpairedSliceDataset(
             srcs, tgts, size, context, description={"registration": regs, **description}
@@ -393,8 +428,12 @@ def evaluate_heldout(
     n_vox = []
     for i, (pair, slices) in enumerate(test_pairs):
         progress(
-            Progress(i, len(test_pairs), f"evaluating held-out part {i + 1}/{len(test_pairs)}",
-                     {"stage": "evaluate"})
+            Progress(
+                i,
+                len(test_pairs),
+                f"evaluating held-out part {i + 1}/{len(test_pairs)}",
+                {"stage": "evaluate"},
+            )
         )
         syn = translate(pair.source, model, cancel=cancel)
         pred = volume_slab(syn, slices)
@@ -442,7 +481,7 @@ def run_translation_job(
     train_pairs, test_pairs, split = split_pairs(pairs, spec.holdout, spec.context, spec.seed)
     desc = {
         "pairs": [[i.mr, i.ct] for i in infos],
-        "pair_patients": [i.patient for i in infos],
+        "pair_details": [i.to_dict() for i in infos],
         "split": split,
     }
     dataset = build_dataset(cls.name, train_pairs, spec.size, spec.context, spec.flip, desc)
@@ -472,15 +511,19 @@ def run_translation_job(
         sample_every=0,
         log_every=max(1, min(50, spec.steps // 20)),
         seed=spec.seed,
-        device=spec.device,
+        device="cuda" if spec.device.lower() == "gpu" else spec.device,
         threads=spec.threads,
         keep_checkpoints=1,
         data=data,
     )
     n = len(dataset)
     progress(
-        Progress(0, spec.steps, f"training {cls.name} on {n} slices -> {out}",
-                 {"stage": "train_start", "n_slices": n})
+        Progress(
+            0,
+            spec.steps,
+            f"training {cls.name} on {n} slices -> {out}",
+            {"stage": "train_start", "n_slices": n},
+        )
     )
     summary = train(cls.name, mcfg, tcfg, dataset, out, progress=progress, cancel=cancel)
     heldout: dict[str, Any] | None = None
