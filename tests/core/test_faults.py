@@ -377,7 +377,8 @@ def test_load_model_refuses_corrupt_weights(trained_run: Path, tmp_path: Path) -
 def test_resume_refuses_truncated_newest_checkpoint(part: str, trained_run: Path, tmp_path: Path,
                                                     image_folder: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    """The loop does not fall back silently: it refuses, naming the bad file."""
+    """The loop does not fall back silently: it refuses, naming the bad file. The CLI sets the
+    broken checkpoint aside (kept as ``*.broken``), says so, and resumes from the intact one."""
     run = tmp_path / "r"
     shutil.copytree(trained_run, run)
     newest = run / "checkpoints" / "step_00000004.safetensors"
@@ -386,15 +387,17 @@ def test_resume_refuses_truncated_newest_checkpoint(part: str, trained_run: Path
     with pytest.raises(TrainingError, match="cannot resume") as ei:
         train("dcgan", MC, _cfg(8), TinyData(), run, resume=True)
     assert "corrupt or truncated" in str(ei.value) and bad.name in str(ei.value)
+    # nothing was overwritten: the older checkpoint still loads
+    assert load_model(run, checkpoint=run / "checkpoints" / "step_00000002.safetensors")
     # the same through the CLI (run.json's data path is replaced by real images on disk)
     info = json.loads((run / "run.json").read_text())
     info["train_config"]["data"] = {"path": str(image_folder), "size": 16}
     (run / "run.json").write_text(json.dumps(info))
     rc = cli_main(["train", "--resume", str(run), "--steps", "8", "--device", "cpu"])
     err = capsys.readouterr().err
-    assert rc == 2 and "cannot resume" in err and bad.name in err and "Traceback" not in err
-    # nothing was overwritten: the older checkpoint still loads
-    assert load_model(run, checkpoint=run / "checkpoints" / "step_00000002.safetensors")
+    assert rc == 0 and bad.name in err and "Traceback" not in err
+    assert list((run / "checkpoints").glob("*.broken"))  # set aside, not deleted
+    assert (run / "checkpoints" / "step_00000008.safetensors").is_file()
 
 
 # -- 4. CUDA out of memory --------------------------------------------------------------------

@@ -318,6 +318,22 @@ def _sample_labels(method: GanMethod, n: int) -> torch.Tensor | None:
     return None
 
 
+def _discard_failed_start(run_dir: Path, created: bool, before: set[Path]) -> None:
+    """Remove what a failed new run wrote (never files that were there before it)."""
+    import shutil
+
+    try:
+        for p in set(run_dir.iterdir()) - before:
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+        if created and not any(run_dir.iterdir()):
+            run_dir.rmdir()
+    except OSError:
+        log.warning("could not clean up the failed run folder %s", run_dir)
+
+
 def train(
     method: str | type[GanMethod],
     method_config: MethodConfig,
@@ -396,6 +412,8 @@ def train(
             _truncate_metrics(run_dir / METRICS, start)
     if dinfo.world > 1:
         make_data_parallel(gm, dinfo, device)
+    created = not run_dir.exists()
+    before = set(run_dir.iterdir()) if run_dir.is_dir() else set()
     if dinfo.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         pre = dataset.preprocessing
@@ -430,71 +448,79 @@ def train(
     cancel = cancel or CancelToken()
     it = iter(loader)
     try:
-        while step < cfg.steps:
-            cancel.check()
-            batch = _to_batch(next(it), device)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
-                losses = gm.train_step(batch, step)
-            losses = average_losses(losses, dinfo, device)
-            step += 1
-            bad = [k for k, v in losses.items() if not math.isfinite(v)]
-            if bad:
-                raise TrainingError(
-                    f"training diverged at step {step} (non-finite {', '.join(bad)}); the last checkpoint "
-                    "is intact: lower the learning rate or try another method"
-                )
-            n_window += cfg.batch_size
-            data: dict[str, object] = {"step": step, "losses": losses}
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                now = time.perf_counter()
-                ips = n_window / max(now - t_window, 1e-9)
-                t_window, n_window = now, 0
-                run.log_metrics(step, ips, losses)
-            if cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
-                p = run.sample_grid(step, sample_labels)
-                if p is not None:
-                    data["sample"] = str(p)
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                differ = replica_mismatch(gm, dinfo)
-                if differ:
+        try:
+            while step < cfg.steps:
+                cancel.check()
+                batch = _to_batch(next(it), device)
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
+                    losses = gm.train_step(batch, step)
+                losses = average_losses(losses, dinfo, device)
+                step += 1
+                bad = [k for k, v in losses.items() if not math.isfinite(v)]
+                if bad:
                     raise TrainingError(
-                        f"at step {step} the {dinfo.world} processes hold different weights for "
-                        f"{', '.join(differ)}: their gradients were not averaged; the last checkpoint is intact"
+                        f"training diverged at step {step} (non-finite {', '.join(bad)}); the last checkpoint "
+                        "is intact: lower the learning rate or try another method"
                     )
-                c = run.save_checkpoint(step, {"losses": losses})
-                if c is not None:
-                    data["checkpoint"] = str(c)
-            elapsed = time.perf_counter() - t0
-            rate = (step - start) / max(elapsed, 1e-9)
-            data["images_per_s"] = ips or rate * cfg.batch_size
-            data["eta_s"] = (cfg.steps - step) / rate if rate > 0 else 0.0
-            progress(Progress(step, cfg.steps, f"step {step}/{cfg.steps}", data))
-    except Cancelled:
-        if step > start and not list_checkpoints(run_dir)[-1:] == [(step, checkpoint_path(run_dir, step))]:
-            run.save_checkpoint(step, {"losses": losses})
-        cancelled = True
-    except KeyboardInterrupt:
-        if step > start:
-            run.save_checkpoint(step, {"losses": losses})
-        raise
-    except (RuntimeError, MemoryError) as exc:
-        if isinstance(exc, TrainingError) or not _is_oom(exc):
+                n_window += cfg.batch_size
+                data: dict[str, object] = {"step": step, "losses": losses}
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    now = time.perf_counter()
+                    ips = n_window / max(now - t_window, 1e-9)
+                    t_window, n_window = now, 0
+                    run.log_metrics(step, ips, losses)
+                if cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
+                    p = run.sample_grid(step, sample_labels)
+                    if p is not None:
+                        data["sample"] = str(p)
+                if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                    differ = replica_mismatch(gm, dinfo)
+                    if differ:
+                        raise TrainingError(
+                            f"at step {step} the {dinfo.world} processes hold different weights for "
+                            f"{', '.join(differ)}: their gradients were not averaged; the last checkpoint is intact"
+                        )
+                    c = run.save_checkpoint(step, {"losses": losses})
+                    if c is not None:
+                        data["checkpoint"] = str(c)
+                elapsed = time.perf_counter() - t0
+                rate = (step - start) / max(elapsed, 1e-9)
+                data["images_per_s"] = ips or rate * cfg.batch_size
+                data["eta_s"] = (cfg.steps - step) / rate if rate > 0 else 0.0
+                progress(Progress(step, cfg.steps, f"step {step}/{cfg.steps}", data))
+        except Cancelled:
+            if step > start and not list_checkpoints(run_dir)[-1:] == [(step, checkpoint_path(run_dir, step))]:
+                run.save_checkpoint(step, {"losses": losses})
+            cancelled = True
+        except KeyboardInterrupt:
+            if step > start:
+                run.save_checkpoint(step, {"losses": losses})
             raise
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        last = list_checkpoints(run_dir)
-        where = f"checkpoint at step {last[-1][0]} is intact" if last else "no checkpoint was written yet"
-        raise TrainingOOMError(
-            f"out of memory on {device} with batch {cfg.batch_size} at {cfg.data.size or ''}px "
-            f"(step {step}); the {where}. Try --batch {max(1, cfg.batch_size // 2)}"
-        ) from exc
-    else:
-        cancelled = False
-        if dinfo.world > 1:
-            dist.barrier()  # rank 0's last checkpoint is on disk before any process returns
-    finally:
-        if dinfo.owned and dist.is_initialized():
-            dist.destroy_process_group()
+        except (RuntimeError, MemoryError) as exc:
+            if isinstance(exc, TrainingError) or not _is_oom(exc):
+                raise
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            last = list_checkpoints(run_dir)
+            where = f"checkpoint at step {last[-1][0]} is intact" if last else "no checkpoint was written yet"
+            raise TrainingOOMError(
+                f"out of memory on {device} with batch {cfg.batch_size} at {cfg.data.size or ''}px "
+                f"(step {step}); the {where}. Try --batch {max(1, cfg.batch_size // 2)}"
+            ) from exc
+        else:
+            cancelled = False
+            if dinfo.world > 1:
+                dist.barrier()  # rank 0's last checkpoint is on disk before any process returns
+        finally:
+            if dinfo.owned and dist.is_initialized():
+                dist.destroy_process_group()
+    except BaseException:
+        # A run that fails before its first checkpoint (unreadable data, out of memory,
+        # Ctrl-C) leaves nothing behind that could be resumed: remove what this start
+        # created, so the same folder can be used again and no dead run is listed.
+        if not resume and dinfo.main and not list_checkpoints(run_dir):
+            _discard_failed_start(run_dir, created, before)
+        raise
     seconds = time.perf_counter() - t0
     done_ips = (step - start) * cfg.batch_size / max(seconds, 1e-9)
     return RunSummary(
