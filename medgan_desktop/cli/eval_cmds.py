@@ -67,7 +67,7 @@ def register(sub: Any) -> None:
     rv.add_argument("--db", type=Path, help="review database (default <data dir>/review.sqlite)")
     rsub = rv.add_subparsers(dest="review_command", metavar="ACTION", required=True)
     c = rsub.add_parser("create", help="create a session from real and synthetic pools")
-    c.add_argument("--name", required=True)
+    c.add_argument("--name", required=True, help="session name (unique)")
     c.add_argument("--real", type=Path, nargs="+", required=True)
     c.add_argument("--fake", type=Path, nargs="+", required=True)
     c.add_argument("--seed", type=int)
@@ -78,7 +78,7 @@ def register(sub: Any) -> None:
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=_review_list)
     ex = rsub.add_parser("export", help="export a session to one zip file")
-    ex.add_argument("session")
+    ex.add_argument("session", help="session id or unique name")
     ex.add_argument("out", type=Path)
     ex.add_argument("--no-answers", action="store_true", help="leave the answers out")
     ex.set_defaults(func=_review_export)
@@ -86,7 +86,7 @@ def register(sub: Any) -> None:
     im.add_argument("file", type=Path)
     im.set_defaults(func=_review_import)
     rs = rsub.add_parser("results", help="accuracy, sensitivity/specificity, AUC, kappa")
-    rs.add_argument("session")
+    rs.add_argument("session", help="session id or unique name")
     rs.add_argument("--json", action="store_true")
     rs.add_argument("--csv", type=Path, help="write every answer as CSV")
     rs.add_argument("--summary-csv", type=Path, help="write the per-image summary as CSV")
@@ -261,7 +261,8 @@ def _review_export(args: argparse.Namespace) -> int:
 
     with _store(args) as store:
         try:
-            out = store.export_session(args.session, args.out, include_answers=not args.no_answers)
+            sid = store.resolve_session(args.session)
+            out = store.export_session(sid, args.out, include_answers=not args.no_answers)
         except ReviewError as exc:
             raise CliError(str(exc)) from exc
     print(out)
@@ -292,8 +293,9 @@ def _review_results(args: argparse.Namespace) -> int:
 
     with _store(args) as store:
         try:
-            ratings = store.ratings(args.session)
-            truths = store.truths(args.session)
+            sid = store.resolve_session(args.session)
+            ratings = store.ratings(sid)
+            truths = store.truths(sid)
         except ReviewError as exc:
             raise CliError(str(exc)) from exc
     res = score_session(ratings, truths)

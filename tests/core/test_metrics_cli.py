@@ -172,3 +172,23 @@ def test_evaluate_unreadable_extractor_weights(tmp_path, capsys, name, content):
     with pytest.raises(ValueError, match="not a readable InceptionV3 weights file") as info:
         InceptionV3Extractor.from_weights(weights)
     assert info.value.__suppress_context__  # the loader's own text is not chained on
+
+
+def test_review_cli_accepts_a_unique_name(folders, tmp_path, capsys):
+    _, real, fake = folders
+    db = tmp_path / "r.sqlite"
+    base = ["review", "--db", str(db)]
+    assert main([*base, "create", "--name", "s1", "--real", str(real), "--fake", str(fake),
+                 "--limit", "2"]) == 0
+    sid = capsys.readouterr().out.strip()
+    assert main([*base, "create", "--name", "s1", "--real", str(real), "--fake", str(fake)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main([*base, "results", "s1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["pooled"]["n"] == 0
+    assert main([*base, "export", "s1", str(tmp_path / "s1.zip")]) == 0
+    capsys.readouterr()
+    assert main(["review", "--db", str(tmp_path / "other.sqlite"), "import",
+                 str(tmp_path / "s1.zip")]) == 0
+    assert capsys.readouterr().out.strip() == sid
+    assert main([*base, "results", "nope"]) == 2
+    assert "no review session" in capsys.readouterr().err

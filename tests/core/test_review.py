@@ -185,7 +185,7 @@ def test_dicom_and_nifti_pools_keep_their_units(tmp_path, shared_data):
     sitk.WriteImage(img[200:300, 200:300, 40:43], str(nii / "synthetic_ct.nii.gz"))
     store = ReviewStore(tmp_path / "r.sqlite")
     for series, real_shape, fake_shape in ((True, 3, (3, 100, 100)), (False, 2, (100, 100))):
-        sid = store.create_session("ct", dcm, nii, seed=0, series=series)
+        sid = store.create_session(f"ct-{series}", dcm, nii, seed=0, series=series)
         truths = store.truths(sid)
         assert len(truths) == (2 if series else 3)  # two slices of one series: one item
         for item_id, (truth, _) in truths.items():
@@ -345,3 +345,29 @@ def test_review_cli_creates_series_sessions(tmp_path, capsys):
 
     d = json.loads(capsys.readouterr().out)
     assert d["pooled"]["accuracy"] == 1.0 and d["pooled"]["n"] == 2
+
+
+def test_session_names_are_unique_and_resolve_to_ids(tmp_path, pools):
+    store = ReviewStore(tmp_path / "review.sqlite")
+    sid = store.create_session("study A", pools[0], pools[1], seed=1)
+    with pytest.raises(ReviewError, match="already exists"):
+        store.create_session("study A", pools[0], pools[1], seed=2)
+    with pytest.raises(ReviewError, match="already exists"):
+        store.create_session("  study A ", pools[0], pools[1], seed=2)
+    with pytest.raises(ReviewError, match="name is required"):
+        store.create_session("  ", pools[0], pools[1])
+    assert len(store.sessions()) == 1
+    other = store.create_session("study B", pools[0], pools[1], seed=3)
+    assert store.resolve_session("study A") == sid and store.resolve_session(sid) == sid
+    assert store.resolve_session("study B") == other
+    with pytest.raises(ReviewError, match="no review session"):
+        store.resolve_session("study C")
+    # an imported session from elsewhere may carry a name already used here: ambiguous
+    out = tmp_path / "a.zip"
+    elsewhere = ReviewStore(tmp_path / "elsewhere.sqlite")
+    far = elsewhere.create_session("study A", pools[0], pools[1], seed=4)
+    elsewhere.export_session(far, out)
+    assert store.import_session(out) == far
+    with pytest.raises(ReviewError, match="2 review sessions are named 'study A'"):
+        store.resolve_session("study A")
+    assert store.resolve_session(far) == far

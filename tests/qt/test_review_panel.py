@@ -144,3 +144,14 @@ def test_percent_confidence_scale(qtbot, monkeypatch, pools):
     r = w.store.ratings(w.session_id)[0]
     assert (r.answer, r.confidence, r.quality) == (Truth.SYNTHETIC, 87, 2)
     w.close()
+
+
+def test_duplicate_session_name_is_refused(panel, pools):
+    from medgan_desktop.qt.panels.review import NewSessionDialog, unique_name
+
+    panel.new_session({"name": "cxr", "real": pools[0], "synthetic": pools[1], "seed": 1})
+    assert "already exists" in panel.messages[-1]
+    assert not panel.is_busy() and panel.session_combo.count() == 1
+    assert unique_name("cxr", {"cxr", "cxr 2"}) == "cxr 3" and unique_name("a", {"b"}) == "a"
+    dlg = NewSessionDialog(panel, {"Reader study"})
+    assert dlg.values()["name"] == "Reader study 2"

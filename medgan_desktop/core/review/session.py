@@ -448,8 +448,15 @@ class ReviewStore:
                 False makes every file one 2D image (a volume's middle slice).
 
         Raises:
-            ReviewError: when a pool is empty or an image cannot be read.
+            ReviewError: when the name is empty or already used by another session, a
+                pool is empty or an image cannot be read.
         """
+        name = name.strip()
+        if not name:
+            raise ReviewError("a session name is required")
+        if self._ids_named(name):
+            raise ReviewError(f"a review session named {name!r} already exists; "
+                              "choose another name")
         pools: dict[Truth, list[_Source]] = {}
         for truth, spec in ((Truth.REAL, real), (Truth.SYNTHETIC, synthetic)):
             specs = [spec] if isinstance(spec, str | Path) else list(spec)
@@ -492,6 +499,27 @@ class ReviewStore:
         for (sid,) in self._db.execute("SELECT id FROM sessions ORDER BY created, id").fetchall():
             out.append(self.session(sid))
         return out
+
+    def _ids_named(self, name: str) -> list[str]:
+        return [r[0] for r in self._db.execute(
+            "SELECT id FROM sessions WHERE name=? ORDER BY created, id", (name,))]
+
+    def resolve_session(self, ref: str) -> str:
+        """The id of the session whose id is ``ref``, or else whose unique name is ``ref``.
+
+        Raises:
+            ReviewError: when no session matches, or several sessions carry that name
+                (possible after importing sessions from other workstations).
+        """
+        if self._db.execute("SELECT 1 FROM sessions WHERE id=?", (ref,)).fetchone():
+            return ref
+        ids = self._ids_named(ref) or self._ids_named(ref.strip())
+        if len(ids) == 1:
+            return ids[0]
+        if ids:
+            raise ReviewError(f"{len(ids)} review sessions are named {ref!r} "
+                              f"(ids {', '.join(ids)}); give the id instead")
+        raise ReviewError(f"no review session with the id or name {ref!r}")
 
     def session(self, session_id: str) -> SessionInfo:
         row = self._db.execute(
