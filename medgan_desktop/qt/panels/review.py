@@ -17,13 +17,16 @@ mouse or the keyboard:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
+    QBoxLayout,
     QButtonGroup,
     QCheckBox,
     QComboBox,
@@ -39,6 +42,8 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
+    QSpacerItem,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -61,14 +66,25 @@ _SCROLL = {Qt.Key.Key_Up: 1, Qt.Key.Key_Right: 1, Qt.Key.Key_Down: -1, Qt.Key.Ke
            Qt.Key.Key_PageUp: 10, Qt.Key.Key_PageDown: -10}
 
 
+def unique_name(base: str, taken: set[str]) -> str:
+    """``base``, or ``base 2``, ``base 3``... whichever is not in ``taken``."""
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base} {n}" in taken:
+        n += 1
+    return f"{base} {n}"
+
+
 class NewSessionDialog(QDialog):
     """Name, real pool, synthetic pool, confidence scale and seed of a new session."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, taken: set[str] | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("New reader study")
         form = QFormLayout(self)
-        self.name_edit = QLineEdit("Reader study")
+        self.name_edit = QLineEdit(unique_name("Reader study", taken or set()))
+        self.name_edit.setToolTip("Session names are unique (the CLI accepts the name or the id)")
         self.real_row = _PathRow(folder=True, file=True)
         self.fake_row = _PathRow(folder=True, file=True)
         self.scale_combo = QComboBox()
@@ -115,6 +131,18 @@ class _Keys(QObject):
         if isinstance(obj, QAbstractSpinBox) and (key in _DIGITS or key in _SCROLL):
             return False
         return self.panel.handle_key(key)
+
+
+class _ReadPage(QWidget):
+    """The reading page; tells the panel when its width changes (to re-arrange)."""
+
+    def __init__(self, on_resize: Callable[[], None]) -> None:
+        super().__init__()
+        self._on_resize = on_resize
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt API)
+        super().resizeEvent(event)
+        self._on_resize()
 
 
 class ReviewPanel(QWidget):
@@ -182,6 +210,7 @@ class ReviewPanel(QWidget):
         self.conf_buttons: list[QPushButton] = []
         for i in range(1, 6):
             b = QPushButton(str(i))
+            b.setMinimumWidth(28)  # five digits fit a narrow panel
             b.setCheckable(True)
             b.clicked.connect(lambda _=False, i=i: self.set_confidence(i))
             self.conf_group.addButton(b, i)
@@ -197,6 +226,7 @@ class ReviewPanel(QWidget):
         self.quality_group = QButtonGroup(self)
         for i in range(1, 6):
             b = QPushButton(str(i))
+            b.setMinimumWidth(28)
             b.setCheckable(True)
             b.clicked.connect(lambda _=False, i=i: self.set_quality(i))
             self.quality_group.addButton(b, i)
@@ -214,17 +244,26 @@ class ReviewPanel(QWidget):
         ab.addWidget(self.real_btn)
         ab.addWidget(self.syn_btn)
         side.addLayout(ab)
-        side.addWidget(self.conf_box)
-        side.addWidget(self.quality_box)
+        # confidence and quality: stacked beside the image, side by side below it
+        self._scores = QBoxLayout(QBoxLayout.Direction.TopToBottom)
+        self._scores.addWidget(self.conf_box)
+        self._scores.addWidget(self.quality_box)
+        side.addLayout(self._scores)
         side.addWidget(self.comment_edit)
         side.addWidget(self.submit_btn)
         side.addWidget(self.read_progress)
         side.addWidget(self.read_label)
-        side.addStretch(1)
-        read = QWidget()
-        rl = QHBoxLayout(read)
-        rl.addWidget(self.view, 3)
-        rl.addLayout(side, 1)
+        self._side_stretch = QSpacerItem(0, 0, QSizePolicy.Policy.Minimum,
+                                         QSizePolicy.Policy.Expanding)
+        side.addItem(self._side_stretch)
+        self._side = side
+        self.read_page = _ReadPage(self._arrange_read_page)
+        # the answer controls sit beside the image when the panel is wide and below it
+        # when it is narrow (the docked default), so the viewer's toolbar is never clipped
+        self._read_box = QBoxLayout(QBoxLayout.Direction.TopToBottom, self.read_page)
+        self._read_box.addWidget(self.view, 1)
+        self._read_box.addLayout(side, 0)
+        read = self.read_page
 
         # results page
         self.refresh_btn = QPushButton("Refresh results")
@@ -263,6 +302,53 @@ class ReviewPanel(QWidget):
         for child in [self, *self.findChildren(QWidget)]:
             child.installEventFilter(self._keys)
         self._update_controls()
+
+    # -- layout -------------------------------------------------------------------------
+    def side_by_side(self) -> bool:
+        """True when the answer controls sit beside the image (a wide panel)."""
+        return self._read_box.direction() == QBoxLayout.Direction.LeftToRight
+
+    def _side_width(self) -> int:
+        """Width the answer controls need beside the image (whatever the current layout)."""
+        widths = (self.conf_box.minimumSizeHint().width(),
+                  self.quality_box.minimumSizeHint().width(),
+                  self.real_btn.minimumSizeHint().width()
+                  + self.syn_btn.minimumSizeHint().width() + 12)
+        return max(*widths, 220)
+
+    def _arrange_read_page(self) -> None:
+        """Beside when the viewer's toolbar and the controls both fit their full width.
+
+        The 40 px slack keeps the wide layout's minimum width below the switch point,
+        so a panel made narrower always switches back.
+        """
+        margins = self._read_box.contentsMargins()
+        need = (self.view.toolbar.sizeHint().width() + self._side_width()
+                + self._read_box.spacing() + margins.left() + margins.right() + 40)
+        wide = self.read_page.width() >= need
+        if wide == self.side_by_side():
+            return
+        if wide:
+            self._read_box.setDirection(QBoxLayout.Direction.LeftToRight)
+            self._scores.setDirection(QBoxLayout.Direction.TopToBottom)
+            self._read_box.setStretch(0, 3)
+            self._read_box.setStretch(1, 1)
+            self._side_stretch.changeSize(0, 0, QSizePolicy.Policy.Minimum,
+                                          QSizePolicy.Policy.Expanding)
+            self.comment_edit.setMaximumHeight(80)
+        else:
+            self._read_box.setDirection(QBoxLayout.Direction.TopToBottom)
+            self._scores.setDirection(QBoxLayout.Direction.LeftToRight)
+            self._read_box.setStretch(0, 1)
+            self._read_box.setStretch(1, 0)
+            self._side_stretch.changeSize(0, 0, QSizePolicy.Policy.Minimum,
+                                          QSizePolicy.Policy.Fixed)
+            self.comment_edit.setMaximumHeight(52)
+        self._side.invalidate()
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt API)
+        super().showEvent(event)
+        self._arrange_read_page()
 
     # -- store --------------------------------------------------------------------------
     @property
@@ -327,13 +413,18 @@ class ReviewPanel(QWidget):
     # -- sessions -----------------------------------------------------------------------
     def new_session(self, values: dict[str, Any] | None = None) -> None:
         """Create a session (asks with :class:`NewSessionDialog` when ``values`` is None)."""
+        taken = {info.name for info in self.store.sessions()}
         if values is None:
-            dlg = NewSessionDialog(self)
+            dlg = NewSessionDialog(self, taken)
             if dlg.exec() != QDialog.DialogCode.Accepted:
                 return
             values = dlg.values()
         if values.get("real") is None or values.get("synthetic") is None:
             QMessageBox.information(self, "Review", "Choose a real and a synthetic image pool.")
+            return
+        if str(values.get("name", "")).strip() in taken:
+            QMessageBox.information(self, "Review", f"A session named {values['name']!r} already "
+                                    "exists; choose another name.")
             return
         self._busy = True
         w = Worker(self.store.create_session, values["name"], values["real"], values["synthetic"],
