@@ -120,3 +120,15 @@ def test_series_selection_without_index(qtbot, ctx) -> None:  # type: ignore[no-
     panel.series_list.item(0).setSelected(True)
     panel._remove_series()
     assert panel.data_config().series_uids == ("5.6.7.8",)
+
+
+def test_cpu_bfloat16_choice_reaches_the_train_config(qtbot, ctx) -> None:  # type: ignore[no-untyped-def]
+    from medgan_desktop.core.training.config import DataConfig
+    from medgan_desktop.core.training.devices import cpu_bf16_supported
+
+    panel = TrainPanel(ctx)
+    qtbot.addWidget(panel)
+    assert panel.train_config(DataConfig()).cpu_bf16 is False  # off by default
+    assert panel.bf16_check.isEnabled() == cpu_bf16_supported()
+    panel.bf16_check.setChecked(True)
+    assert panel.train_config(DataConfig()).cpu_bf16 is True
