@@ -512,16 +512,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def resolve_model_ref(ref: str) -> Path:
-    """A run folder as given, else a model id through the model registry (when present)."""
-    p = Path(ref).expanduser()
-    if p.is_dir():
-        return p
+    """A model id or folder through the model registry, which checks the sha256 of any
+    catalogued model (also when it is given as a path inside a models folder) and returns
+    other run folders as they are."""
+    from medgan_desktop.core.models.registry import resolve_model
+
     try:
-        from medgan_desktop.core.models.registry import resolve_model
-    except ImportError:
-        raise CliError(f"{ref} is not a run folder") from None
-    try:
-        return Path(resolve_model(ref))
+        return Path(resolve_model(str(Path(ref).expanduser()) if Path(ref).expanduser().exists() else ref))
     except Exception as exc:  # registry errors of any kind are user errors here
         raise CliError(f"cannot resolve model {ref!r}: {exc}") from exc
 

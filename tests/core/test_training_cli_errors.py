@@ -258,3 +258,20 @@ def test_truncation_without_support_warns(tmp_path: Path, capsys: pytest.Capture
     assert main(["sample", "--model", str(run), "--n", "2", "--truncation", "0.5", "--out", str(out)]) == 0
     assert "does not apply" in capsys.readouterr().err
     assert len(list(out.glob("*.png"))) == 2
+
+
+def test_sample_by_folder_path_checks_catalogued_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A user model given as its folder path is verified like its id: tampered weights refused."""
+    from medgan_desktop.core.models.registry import ModelRegistry
+
+    repo = Path(__file__).resolve().parents[2]
+    entry = ModelRegistry().import_model(repo / "models" / "cxr_cgan_64", "cxr_copy")
+    w = entry.weights_path
+    data = bytearray(w.read_bytes())
+    data[-10] ^= 0xFF
+    w.write_bytes(bytes(data))
+    for ref in ("cxr_copy", str(entry.folder)):
+        rc = main(["sample", "--model", ref, "--n", "1", "--out", str(tmp_path / "o")])
+        assert rc == 2, ref
+        assert "sha256" in capsys.readouterr().err.lower()
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
