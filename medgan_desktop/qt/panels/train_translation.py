@@ -1,0 +1,641 @@
+"""Train an MR→CT translation model: the Train panel's translation tab.
+
+The widget collects MR/CT pairs (files, folders, 2D image folders, or the MR and CT
+series of a patient in the study index), the registration settings, the method
+(pix2pix, unet_l1, cyclegan, unit, distilled with its teacher) and the training
+settings into a :class:`~medgan_desktop.core.training.translation_job.TranslationJobSpec`
+and runs :func:`~medgan_desktop.core.training.translation_job.run_translation_job` in a
+:class:`~medgan_desktop.qt.workers.base.Worker`: the same core job as
+``medgan translate-train``. It shows each pair's registration quality as it is
+prepared, the loss curves, the held-out metrics and the run folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from medgan_desktop.core.config import AppPaths
+from medgan_desktop.core.gan.methods.base import Task, available_methods
+from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
+from medgan_desktop.core.training.devices import list_devices
+from medgan_desktop.core.training.translation_job import (
+    PairSpec,
+    TranslationJobError,
+    TranslationJobResult,
+    TranslationJobSpec,
+    registration_text,
+    run_translation_job,
+)
+from medgan_desktop.qt.context import AppContext
+from medgan_desktop.qt.panels.model_choice import model_ref, run_ref, verified_folder
+from medgan_desktop.qt.workers.base import Worker
+
+log = logging.getLogger(__name__)
+
+_DEFAULTS = TranslationJobSpec(method="pix2pix", pairs=(), out="")
+_COLOURS = ("#e6550d", "#3182bd", "#31a354", "#756bb1", "#636363", "#d6616b", "#8c6d31")
+_COL_PATIENT, _COL_MR, _COL_CT, _COL_FROM, _COL_REG = range(5)
+_SIZES = (32, 64, 128, 256)
+
+
+def translation_train_job(
+    spec: TranslationJobSpec,
+    teacher_ref: str,
+    paths: AppPaths,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> TranslationJobResult:
+    """Resolve the teacher (catalogue models verified against their sha256) and run the job."""
+    if teacher_ref:
+        spec = dataclasses.replace(spec, teacher=str(verified_folder(teacher_ref, paths)))
+    return run_translation_job(spec, progress=progress, cancel=cancel)
+
+
+class TranslationTrainWidget(QWidget):
+    """MR/CT pairs, registration, method and settings; Start/Stop; curves, metrics, run folder."""
+
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.worker: Worker | None = None
+        self.result: TranslationJobResult | None = None
+        self.current_run: Path | None = None
+        self.selected_series = ""
+        self._running = False
+        self._curves: dict[str, list[tuple[int, float]]] = {}
+        self._plot_items: dict[str, Any] = {}
+        self._last_plot = 0.0
+        self._build()
+        ctx.series_selected.connect(self._on_series_selected)
+        self._on_method_changed()
+        self._update_buttons()
+
+    # -- construction ------------------------------------------------------------------------
+    def _build(self) -> None:
+        lay = QVBoxLayout(self)
+        lay.addWidget(self._build_pairs_box())
+        lay.addWidget(self._build_method_box())
+        btns = QHBoxLayout()
+        self.start_btn = QPushButton("Start")
+        self.stop_btn = QPushButton("Stop")
+        self.stop_btn.setToolTip("Stop after the current step; a checkpoint is written.")
+        self.start_btn.clicked.connect(self.start)
+        self.stop_btn.clicked.connect(self.stop)
+        btns.addWidget(self.start_btn)
+        btns.addWidget(self.stop_btn)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setTextVisible(True)
+        btns.addWidget(self.progress_bar, 1)
+        lay.addLayout(btns)
+        self.status_label = QLabel("Add MR/CT pairs, then Start.")
+        self.status_label.setWordWrap(True)
+        lay.addWidget(self.status_label)
+
+        self.plot = pg.PlotWidget()
+        self.plot.setLabel("bottom", "step")
+        self.plot.setLabel("left", "loss (log scale)")
+        # log y: pix2pix's total G loss (with 100 x L1) would flatten the other curves
+        self.plot.setLogMode(x=False, y=True)
+        self.plot.addLegend()
+        self.plot.setMinimumHeight(180)
+        self.plot.setMaximumHeight(260)
+        lay.addWidget(self.plot)
+
+        res = QFormLayout()
+        self.metrics_label = QLabel("—")
+        self.metrics_label.setWordWrap(True)
+        self.metrics_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.run_label = QLabel("—")
+        self.run_label.setWordWrap(True)
+        self.run_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        res.addRow("Held-out metrics:", self.metrics_label)
+        res.addRow("Run folder:", self.run_label)
+        lay.addLayout(res)
+        lay.addStretch(1)
+
+    def _build_pairs_box(self) -> QGroupBox:
+        box = QGroupBox("MR / CT pairs")
+        v = QVBoxLayout(box)
+        self.pairs_table = QTableWidget(0, 5)
+        self.pairs_table.setHorizontalHeaderLabels(["Patient", "MR", "CT", "From", "Registration"])
+        self.pairs_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.pairs_table.verticalHeader().setVisible(False)
+        hh = self.pairs_table.horizontalHeader()
+        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        hh.setStretchLastSection(True)
+        for col, width in ((_COL_PATIENT, 110), (_COL_MR, 170), (_COL_CT, 170), (_COL_FROM, 60)):
+            self.pairs_table.setColumnWidth(col, width)
+        self.pairs_table.setMinimumHeight(110)
+        self.pairs_table.setMaximumHeight(180)
+        self.pairs_table.setToolTip(
+            "Patient: edit to group pairs; blank uses the MR's PatientID, else its file name. "
+            "All pairs of a patient stay on one side of the held-out split."
+        )
+        v.addWidget(self.pairs_table)
+        row = QHBoxLayout()
+        self.add_files_btn = QPushButton("Add files…")
+        self.add_files_btn.setToolTip(
+            "An MR and a CT file: NIfTI/MHA volumes, one DICOM file of each series, or 2D PNG/JPEG images."
+        )
+        self.add_folders_btn = QPushButton("Add folders…")
+        self.add_folders_btn.setToolTip(
+            "An MR and a CT folder: DICOM series, or folders of 2D slices matched by file name."
+        )
+        self.index_btn = QPushButton("From study index")
+        self.index_btn.setToolTip(
+            "The MR and CT series of the patient selected in the browser (all patients when none)."
+        )
+        self.remove_btn = QPushButton("Remove")
+        self.add_files_btn.clicked.connect(lambda: self._browse_pair(folders=False))
+        self.add_folders_btn.clicked.connect(lambda: self._browse_pair(folders=True))
+        self.index_btn.clicked.connect(self.add_from_index)
+        self.remove_btn.clicked.connect(self.remove_selected)
+        for b in (self.add_files_btn, self.add_folders_btn, self.index_btn, self.remove_btn):
+            row.addWidget(b)
+        row.addStretch(1)
+        v.addLayout(row)
+        reg = QHBoxLayout()
+        self.register_check = QCheckBox("Register CT onto MR")
+        self.register_check.setToolTip(
+            "Rigid registration (Mattes mutual information) of each CT onto its MR; 2D image "
+            "pairs of different field of view are registered slice by slice."
+        )
+        self.affine_check = QCheckBox("then affine")
+        self.affine_check.setToolTip("An affine stage after the rigid one, kept when it helps.")
+        self.register_check.toggled.connect(self.affine_check.setEnabled)
+        self.register_check.setChecked(_DEFAULTS.register)
+        self.affine_check.setChecked(_DEFAULTS.affine)
+        self.affine_check.setEnabled(_DEFAULTS.register)
+        reg.addWidget(self.register_check)
+        reg.addWidget(self.affine_check)
+        reg.addStretch(1)
+        v.addLayout(reg)
+        return box
+
+    def _build_method_box(self) -> QGroupBox:
+        box = QGroupBox("Method and training")
+        g = QGridLayout(box)
+        self.method_combo = QComboBox()
+        for name, cls in available_methods(Task.TRANSLATION).items():
+            self.method_combo.addItem(name, name)
+            self.method_combo.setItemData(
+                self.method_combo.count() - 1, cls.description, Qt.ItemDataRole.ToolTipRole
+            )
+        self.method_combo.setCurrentIndex(max(0, self.method_combo.findData("pix2pix")))
+        self.method_combo.currentIndexChanged.connect(self._on_method_changed)
+        self.method_note = QLabel()
+        self.method_note.setWordWrap(True)
+        self.teacher_combo = QComboBox()
+        self.teacher_combo.setToolTip("The trained translation model the student learns from.")
+        self.teacher_browse = QPushButton("Browse run folder…")
+        self.teacher_browse.clicked.connect(self._browse_teacher)
+        self.teacher_row = QWidget()
+        tr = QHBoxLayout(self.teacher_row)
+        tr.setContentsMargins(0, 0, 0, 0)
+        tr.addWidget(QLabel("Teacher"))
+        tr.addWidget(self.teacher_combo, 1)
+        tr.addWidget(self.teacher_browse)
+
+        self.size_combo = QComboBox()
+        for s in _SIZES:
+            self.size_combo.addItem(f"{s} px", s)
+        self.size_combo.setCurrentIndex(max(0, self.size_combo.findData(_DEFAULTS.size)))
+        self.context_spin = self._spin(0, 4, _DEFAULTS.context)
+        self.context_spin.setToolTip(
+            "2.5D: neighbouring slices on each side as extra input channels."
+        )
+        self.holdout_spin = QDoubleSpinBox()
+        self.holdout_spin.setRange(0.0, 0.9)
+        self.holdout_spin.setSingleStep(0.05)
+        self.holdout_spin.setValue(_DEFAULTS.holdout)
+        self.holdout_spin.setToolTip(
+            "Held out for the metrics: a slab at the end of the volume (one pair) or whole "
+            "patients (several). 0 trains on everything without metrics."
+        )
+        self.steps_spin = self._spin(1, 1_000_000, _DEFAULTS.steps)
+        self.batch_spin = self._spin(1, 512, _DEFAULTS.batch)
+        self.filters_spin = self._spin(1, 256, _DEFAULTS.base_filters)
+        self.filters_spin.setToolTip("Generator width (the student's width for distilled).")
+        self.flip_check = QCheckBox("Random left-right flips")
+        self.flip_check.setChecked(_DEFAULTS.flip)
+        self.device_combo = QComboBox()
+        self.device_combo.addItem("Auto (GPU if present)", "auto")
+        for d in list_devices():
+            self.device_combo.addItem(d.label, d.key)
+
+        g.addWidget(QLabel("Method"), 0, 0)
+        g.addWidget(self.method_combo, 0, 1)
+        g.addWidget(self.method_note, 0, 2, 1, 2)
+        g.addWidget(self.teacher_row, 1, 0, 1, 4)
+        fields: list[tuple[str, QWidget]] = [
+            ("Size", self.size_combo),
+            ("Context", self.context_spin),
+            ("Steps", self.steps_spin),
+            ("Batch", self.batch_spin),
+            ("Base filters", self.filters_spin),
+            ("Hold-out", self.holdout_spin),
+            ("Device", self.device_combo),
+        ]
+        for n, (label, w) in enumerate(fields):
+            r, c = 2 + n // 2, (n % 2) * 2
+            g.addWidget(QLabel(label), r, c)
+            g.addWidget(w, r, c + 1)
+        g.addWidget(self.flip_check, 2 + len(fields) // 2, 2, 1, 2)
+        g.setColumnStretch(1, 1)
+        g.setColumnStretch(3, 1)
+        return box
+
+    @staticmethod
+    def _spin(lo: int, hi: int, val: int) -> QSpinBox:
+        s = QSpinBox()
+        s.setRange(lo, hi)
+        s.setValue(val)
+        return s
+
+    # -- method and teacher -------------------------------------------------------------------
+    def selected_method(self) -> str:
+        return str(self.method_combo.currentData() or "")
+
+    def _on_method_changed(self, *_: object) -> None:
+        method = self.selected_method()
+        cls = available_methods(Task.TRANSLATION).get(method)
+        note = cls.description if cls is not None else ""
+        if method in ("cyclegan", "unit"):
+            note += " (MR and CT slices are drawn independently; flips are not used)"
+        self.method_note.setText(note)
+        distilled = method == "distilled"
+        self.teacher_row.setVisible(distilled)
+        self.flip_check.setEnabled(method not in ("cyclegan", "unit"))
+        if distilled and self.teacher_combo.count() == 0:
+            self.refresh_teachers()
+
+    def refresh_teachers(self) -> None:
+        """Shipped/imported translation models and local translation runs."""
+        current = self.teacher_combo.currentData()
+        self.teacher_combo.clear()
+        try:
+            from medgan_desktop.core.models.registry import ModelRegistry
+
+            for e in ModelRegistry(self.ctx.paths).find(task="translation"):
+                self.teacher_combo.addItem(f"model: {e.label}", model_ref(e.id))
+        except Exception as exc:  # a broken catalogue must not hide the local runs
+            log.warning("model catalogue unavailable: %s", exc)
+        runs = self.ctx.paths.runs_dir
+        if runs.is_dir():
+            for d in sorted(runs.iterdir(), reverse=True):
+                if _translation_run(d):
+                    self.teacher_combo.addItem(f"run: {d.name}", run_ref(d))
+        i = self.teacher_combo.findData(current) if current else -1
+        self.teacher_combo.setCurrentIndex(
+            i if i >= 0 else (0 if self.teacher_combo.count() else -1)
+        )
+
+    def _browse_teacher(self) -> None:
+        d = QFileDialog.getExistingDirectory(self, "Teacher run folder")
+        if d:
+            self.set_teacher_folder(Path(d))
+
+    def set_teacher_folder(self, folder: Path) -> bool:
+        """Offer and select a run folder as the teacher (False, with a message, when unusable)."""
+        if not _translation_run(folder):
+            self._error(f"{folder} is not a trained translation run (run.json and weights).")
+            return False
+        ref = run_ref(folder)
+        i = self.teacher_combo.findData(ref)
+        if i < 0:
+            self.teacher_combo.addItem(f"run: {folder.name}", ref)
+            i = self.teacher_combo.count() - 1
+        self.teacher_combo.setCurrentIndex(i)
+        return True
+
+    # -- pairs ------------------------------------------------------------------------------
+    def _browse_pair(self, folders: bool) -> None:
+        what = "folder" if folders else "file"
+        pick = QFileDialog.getExistingDirectory if folders else _open_file
+        mr = pick(self, f"MR {what}")
+        if not mr:
+            return
+        ct = pick(self, f"CT {what} of the same patient")
+        if ct:
+            self.add_pair(mr, ct)
+
+    def add_pair(self, mr: str | Path, ct: str | Path, patient: str = "") -> None:
+        """Add a pair of files or folders (``patient`` blank: PatientID or file name)."""
+        self._add_row(str(mr), str(ct), patient, False, Path(mr).name, Path(ct).name)
+
+    def _add_row(
+        self, mr: str, ct: str, patient: str, from_index: bool, mr_text: str, ct_text: str
+    ) -> None:
+        t = self.pairs_table
+        r = t.rowCount()
+        t.insertRow(r)
+        p = QTableWidgetItem(patient)
+        p.setToolTip("Blank: the MR's PatientID, else its file name.")
+        t.setItem(r, _COL_PATIENT, p)
+        for col, value, text in ((_COL_MR, mr, mr_text), (_COL_CT, ct, ct_text)):
+            it = QTableWidgetItem(text)
+            it.setData(Qt.ItemDataRole.UserRole, value)
+            it.setToolTip(value)
+            it.setFlags(it.flags() & ~Qt.ItemFlag.ItemIsEditable)
+            t.setItem(r, col, it)
+        src = QTableWidgetItem("index" if from_index else "file")
+        src.setData(Qt.ItemDataRole.UserRole, from_index)
+        src.setFlags(src.flags() & ~Qt.ItemFlag.ItemIsEditable)
+        t.setItem(r, _COL_FROM, src)
+        reg = QTableWidgetItem("")
+        reg.setFlags(reg.flags() & ~Qt.ItemFlag.ItemIsEditable)
+        t.setItem(r, _COL_REG, reg)
+        if not self._running:
+            self._info(f"{t.rowCount()} pair(s); Start when ready.")
+        self._update_buttons()
+
+    def _cell(self, row: int, col: int) -> QTableWidgetItem:
+        it = self.pairs_table.item(row, col)
+        if it is None:  # every cell is set when the row is added; never None in practice
+            it = QTableWidgetItem("")
+            self.pairs_table.setItem(row, col, it)
+        return it
+
+    def remove_selected(self) -> None:
+        rows = sorted({i.row() for i in self.pairs_table.selectedIndexes()}, reverse=True)
+        for r in rows:
+            self.pairs_table.removeRow(r)
+        self._update_buttons()
+
+    def pair_specs(self) -> tuple[PairSpec, ...]:
+        t = self.pairs_table
+        out = []
+        for r in range(t.rowCount()):
+            patient = (self._cell(r, _COL_PATIENT).text() or "").strip()
+            mr = str(self._cell(r, _COL_MR).data(Qt.ItemDataRole.UserRole))
+            ct = str(self._cell(r, _COL_CT).data(Qt.ItemDataRole.UserRole))
+            from_index = bool(self._cell(r, _COL_FROM).data(Qt.ItemDataRole.UserRole))
+            out.append(PairSpec(mr, ct, patient, from_index))
+        return tuple(out)
+
+    def _on_series_selected(self, uid: str) -> None:
+        self.selected_series = uid
+
+    def add_from_index(self) -> int:
+        """Add the MR/CT pairs of the browser's patient (all patients when none is selected)."""
+        from medgan_desktop.core.training.paired import index_pairs
+
+        if not self.ctx.paths.index_db.exists():
+            self._error("The study index is empty: import the MR and CT series first.")
+            return 0
+        try:
+            index = self.ctx.index
+            found = index_pairs(index)
+            patient = None
+            if self.selected_series:
+                rec = index.series(self.selected_series)
+                if rec is not None:
+                    patient = rec.patient_id or rec.study_uid
+            chosen = [f for f in found if patient is None or f[0] == patient]
+            have = {(s.mr, s.ct) for s in self.pair_specs()}
+            added = 0
+            for pid, mr, ct in chosen:
+                if (mr, ct) in have:
+                    continue
+                self._add_row(mr, ct, pid, True, _series_text(index, mr), _series_text(index, ct))
+                added += 1
+        except Exception as exc:  # an unreadable index is reported, the widget keeps working
+            log.warning("study index unavailable", exc_info=True)
+            self._error(f"Cannot read the study index: {exc}")
+            return 0
+        if not chosen:
+            who = f"patient {patient}" if patient else "any patient"
+            self._error(f"The study index holds no MR and CT series of {who}.")
+        else:
+            self._info(f"Added {added} MR/CT pair(s) from the study index.")
+        return added
+
+    # -- running ----------------------------------------------------------------------------
+    def job_spec(self, out: Path) -> TranslationJobSpec:
+        """The job the settings describe (the teacher is resolved in the worker)."""
+        pairs = self.pair_specs()
+        if not pairs:
+            raise TranslationJobError("add at least one MR/CT pair")
+        index_db = str(self.ctx.paths.index_db) if any(p.from_index for p in pairs) else ""
+        return TranslationJobSpec(
+            method=self.selected_method(),
+            pairs=pairs,
+            out=str(out),
+            register=self.register_check.isChecked(),
+            affine=self.register_check.isChecked() and self.affine_check.isChecked(),
+            size=int(self.size_combo.currentData()),
+            context=self.context_spin.value(),
+            base_filters=self.filters_spin.value(),
+            steps=self.steps_spin.value(),
+            batch=self.batch_spin.value(),
+            lr=_DEFAULTS.lr,
+            holdout=float(self.holdout_spin.value()),
+            flip=self.flip_check.isChecked() and self.flip_check.isEnabled(),
+            device=str(self.device_combo.currentData()),
+            index_db=index_db,
+        )
+
+    def is_running(self) -> bool:
+        return self._running
+
+    def start(self) -> None:
+        if self._running:
+            return
+        method = self.selected_method()
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_dir = self.ctx.paths.ensure().runs_dir / f"{method}-mrct-{stamp}"
+        n = 1
+        while run_dir.exists():
+            n += 1
+            run_dir = run_dir.with_name(f"{method}-mrct-{stamp}-{n}")
+        teacher = ""
+        if method == "distilled":
+            teacher = str(self.teacher_combo.currentData() or "")
+            if not teacher:
+                self._error("Choose a teacher model or run folder for the distilled student.")
+                return
+        try:
+            spec = self.job_spec(run_dir)
+            spec = dataclasses.replace(spec, teacher=teacher or spec.teacher)
+            spec.validate()
+        except ValueError as exc:
+            self._error(str(exc))
+            return
+        self.current_run = run_dir
+        self.result = None
+        self._curves = {}
+        for item in self._plot_items.values():
+            self.plot.removeItem(item)
+        self._plot_items = {}
+        for r in range(self.pairs_table.rowCount()):
+            self._cell(r, _COL_REG).setText("")
+        self.metrics_label.setText("—")
+        self.run_label.setText(str(run_dir))
+        self.progress_bar.setRange(0, spec.steps)
+        self.progress_bar.setValue(0)
+        w = Worker(
+            translation_train_job,
+            spec,
+            teacher,
+            self.ctx.paths,
+            name=f"translate-train {run_dir.name}",
+        )
+        w.progress.connect(self._on_progress)
+        w.finished.connect(self._on_finished)
+        w.failed.connect(self._on_failed)
+        w.cancelled.connect(lambda: self._info("Stopped before training started."))
+        w.done.connect(self._on_done)
+        self.worker = w
+        self._running = True
+        self.ctx.workers.submit(w)
+        self._info(f"Preparing {len(spec.pairs)} pair(s) for {run_dir.name}…")
+        self._update_buttons()
+
+    def stop(self) -> None:
+        if self.worker is not None and self._running:
+            self.worker.cancel()
+            self._info("Stopping: writing a checkpoint…")
+
+    def _update_buttons(self) -> None:
+        busy = self._running
+        self.start_btn.setEnabled(not busy and self.pairs_table.rowCount() > 0)
+        self.stop_btn.setEnabled(busy)
+        for w in (self.add_files_btn, self.add_folders_btn, self.index_btn, self.remove_btn):
+            w.setEnabled(not busy)
+
+    def _on_progress(self, p: Progress) -> None:
+        d = p.data or {}
+        stage = d.get("stage")
+        losses = d.get("losses")
+        if isinstance(losses, dict):
+            step = int(d.get("step", p.done))  # type: ignore[call-overload]
+            for k, v in losses.items():
+                self._curves.setdefault(str(k), []).append((step, float(v)))
+            now = time.monotonic()
+            if now - self._last_plot > 0.25 or p.done >= p.total:
+                self._last_plot = now
+                self._redraw_curves()
+            self.progress_bar.setValue(min(p.done, self.progress_bar.maximum()))
+            eta = float(d.get("eta_s", 0.0) or 0.0)  # type: ignore[arg-type]
+            self._info(f"{p.message}  ·  ETA {int(eta // 60)} min {int(eta % 60)} s")
+            return
+        if stage == "pair":
+            info = d.get("pair")
+            row = p.done - 1
+            if isinstance(info, dict) and 0 <= row < self.pairs_table.rowCount():
+                text = registration_text(info.get("registration"))
+                self._cell(row, _COL_REG).setText(text)
+                self._cell(row, _COL_REG).setToolTip(text)
+                pat = self._cell(row, _COL_PATIENT)
+                if not pat.text():
+                    pat.setText(str(info.get("patient", "")))
+        self._info(p.message)
+
+    def _redraw_curves(self) -> None:
+        for i, (k, pts) in enumerate(sorted(self._curves.items())):
+            xs = np.fromiter((s for s, _ in pts), dtype=np.float64)
+            ys = np.maximum(np.fromiter((v for _, v in pts), dtype=np.float64), 1e-6)
+            item = self._plot_items.get(k)
+            if item is None:
+                item = self.plot.plot(name=k, pen=pg.mkPen(_COLOURS[i % len(_COLOURS)], width=1.5))
+                self._plot_items[k] = item
+            item.setData(xs, ys)
+
+    def _on_finished(self, result: TranslationJobResult) -> None:
+        self.result = result
+        s = result.summary
+        state = "stopped" if s.cancelled else "finished"
+        self.metrics_label.setText(metrics_text(result))
+        self.run_label.setText(str(result.run_dir))
+        self._info(
+            f"Run {result.run_dir.name} {state} at step {s.step}/{s.total_steps} "
+            f"on {result.n_slices} slices ({s.images_per_s:.1f} images/s)."
+        )
+        self.ctx.status.emit(f"Translation training {state}: {result.run_dir.name}")
+
+    def _on_failed(self, message: str, _tb: str) -> None:
+        self._error(message)
+
+    def _on_done(self) -> None:
+        self._running = False
+        self._redraw_curves()
+        self._update_buttons()
+
+    def _info(self, text: str) -> None:
+        self.status_label.setStyleSheet("")
+        self.status_label.setText(text)
+
+    def _error(self, text: str) -> None:
+        self.status_label.setStyleSheet("color: #c0392b;")
+        self.status_label.setText(text)
+
+
+def metrics_text(result: TranslationJobResult) -> str:
+    """The held-out metrics as one line, saying what was held out."""
+    m = result.heldout
+    if m is None:
+        if result.summary.cancelled:
+            return "not evaluated (the run was stopped)"
+        return "not evaluated (no held-out part)"
+    split = result.split
+    if split.get("kind") == "slab":
+        a, b = split["test_slices"]
+        what = f"slices {a}–{b}"
+    else:
+        what = "patients " + ", ".join(str(x) for x in split.get("test_patients", []))
+    return (
+        f"MAE {m['mae']:.1f} HU · PSNR {m['psnr']:.2f} dB · SSIM {m['ssim']:.3f}  "
+        f"(held out: {what})"
+    )
+
+
+def _translation_run(folder: Path) -> bool:
+    from medgan_desktop.core.training.run import RUN_JSON, WEIGHTS, load_run
+
+    if not ((folder / RUN_JSON).is_file() and (folder / WEIGHTS).is_file()):
+        return False
+    try:
+        return load_run(folder).task == "translation"
+    except Exception:  # a damaged run is simply not offered
+        return False
+
+
+def _series_text(index: Any, uid: str) -> str:
+    rec = index.series(uid)
+    if rec is None:
+        return uid
+    return f"{rec.modality} {rec.description or '(no description)'} ({rec.instance_count})"
+
+
+def _open_file(parent: QWidget, title: str) -> str:
+    path, _ = QFileDialog.getOpenFileName(parent, title)
+    return path
