@@ -94,7 +94,10 @@ def register(sub: Any) -> None:
     r.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
     r.add_argument("--lr", type=float, default=2e-4, help="learning rate of G and D (default 2e-4)")
     r.add_argument(
-        "--holdout", type=float, default=0.25, help="held-out fraction (slab or patients)"
+        "--holdout",
+        type=float,
+        default=0.25,
+        help="held-out fraction: a slab of one pair or whole patients of several (0: none)",
     )
     r.add_argument("--flip", action="store_true", help="random left-right flips")
     r.add_argument("--teacher", help="teacher run folder or model id (method distilled)")
