@@ -558,10 +558,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise CliError("--n must be >= 1")
-    run_dir = resolve_model_ref(args.model)
     out = Path(args.out).expanduser()
     created = _prepare_out(out, args.format)
     try:
+        run_dir = resolve_model_ref(args.model)
         try:
             model = load_model(run_dir, select_device(args.device))
         except (ModelLoadError, ValueError) as exc:
