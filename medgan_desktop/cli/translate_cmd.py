@@ -118,15 +118,14 @@ def register(sub: Any) -> None:
 
 # -- translate ------------------------------------------------------------------------------
 def _resolve_model(ref: str) -> Path:
+    """A model id or folder through the model registry: catalogued models (by id, or by a
+    path inside a models folder) are checked against their sha256; other run folders are
+    returned as they are."""
+    from medgan_desktop.core.models.registry import resolve_model
+
     p = Path(ref).expanduser()
-    if p.is_dir():
-        return p
     try:
-        from medgan_desktop.core.models.registry import resolve_model
-    except ImportError:
-        raise CliError(f"{ref} is not a run folder (and no model registry is installed)") from None
-    try:
-        return Path(resolve_model(ref))
+        return Path(resolve_model(str(p) if p.exists() else ref))
     except Exception as exc:  # any registry failure is a user-facing error here
         raise CliError(f"cannot resolve model {ref!r}: {exc}") from exc
 

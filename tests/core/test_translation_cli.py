@@ -439,3 +439,27 @@ def test_job_reports_stages_and_cancels(pair_files: tuple[Path, Path], tmp_path:
     with pytest.raises(Cancelled):
         run_translation_job(replace(spec, out=str(tmp_path / "other")), cancel=token)
     assert not (tmp_path / "other" / "run.json").exists()
+
+
+def test_translate_by_folder_path_checks_catalogued_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A catalogued model given as its folder path is verified like its id: tampered weights refused."""
+    from medgan_desktop.cli import main as cli
+    from medgan_desktop.core.models.registry import ModelRegistry
+
+    repo = Path(__file__).resolve().parents[2]
+    entry = ModelRegistry().import_model(repo / "models" / "mrct_phantom_student", "student_copy")
+    w = entry.weights_path
+    data = bytearray(w.read_bytes())
+    data[-10] ^= 0xFF
+    w.write_bytes(bytes(data))
+    import numpy as np
+    import SimpleITK as sitk
+
+    img = sitk.GetImageFromArray(np.full((4, 16, 16), 100, np.float32))
+    sitk.WriteImage(img, str(tmp_path / "mr.nii.gz"))
+    for ref in ("student_copy", str(entry.folder)):
+        rc = cli(["translate", "--model", ref, "--input", str(tmp_path / "mr.nii.gz"),
+                  "--out", str(tmp_path / "o.nii.gz"), "--format", "nifti"])
+        assert rc == 2, ref
+        assert "sha256" in capsys.readouterr().err.lower()
+    assert not (tmp_path / "o.nii.gz").exists()
