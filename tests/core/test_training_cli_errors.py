@@ -275,3 +275,12 @@ def test_sample_by_folder_path_checks_catalogued_weights(tmp_path: Path, capsys:
         assert rc == 2, ref
         assert "sha256" in capsys.readouterr().err.lower()
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_empty_data_folder_is_named_as_empty(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty").mkdir()
+    rc = main(["train", "--method", "dcgan", "--data", str(tmp_path / "empty"), "--steps", "2",
+               "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "is empty" in err and "files: )" not in err
+    assert not (tmp_path / "run").exists()

@@ -460,7 +460,11 @@ def load_series(
     for hdr in headers:
         by_series.setdefault(hdr[0].series_instance_uid, []).append(hdr)
     if not by_series:
-        raise DicomReadError("no readable DICOM image among the files: " + "; ".join(bad[:3]))
+        if not files:
+            raise DicomReadError("no files were given (the folder is empty)")
+        raise DicomReadError(
+            "no readable DICOM image among the files" + (": " + "; ".join(bad[:3]) if bad else "")
+        )
     if series_uid is None:
         if len(by_series) > 1:
             raise MultipleSeriesError(

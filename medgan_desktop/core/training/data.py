@@ -370,6 +370,8 @@ def build_dataset(cfg: DataConfig, seed: int = 0, index: Any = None) -> Training
         from medgan_desktop.core.dicom.series import load_series
 
         dcm = sorted(p for p in path.rglob("*") if p.is_file())
+        if not dcm:
+            raise DataError(f"{path} is empty: give a folder of images, volumes or a DICOM series")
         try:
             vols = [load_series(dcm)]
         except Exception as exc:  # reader errors of many kinds: report them as data errors
