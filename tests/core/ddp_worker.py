@@ -7,6 +7,7 @@ process trains the same runs in one process, at the same global batch, for compa
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -86,6 +87,7 @@ def main() -> None:
         run_all(Path(sys.argv[1]), resume_split=True)
     finally:
         if distributed:
+            gc.collect()
             dist.destroy_process_group()
 
 

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import json
 import logging
 import math
@@ -512,6 +513,9 @@ def train(
             if dinfo.world > 1:
                 dist.barrier()  # rank 0's last checkpoint is on disk before any process returns
         finally:
+            if dinfo.world > 1:
+                gm.disable_data_parallel()
+                gc.collect()  # free the wrappers (reference cycles) while the group is alive
             if dinfo.owned and dist.is_initialized():
                 dist.destroy_process_group()
     except BaseException:

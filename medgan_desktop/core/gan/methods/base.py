@@ -218,6 +218,15 @@ class GanMethod(ABC):
             self._wrappers[name] = wrapped
             self._wrapper_of[id(net)] = wrapped
 
+    def disable_data_parallel(self) -> None:
+        """Drop the DistributedDataParallel wrappers (the plain networks stay as they are).
+
+        The training loop calls this before the process group is destroyed: a wrapper's
+        reducer holds the group, and one freed only at interpreter exit can abort the
+        process from a communication thread.
+        """
+        self._wrappers, self._wrapper_of = {}, {}
+
     def data_parallel_wrappers(self) -> dict[str, nn.Module]:
         """The DistributedDataParallel wrapper of each trainable network (empty in one process)."""
         return dict(self._wrappers)
