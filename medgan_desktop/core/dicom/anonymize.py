@@ -24,6 +24,7 @@ import json
 import re
 import secrets
 import struct
+from collections.abc import Mapping
 from collections.abc import Sequence as Seq
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -634,14 +635,21 @@ class Anonymizer:
         return self.anonymize_files(files, out_dir, base=src, progress=progress, cancel=cancel)
 
     def anonymize_files(self, files: Seq[Path], out_dir: Path, *, base: Path | None = None,
+                        source_names: Mapping[Path, str] | None = None,
                         progress: ProgressCallback = no_progress,
                         cancel: CancelToken | None = None) -> AnonymizeReport:
         """De-identify the given files into ``out_dir`` (all or nothing).
+
+        All files go through this one job: UIDs, pseudonyms and date offsets are consistent
+        across them (a whole study exported from several folders still cross-references).
 
         Args:
             files: source files (non-DICOM ones are skipped and reported).
             out_dir: the folder to create; never inside a source file's folder.
             base: folder the report's source paths are relative to (file names otherwise).
+            source_names: the name the report gives a source file (keyed by the paths as
+                given), e.g. ``"series 2/IM0001.dcm"`` when file names repeat across
+                folders; overrides ``base`` for the files it names.
 
         Raises:
             See :meth:`anonymize_folder`.
@@ -651,7 +659,11 @@ class Anonymizer:
         out = check_output_dir(Path(out_dir), source_dirs=src_dirs)
         report = AnonymizeReport(edition=profile.EDITION, options=asdict(self.options))
 
+        names = {Path(k).expanduser().resolve(): v for k, v in (source_names or {}).items()}
+
         def relname(p: Path) -> str:
+            if p in names:
+                return names[p]
             return str(p.relative_to(base)) if base is not None else p.name
 
         candidates: list[Path] = []

@@ -491,8 +491,28 @@ class BrowserPanel(QWidget):
             menu.addSeparator()
             menu.addAction("Remove from index", lambda: self.remove(kind, uid))
         elif kind == "study":
+            menu.addAction("Export anonymised…", lambda: self.export_studies([uid]))
+            menu.addSeparator()
             menu.addAction("Remove study from index", lambda: self.remove(kind, uid))
+        elif kind == "patient":
+            studies = [str(c.data(0, UID_ROLE)) for c in _children(item)]
+            if studies:
+                n = len(studies)
+                text = ("Export study anonymised…" if n == 1
+                        else f"Export all {n} studies anonymised…")
+                menu.addAction(text, lambda: self.export_studies(studies))
         return menu
+
+    def export_studies(self, study_uids: list[str]) -> Any:
+        """Open the export dialog for every series of ``study_uids`` as one anonymisation job.
+
+        Returns the dialog (after it was closed).
+        """
+        from medgan_desktop.qt.panels.export_dialog import ExportDialog
+
+        dlg = ExportDialog(self.context, study_uids=study_uids, parent=self)
+        dlg.exec()
+        return dlg
 
     def show_in_file_manager(self, uid: str) -> bool:
         files = self.context.index.series_files(uid)

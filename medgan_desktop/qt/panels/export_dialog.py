@@ -1,7 +1,10 @@
-"""Export dialog: anonymise an indexed series, or write a synthetic volume, then send to PACS.
+"""Export dialog: anonymise an indexed series or study, or write a synthetic volume, then send.
 
 The work runs in a :class:`~medgan_desktop.qt.workers.base.Worker` calling the same core
-functions as ``medgan anonymize`` / ``medgan send`` (:func:`run_export`).
+functions as ``medgan anonymize`` / ``medgan send`` (:func:`run_export`). A study (or all of
+a patient's studies) is exported as one anonymisation job, exactly as ``medgan anonymize``
+treats a folder tree: one UID mapping, one pseudonym and one date shift per patient, one
+report, written to a temporary folder and moved into place only when complete.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +37,13 @@ from PySide6.QtWidgets import (
 )
 
 from medgan_desktop import __version__
-from medgan_desktop.core.dicom.anonymize import AnonymizeOptions, Anonymizer, AnonymizeReport
+from medgan_desktop.core.dicom.anonymize import (
+    AnonymizeOptions,
+    Anonymizer,
+    AnonymizeReport,
+    BurnedInAnnotationError,
+    burned_in_reason,
+)
 from medgan_desktop.core.dicom.pacs import DicomNode, SendReport, echo_message, send_files
 from medgan_desktop.core.dicom.write import write_synthetic_series
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
@@ -49,6 +59,77 @@ BURNED_IN_WARNING = (
     "cannot remove text burned into the image. Such images are refused unless you tick "
     "this box after checking every image yourself."
 )
+
+
+@dataclass(frozen=True)
+class SeriesGroup:
+    """One series of a study export: a label for messages and the report, and its files."""
+
+    label: str
+    files: tuple[Path, ...]
+
+
+def study_series_groups(index: Any, study_uids: Sequence[str]) -> tuple[list[str], list[SeriesGroup]]:
+    """The series of the given indexed studies, in the browser's order.
+
+    Returns:
+        (one line per study found, the series groups of all those studies).
+    """
+    wanted = set(study_uids)
+    studies: list[str] = []
+    groups: list[SeriesGroup] = []
+    for patient in index.tree():
+        for st in patient.studies:
+            if st.study_uid not in wanted:
+                continue
+            date = st.date
+            date = f"{date[:4]}-{date[4:6]}-{date[6:8]}" if len(date) == 8 else date
+            studies.append(f"{st.description or '(study)'}{' ' + date if date else ''}")
+            prefix = f"{st.description or 'study'}: " if len(wanted) > 1 else ""
+            for se in st.series:
+                num = "" if se.number is None else f"#{se.number} "
+                label = (f"{prefix}{num}{se.description or '(no description)'}"
+                         f" ({se.modality or '?'})")
+                files = tuple(index.series_files(se.series_uid))
+                if files:
+                    groups.append(SeriesGroup(label, files))
+    return studies, groups
+
+
+def burned_in_series(groups: Sequence[SeriesGroup], progress: ProgressCallback = no_progress,
+                     cancel: CancelToken | None = None) -> list[str]:
+    """One line per series holding images that may show identity in their pixels."""
+    total = sum(len(g.files) for g in groups)
+    done = 0
+    found: list[str] = []
+    for g in groups:
+        reasons: dict[str, int] = {}
+        for f in g.files:
+            if cancel is not None:
+                cancel.check()
+            done += 1
+            progress(Progress(done, total, "checking for burned-in annotation"))
+            try:
+                head = pydicom.dcmread(f, stop_before_pixels=True)
+            except (OSError, ValueError, EOFError, pydicom.errors.InvalidDicomError):
+                continue  # reported as skipped by the anonymiser
+            reason = burned_in_reason(head)
+            if reason:
+                reasons[reason] = reasons.get(reason, 0) + 1
+        if reasons:
+            n = sum(reasons.values())
+            found.append(f"{g.label}: {n} of {len(g.files)} image(s), "
+                         + "; ".join(sorted(reasons)))
+    return found
+
+
+def _source_names(groups: Sequence[SeriesGroup]) -> dict[Path, str]:
+    """Report names ``<series label>/<file name>`` (file names repeat across series)."""
+    names: dict[Path, str] = {}
+    for g in groups:
+        for f in g.files:
+            names[Path(f)] = f"{g.label}/{Path(f).name}"
+    return names
 
 
 @dataclass
@@ -76,6 +157,7 @@ def run_export(
     out_dir: Path,
     options: AnonymizeOptions,
     files: list[Path] | None = None,
+    series: Sequence[SeriesGroup] | None = None,
     volume: Volume | None = None,
     within_source_study: bool = False,
     node: DicomNode | None = None,
@@ -88,12 +170,31 @@ def run_export(
         out_dir: the folder to create.
         options: anonymiser options.
         files: source DICOM files of a series (anonymised copies are written).
+        series: the series of a study (or of several studies) to anonymise together as
+            one job; images that may show burned-in text are refused per series (all
+            offending series are named) unless ``options.accept_burned_in``.
         volume: a synthetic volume (written with :func:`write_synthetic_series`).
         within_source_study: for a volume: keep the source study and patient.
         node: a PACS to C-STORE the written files to.
     """
     result = ExportResult(out_dir=Path(out_dir))
-    if files:
+    if series:
+        if not options.accept_burned_in:
+            refused = burned_in_series(series, progress=progress, cancel=cancel)
+            if refused:
+                raise BurnedInAnnotationError(
+                    f"{len(refused)} of {len(series)} series may show patient details burned "
+                    "into the pixels, which the anonymiser cannot remove:\n  "
+                    + "\n  ".join(refused)
+                    + "\nNothing was exported. Check the images of these series and accept "
+                    "the risk explicitly to export the study.")
+        all_files = [f for g in series for f in g.files]
+        report = Anonymizer(options).anonymize_files(
+            all_files, out_dir, source_names=_source_names(series), progress=progress,
+            cancel=cancel)
+        result.report = report
+        result.files = sorted(Path(report.out_dir).rglob("*.dcm"))
+    elif files:
         report = Anonymizer(options).anonymize_files(files, out_dir, progress=progress,
                                                      cancel=cancel)
         result.report = report
@@ -119,16 +220,19 @@ def run_export(
 
 
 class ExportDialog(QDialog):
-    """Export anonymised DICOM (a series from the index, or a synthetic volume).
+    """Export anonymised DICOM (a series or studies from the index, or a synthetic volume).
 
     Args:
         context: the application context.
         series_uid: an indexed series to export anonymised.
         volume: a synthetic volume to write as a DICOM series.
+        study_uids: indexed studies to export anonymised as one job (every series of
+            each; several studies when exporting all of a patient's studies).
     """
 
     def __init__(self, context: AppContext, series_uid: str | None = None,
-                 volume: Volume | None = None, parent: QWidget | None = None) -> None:
+                 volume: Volume | None = None, parent: QWidget | None = None, *,
+                 study_uids: Sequence[str] | None = None) -> None:
         super().__init__(parent)
         self.context = context
         self.series_uid = series_uid
@@ -137,7 +241,20 @@ class ExportDialog(QDialog):
         self.export_result: ExportResult | None = None
         self.setWindowTitle("Export DICOM")
         self.files: list[Path] = []
-        if series_uid is not None:
+        self.series_groups: list[SeriesGroup] = []
+        if study_uids:
+            studies, self.series_groups = study_series_groups(context.index, study_uids)
+            self.files = [f for g in self.series_groups for f in g.files]
+            head = (f"Study {studies[0]}" if len(studies) == 1
+                    else f"{len(studies)} studies ({'; '.join(studies)})")
+            what = (f"{head}: {len(self.series_groups)} series, {len(self.files)} file(s), "
+                    "anonymised as one job (UIDs remapped consistently, one pseudonym and "
+                    "one date shift per patient):\n" + "\n".join(
+                        f"  • {g.label}, {len(g.files)} file(s)" for g in self.series_groups[:8]))
+            if len(self.series_groups) > 8:
+                what += f"\n  … and {len(self.series_groups) - 8} more series"
+            self.setWindowTitle("Export study anonymised")
+        elif series_uid is not None:
             self.files = list(context.index.series_files(series_uid))
             what = f"Series {series_uid} ({len(self.files)} file(s)), anonymised"
         elif volume is not None:
@@ -346,7 +463,9 @@ class ExportDialog(QDialog):
                 QMessageBox.warning(self, "Export", f"PACS destination: {exc}")
                 return
         kwargs: dict[str, Any] = {"out_dir": Path(out), "options": self.options(), "node": node}
-        if self.files:
+        if self.series_groups:
+            kwargs["series"] = self.series_groups
+        elif self.files:
             kwargs["files"] = self.files
         else:
             kwargs["volume"] = self.volume
