@@ -48,3 +48,24 @@ def test_cpu_bf16_training_runs(tmp_path: Path) -> None:
     assert all(np.isfinite(v) for v in summary.losses.values())
     model = load_model(tmp_path / "run")
     assert next(model.method.networks()["G"].parameters()).dtype == torch.float32  # weights stay fp32
+
+
+@pytest.mark.parametrize("name", ["dcgan", "wgan_gp", "cgan", "stylegan2", "progressive"])
+def test_every_synthesis_method_steps_under_bfloat16_autocast(name: str) -> None:
+    """The autocast the loop applies (CUDA amp, or cpu_bf16) must not break a method's step."""
+    from medgan_desktop.core.gan.methods.base import Batch, MethodConfig, get_method
+
+    cls = get_method(name)
+    cond = bool(getattr(cls, "conditional", False))
+    cfg = MethodConfig(size=16, channels=1, latent_dim=16, base_filters=8, num_classes=2 if cond else 0)
+    torch.manual_seed(0)
+    m = cls(cfg, torch.device("cpu"))
+    m.train()
+    real = torch.rand(4, 1, 16, 16) * 2 - 1
+    labels = torch.tensor([0, 1, 0, 1]) if cond else None
+    for step in range(3):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            losses = m.train_step(Batch(target=real, labels=labels), step)
+        assert all(np.isfinite(v) for v in losses.values()), losses
+    for net in m.networks().values():
+        assert all(p.dtype == torch.float32 for p in net.parameters())

@@ -131,10 +131,10 @@ class MappingNetwork(nn.Module):
             x = _lrelu(layer(x))
         w_avg = self.w_avg
         if update_w_avg:
-            with torch.no_grad():
-                w_avg.copy_(x.detach().mean(dim=0).lerp(w_avg, self.w_avg_beta))
+            with torch.no_grad():  # the average stays float32 under a bfloat16 autocast
+                w_avg.copy_(x.detach().to(w_avg.dtype).mean(dim=0).lerp(w_avg, self.w_avg_beta))
         if truncation != 1.0:
-            x = w_avg.lerp(x, truncation)
+            x = w_avg.to(x.dtype).lerp(x, truncation)
         return x
 
 
