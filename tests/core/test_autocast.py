@@ -69,3 +69,21 @@ def test_every_synthesis_method_steps_under_bfloat16_autocast(name: str) -> None
         assert all(np.isfinite(v) for v in losses.values()), losses
     for net in m.networks().values():
         assert all(p.dtype == torch.float32 for p in net.parameters())
+
+
+@pytest.mark.parametrize("name", ["pix2pix", "unet_l1", "cyclegan", "unit", "distilled"])
+def test_every_translation_method_steps_under_bfloat16_autocast(name: str) -> None:
+    from medgan_desktop.core.gan.methods.base import Batch, MethodConfig, get_method
+
+    cfg = MethodConfig(size=16, in_channels=1, channels=1, base_filters=4, extra={"depth": 3})
+    torch.manual_seed(0)
+    m = get_method(name)(cfg, torch.device("cpu"))
+    if name == "distilled":
+        m.set_teacher(torch.nn.Conv2d(1, 1, 3, padding=1))  # type: ignore[attr-defined]
+    m.train()
+    x = torch.rand(4, 1, 16, 16) * 2 - 1
+    y = torch.rand(4, 1, 16, 16) * 2 - 1
+    for step in range(2):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            losses = m.train_step(Batch(target=y, source=x), step)
+        assert all(np.isfinite(v) for v in losses.values()), losses
