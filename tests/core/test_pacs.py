@@ -129,5 +129,5 @@ def test_cli_echo_and_send(orthanc: tuple[int, int], series: list[Path],
     assert "sent 5/5" in capsys.readouterr().out
     assert len(_rest(http_port, "/instances")) == before + 5  # type: ignore[arg-type]
     assert main(["echo", "--host", "127.0.0.1", "--port", str(dicom_port),
-                 "--called-aet", "WRONG", "--timeout", "3"]) == 1
+                 "--called-aet", "WRONG", "--timeout", "20"]) == 1
     assert "rejected" in capsys.readouterr().err

@@ -111,7 +111,8 @@ def _explain(assoc: Any, node: DicomNode) -> str:
         return (f"{node.describe()} rejected the association: check that it knows our AE "
                 f"title {node.calling_ae!r} and that its AE title is {node.ae_title!r}")
     if assoc.is_aborted:
-        return f"{node.describe()} aborted the association"
+        return (f"{node.describe()} aborted the association (it refused or did not finish the "
+                f"negotiation within {node.timeout:g} s: check the AE titles, or raise the timeout)")
     return (f"no answer from {node.describe()} within {node.timeout:g} s "
             "(wrong host/port, the PACS is down, or a firewall blocks it)")
 
