@@ -39,4 +39,7 @@ def recommended_config(**overrides: Any) -> MethodConfig:
 def describe() -> str:
     """One line for tooltips and help texts."""
     opts = ", ".join(f"{k}={v}" for k, v in RECOMMENDED_OPTIONS.items())
-    return f"{RECOMMENDED_METHOD} with {opts} (the small-data setting; see benchmarks/results/synthesis_quality.md)"
+    return (
+        f"{RECOMMENDED_METHOD} with {opts}: beat plain DCGAN on 500 and on 4,434 chest X-rays at "
+        "equal CPU budget (FD 2-3x lower; benchmarks/results/synthesis_quality.md)"
+    )
