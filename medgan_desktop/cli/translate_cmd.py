@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from medgan_desktop.cli import CliError
+from medgan_desktop.cli.gan_cmds import resolve_model_ref
 
 
 def register(sub: Any) -> None:
@@ -117,19 +118,6 @@ def register(sub: Any) -> None:
 
 
 # -- translate ------------------------------------------------------------------------------
-def _resolve_model(ref: str) -> Path:
-    """A model id or folder through the model registry: catalogued models (by id, or by a
-    path inside a models folder) are checked against their sha256; other run folders are
-    returned as they are."""
-    from medgan_desktop.core.models.registry import resolve_model
-
-    p = Path(ref).expanduser()
-    try:
-        return Path(resolve_model(str(p) if p.exists() else ref))
-    except Exception as exc:  # any registry failure is a user-facing error here
-        raise CliError(f"cannot resolve model {ref!r}: {exc}") from exc
-
-
 def _read_input(path: Path) -> Any:
     from medgan_desktop.core.training.paired import PairedDataError, read_any
 
@@ -267,7 +255,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     device = _select_device(args.device)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    run_dir = _resolve_model(args.model)
+    run_dir = resolve_model_ref(args.model)  # sha256-checked like medgan sample
     _check_translation_model(args.model, run_dir)
     try:
         model = load_model(run_dir, device)

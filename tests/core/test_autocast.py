@@ -25,16 +25,27 @@ def test_other_devices_stay_fp32() -> None:
     assert autocast_settings(torch.device("mps"), amp=True, cpu_bf16=True)[0] is False
 
 
-def test_cpu_bf16_training_runs(tmp_path: Path) -> None:
-    """A few real steps with ``cpu_bf16`` give finite losses and a loadable fp32 run.
+def test_cpu_bf16_training_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A few real steps under ``cpu_bf16`` autocast give finite losses and a loadable fp32 run.
 
-    Where the CPU lacks bfloat16 kernels the same run falls back to fp32 (checked above).
+    The CPU's bfloat16 support is assumed (autocast runs either way, only slower without
+    fast kernels), so the loop's autocast is on here whatever the test machine has.
     """
     from medgan_desktop.core.gan.methods.base import MethodConfig
+    from medgan_desktop.core.training import loop
     from medgan_desktop.core.training.config import DataConfig, TrainConfig
     from medgan_desktop.core.training.data import ImageFolderDataset
     from medgan_desktop.core.training.loop import train
     from medgan_desktop.core.training.run import load_model
+
+    monkeypatch.setattr(devices, "cpu_bf16_supported", lambda: True)
+    chosen: list[tuple[bool, torch.dtype]] = []
+
+    def spy(*args: object, **kwargs: object) -> tuple[bool, torch.dtype]:
+        chosen.append(autocast_settings(*args, **kwargs))  # type: ignore[arg-type]
+        return chosen[-1]
+
+    monkeypatch.setattr(loop, "autocast_settings", spy)
 
     rng = np.random.default_rng(0)
     for i in range(8):
@@ -44,6 +55,7 @@ def test_cpu_bf16_training_runs(tmp_path: Path) -> None:
                        device="cpu", threads=1, cpu_bf16=True, data=DataConfig(path=str(tmp_path), size=16))
     mcfg = MethodConfig(size=16, channels=1, latent_dim=8, base_filters=8)
     summary = train("dcgan", mcfg, tcfg, ds, tmp_path / "run")
+    assert chosen == [(True, torch.bfloat16)]  # the config flag reached the loop's autocast
     assert summary.step == 3
     assert all(np.isfinite(v) for v in summary.losses.values())
     model = load_model(tmp_path / "run")

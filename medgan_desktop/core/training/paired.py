@@ -304,18 +304,12 @@ def is_image_source(path: Path | str) -> bool:
 
 
 def _image_files(path: Path) -> list[Path]:
-    from medgan_desktop.core.io import IMAGE_SUFFIXES
+    from medgan_desktop.core.io import IMAGE_SUFFIXES, _natural_key
 
     if path.is_file():
         return [path]
     files = [f for f in path.iterdir() if f.is_file() and f.name.lower().endswith(IMAGE_SUFFIXES)]
     return sorted(files, key=_natural_key)
-
-
-def _natural_key(path: Path) -> list[Any]:
-    import re
-
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
 
 
 def _match_images(mr: list[Path], ct: list[Path]) -> list[tuple[Path, Path]]:

@@ -558,14 +558,9 @@ def load_model(run_dir: Path, device: torch.device | str = "cpu", checkpoint: Pa
         else:
             raise ModelLoadError(f"{run_dir} has no weights ({weights.name} missing): the run has not saved yet")
     method = build_method(info, dev)
-    try:
-        head = weights.open("rb").read(1 << 16)
-    except OSError as exc:
-        raise ModelLoadError(f"cannot read weights {weights}: {exc}") from exc
-    n = int.from_bytes(head[:8], "little") if len(head) >= 8 else 0
-    meta = weights_metadata(head if 8 + n <= len(head) else weights.read_bytes())
-    apply_weights(method, read_weights(weights), weights,
-                  inference_only=meta.get(SCOPE_KEY) == SCOPE_INFERENCE)
+    state = read_weights(weights)  # first: its error names a corrupt file best
+    inference_only = read_weights_metadata(weights).get(SCOPE_KEY) == SCOPE_INFERENCE
+    apply_weights(method, state, weights, inference_only=inference_only)
     method.train(False)
     for net in method.networks().values():
         net.eval()
