@@ -67,6 +67,9 @@ def _anonymize(args: argparse.Namespace) -> int:
         src = args.in_dir.expanduser().resolve()
         if rep.is_relative_to(src):
             raise CliError("the report must not be written into the source folder")
+        if rep.is_relative_to(args.out_dir.expanduser().resolve()):
+            raise CliError("the report names the source files, so it must not be written "
+                           "into the anonymised output folder")
     opts = AnonymizeOptions(
         pseudonym_name=args.pseudonym,
         pseudonym_id=args.patient_id,
@@ -85,10 +88,16 @@ def _anonymize(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CliError(str(exc)) from exc
     if args.report is not None:
-        report.save(args.report)
+        try:
+            report.save(args.report)
+        except (OSError, ValueError) as exc:
+            raise CliError(f"the export is in {report.out_dir}, but the report could not be "
+                           f"written: {exc}") from exc
+    for line in report.problem_lines(20):  # one sentence per file not exported
+        print(line, file=sys.stderr)
     print(report.summary_text())
     print(f"output: {report.out_dir}")
-    return 0 if report.written else 1
+    return 0 if report.complete else 1
 
 
 def _node(args: argparse.Namespace) -> object:

@@ -14,6 +14,7 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from medgan_desktop.core.atomic import WriteError
 from medgan_desktop.core.dicom import profile
 from medgan_desktop.core.dicom.anonymize import (
     AnonymizeOptions,
@@ -21,7 +22,6 @@ from medgan_desktop.core.dicom.anonymize import (
     BurnedInAnnotationError,
     anonymize_folder,
 )
-from medgan_desktop.core.dicom.atomic import ExportError
 from medgan_desktop.core.progress import Cancelled, CancelToken
 from tests.core.dicom3tools import assert_valid
 
@@ -505,7 +505,7 @@ def test_full_disk_leaves_nothing(planted_dir: Path, tmp_path: Path,
 
     monkeypatch.setattr(Dataset, "save_as", failing)
     out = tmp_path / "exp"
-    with pytest.raises(ExportError, match="disk is full"):
+    with pytest.raises(WriteError, match="disk is full"):
         anonymize_folder(planted_dir.parent, out, AnonymizeOptions())
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".exp")] == []

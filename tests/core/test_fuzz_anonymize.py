@@ -3,8 +3,9 @@
 Each example starts from a real MR header (pydicom's shipped ``MR_small.dcm``) and plants
 unique identifying strings at random places: identifying attributes at the top level and
 inside randomly nested sequences, private blocks with random creators and VRs, overlay
-and curve groups, comments; it also gives random attributes odd VRs (UN, OB) and
-wrong-length or malformed values (as a parsed file would hold them, raw).
+and curve groups, comments, the preamble, even-group elements no dictionary knows, and
+standard text attributes Table E.1-1 does not list; it also gives random attributes odd
+VRs (UN, OB) and wrong-length or malformed values (as a parsed file would hold them, raw).
 
 Properties: :meth:`Anonymizer.anonymize_dataset` and :func:`anonymize_folder` raise
 nothing but their documented errors, and no planted string survives in any output byte.
@@ -32,6 +33,8 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 
+from medgan_desktop.core.atomic import WriteError
+from medgan_desktop.core.dicom import anonymize_rules, profile
 from medgan_desktop.core.dicom.anonymize import (
     AnonymizeOptions,
     Anonymizer,
@@ -39,10 +42,9 @@ from medgan_desktop.core.dicom.anonymize import (
     MalformedDatasetError,
     anonymize_folder,
 )
-from medgan_desktop.core.dicom.atomic import ExportError
 
 EXAMPLES = int(os.environ.get("MEDGAN_FUZZ_EXAMPLES", "100"))
-BASE_PATH = get_testdata_file("MR_small.dcm")
+BASE_PATH = str(get_testdata_file("MR_small.dcm"))
 
 #: attributes Table E.1-1 removes, empties or replaces under the Basic Profile (no options)
 IDENTIFYING = {
@@ -81,6 +83,15 @@ MALFORMED = (
     ("Modality", "UN", b"MR"),
     ("SamplesPerPixel", "UL", b"\x01\x00"),
 )
+
+#: standard text attributes the packaged table does not list and the allow list does not keep
+NOT_IN_TABLE = sorted(
+    (tag, vr) for tag, vr in ((int(Tag(kw)), pydicom.datadict.dictionary_VR(kw)) for kw in (
+        "ContrastBolusRoute", "DimensionDescriptionLabel", "ImageID", "ViewName",
+        "PatientSpeciesDescription", "ProcessingFunction", "TextValue", "PlateType",
+        "DetectorDescription", "CompletionFlagDescription", "BeamName", "StorageMediaFileSetID"))
+    if profile.lookup(tag) is None and tag not in anonymize_rules.ALLOWED_TEXT)
+UNKNOWN_VRS = ("PN", "LO", "SH", "LT", "UT", "UN", "CS", "OB")
 
 token = st.text(alphabet="BCDGJKLMNPRSTVWXY", min_size=6, max_size=10).map(lambda s: "QZ" + s)
 
@@ -157,6 +168,19 @@ def mutated(draw: st.DrawFn) -> Case:
             inner = Dataset()
             inner.PatientName = secret()
             ds.add_new(elem ^ 1 if (elem & 0xFF) else elem | 1, "SQ", Sequence([inner]))
+    # the preamble, elements no dictionary knows, standard text the table does not list
+    if draw(st.booleans()):
+        ds.preamble = secret().encode().ljust(128, b"\x00")[:128]
+        case.log.append("preamble")
+    for _ in range(draw(st.integers(0, 2))):
+        tag = (draw(st.integers(0x2220, 0x222F)) * 2 << 16) | draw(st.integers(1, 0xFFFE))
+        vr = draw(st.sampled_from(UNKNOWN_VRS))
+        if not anonymize_rules.dictionary_vrs(tag):
+            ds[tag] = _raw(tag, vr, secret().encode() + b" ")
+            case.log.append(f"unknown {tag:08X} {vr}")
+    for tag, vr in draw(st.lists(st.sampled_from(NOT_IN_TABLE), max_size=3, unique=True)):
+        ds[tag] = _raw(tag, vr, secret().encode() + b" ")
+        case.log.append(f"not in table {tag:08X} {vr}")
     # overlays and curves carry free text
     if draw(st.booleans()):
         g = 0x6000 + 2 * draw(st.integers(0, 15))
@@ -241,7 +265,7 @@ def test_anonymize_folder_never_crashes_or_leaks(cases: list[Case], burned: bool
             assert burned and "burned" in str(exc)
             assert not out.exists()
             return
-        except ExportError:  # documented, but nothing here should fail to write
+        except WriteError:  # documented, but nothing here should fail to write
             pytest.fail("an export of valid paths failed")
         assert not burned
         malformed = [f for f in report.files if f.status == "skipped" and "malformed" in f.reason]

@@ -9,43 +9,67 @@ attributes removed, and UIDs remapped consistently for a whole job so references
 still resolve inside the export. The result carries ``PatientIdentityRemoved=YES``,
 ``DeidentificationMethod(CodeSequence)`` and ``LongitudinalTemporalInformationModified``.
 
-Not done (and not claimed): cleaning burned-in pixel text. Images that may carry it are
-refused unless the user accepts the risk (:class:`BurnedInAnnotationError`).
+Beyond the table (:mod:`.anonymize_rules`), what the product cannot vouch for is removed:
+even-group attributes no dictionary knows, elements that stay UN once decoded as the
+dictionary VR, and standard text, name and date attributes the table does not list (but
+for a short allow list needed to use the image); the preamble is zeroed and the file meta
+group rebuilt from nothing. Output names never derive from source names
+(``S001/SE001/IM00001.dcm``); the report (:mod:`.anonymize_report`), which names the
+sources, is never written into the export.
+
+A folder or file list is exported file by file: a source that cannot be read, cannot be
+de-identified or does not make a complete instance (SOP Class and Instance UID, pixel data
+with every frame) is skipped with a one-line reason while the others are written, and the
+report then says ``written with problems``.
+
+Edition: the table is the one packaged with the product (2024b, generated from the
+innolitics extraction of Table E.1-1). No maintained package carrying a newer edition of
+the table is installed with the product, and the anonymiser never fetches one at run
+time (workstations are offline), so the packaged edition is the one applied and named in
+``DeidentificationMethod``.
+
+Not done (and not claimed): cleaning burned-in pixel text, or text inside compressed pixel
+streams. Images that may carry it are refused unless the user accepts the risk
+(:class:`BurnedInAnnotationError`).
 """
 
 from __future__ import annotations
 
 import copy
-import csv
 import datetime as dt
 import hashlib
 import hmac
-import json
 import re
 import secrets
 import struct
 from collections.abc import Mapping
 from collections.abc import Sequence as Seq
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pydicom
-from pydicom import config
 from pydicom._uid_dict import UID_dictionary
 from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.sequence import Sequence
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
-from pydicom.valuerep import validate_value
-from pydicom.values import convert_value
+from pydicom.uid import generate_uid
 
 from medgan_desktop import __version__
+from medgan_desktop.core.atomic import atomic_output_dir, check_output_dir
+from medgan_desktop.core.dicom import anonymize_rules as rules
 from medgan_desktop.core.dicom import profile
-from medgan_desktop.core.dicom.atomic import atomic_output_dir, check_output_dir
+from medgan_desktop.core.dicom.anonymize_output import OutputLayout, save_instance
+from medgan_desktop.core.dicom.anonymize_report import ActionRecord, AnonymizeReport, FileResult
 from medgan_desktop.core.dicom.profile import OPTION_CODES, Option
-from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
+from medgan_desktop.core.progress import (
+    Cancelled,
+    CancelToken,
+    Progress,
+    ProgressCallback,
+    no_progress,
+)
 
 __all__ = [
     "ActionRecord",
@@ -65,8 +89,7 @@ BURNED_IN_MODALITIES = frozenset({"US", "IVUS", "SC", "XA", "RF", "XC", "ES", "O
 _SC_CLASS_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 _TEXT_VRS = frozenset({"PN", "LO", "SH", "LT", "ST", "UT", "UC", "AE"})
 _DUMMY_TEXT = "ANONYMIZED"
-_BINARY_SIZE = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4, "SV": 8, "UV": 8}
-_BYTES_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
+_DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 _KEEP_UID_KEYWORD_SUFFIXES = ("ClassUID", "TransferSyntaxUID", "CodingSchemeUID",
                               "ContextUID", "MappingResourceUID")
 
@@ -82,7 +105,8 @@ class AnonymizeOptions:
             per patient (Modified Dates option) unless ``date_offset_days == 0`` (Full
             Dates option).
         retain_patient_chars: keep age, sex, size, weight, ... (Retain Patient Characteristics).
-        retain_device: keep device serial numbers, station names, ... (Retain Device Identity).
+        retain_device: keep device serial numbers, station names, ... and the manufacturer,
+            model and software versions (Retain Device Identity).
         retain_safe_private: keep the private attributes PS3.15 Table E.3.10-1 lists as safe
             (matched by private creator, group and element offset, with the listed VR/VM),
             at any sequence depth (Retain Safe Private).
@@ -121,28 +145,6 @@ class AnonymizeOptions:
         return tuple(out)
 
 
-@dataclass(frozen=True)
-class ActionRecord:
-    """One action applied to one attribute.
-
-    Args:
-        path: where the attribute sits, e.g. ``(0008,1140)[0]/(0008,1155)``.
-        tag: ``(gggg,eeee)``.
-        name: the attribute keyword (or "private"/"overlay"/...).
-        action: the single action applied: D, Z, X, K, C or U.
-        rule: what decided it: the Table E.1-1 code (e.g. ``X/Z``), ``private``,
-            ``safe-private`` (kept: listed in Table E.3.10-1), ``safe-private-mismatch``
-            (listed, but its VR/VM is not the table's: removed), ``comment``, ``uid``,
-            ``pseudonym`` or ``marker``.
-    """
-
-    path: str
-    tag: str
-    name: str
-    action: str
-    rule: str
-
-
 class BurnedInAnnotationError(ValueError):
     """An image may carry identifying text in its pixels and the user has not accepted it."""
 
@@ -158,16 +160,27 @@ _DECODE_ERRORS = (BytesLengthException, ValueError, NotImplementedError, struct.
 def _decode_all(ds: Dataset, path: str = "") -> None:
     """Decode every raw element up front (pydicom decodes lazily) so a malformed one is found.
 
-    Undecodable private, overlay and curve elements are dropped (the profile removes them
-    anyway); any other undecodable element raises :class:`MalformedDatasetError`.
+    Undecodable elements that are removed anyway (private, overlay, curve, command, file
+    meta and directory elements, tags no dictionary knows) are dropped; any other
+    undecodable element raises :class:`MalformedDatasetError`. A standard element stored
+    as UN stays UN here (pydicom would re-type it unchecked): the profile decodes it as the
+    dictionary VR only if its bytes are valid for that VR.
     """
     for tag in list(ds.keys()):
         t = int(tag)
         here = f"{path}/{_tag_str(t)}" if path else _tag_str(t)
+        raw = ds.get_item(tag)
+        if (isinstance(raw, RawDataElement) and raw.VR == "UN" and not (t >> 16) & 1
+                and "SQ" not in rules.dictionary_vrs(t)):
+            kept = DataElement(tag, "OB", bytes(raw.value or b""))
+            kept.VR = "UN"  # set after: the constructor would look the VR up unchecked
+            ds[tag] = kept
+            continue
         try:
             elem = ds[tag]
         except _DECODE_ERRORS as exc:
-            if (t >> 16) & 1 or (t >> 16) & 0xFF00 in (0x5000, 0x6000):
+            if ((t >> 16) & 1 or (t >> 16) & 0xFF00 in (0x5000, 0x6000)
+                    or rules.outside_instance(t) or not rules.dictionary_vrs(t)):
                 del ds[tag]
                 continue
             raise MalformedDatasetError(
@@ -207,53 +220,6 @@ def _creator(ds: Dataset, group: int, elem: int) -> str:
     if isinstance(value, bytes):
         value = value.decode("ascii", "replace")
     return str(value or "")
-
-
-def _valid_value(elem: DataElement) -> bool:
-    """Whether every value of a (non-sequence) element is valid for its VR (PS3.5 6.2).
-
-    A file read with implicit VR gets private VRs from pydicom's dictionary, whatever the
-    bytes hold, so the VR alone does not show the value is what the table describes.
-    """
-    if elem.VR in _BINARY_SIZE or elem.VR in _BYTES_VRS or elem.value in (None, ""):
-        return True
-    multi = isinstance(elem.value, list | tuple | pydicom.multival.MultiValue)
-    try:
-        for v in elem.value if multi else [elem.value]:
-            text = v.decode("ascii") if isinstance(v, bytes) else str(v)
-            validate_value(elem.VR, text, config.RAISE)
-    except (UnicodeDecodeError, ValueError):
-        return False
-    return True
-
-
-def _retype_un(elem: DataElement, vrs: Seq[str]) -> DataElement | None:
-    """``elem`` (VR UN) decoded as the first of ``vrs`` its bytes are valid for, or None.
-
-    Numbers must fill whole values; text must be ASCII and valid for the VR (PS3.5 6.2),
-    each backslash-separated value on its own; a sequence is never decoded from UN.
-    """
-    raw = elem.value if isinstance(elem.value, bytes) else b""
-    for vr in vrs:
-        if vr == "SQ":
-            continue
-        if vr in _BINARY_SIZE:
-            if len(raw) % _BINARY_SIZE[vr]:
-                continue
-        elif vr not in _BYTES_VRS:
-            try:
-                text = raw.decode("ascii").rstrip(" \x00")
-                parts = [text] if vr in ("LT", "ST", "UT", "UR") else text.split("\\")
-                for part in parts:
-                    validate_value(vr, part, config.RAISE)
-            except (UnicodeDecodeError, ValueError):
-                continue
-        try:
-            value = convert_value(vr, RawDataElement(elem.tag, vr, len(raw), raw, 0, True, True))
-        except (ValueError, TypeError, struct.error, BytesLengthException, OverflowError):
-            continue
-        return DataElement(elem.tag, vr, value)
-    return None
 
 
 @dataclass
@@ -317,9 +283,10 @@ class Anonymizer:
         return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()
 
     def map_uid(self, old: str) -> str:
-        """The job's replacement for a UID (well-known DICOM UIDs are kept)."""
+        """The job's replacement for a UID (well-formed well-known DICOM UIDs are kept)."""
         old = str(old).strip().rstrip("\x00")
-        if not old or old in UID_dictionary or old.startswith("1.2.840.10008."):
+        if not old or (rules.valid_uid(old) and (old in UID_dictionary
+                                                 or old.startswith("1.2.840.10008."))):
             return old
         new = self.uid_map.get(old)
         if new is None:
@@ -351,11 +318,17 @@ class Anonymizer:
     def anonymize_dataset(self, ds: Dataset) -> tuple[Dataset, list[ActionRecord]]:
         """A de-identified copy of ``ds`` (the input is never modified) and what was done.
 
+        The copy has a zeroed preamble and a file meta group made from nothing.
+
         Raises:
             BurnedInAnnotationError: ``ds`` may show identity in its pixels and
                 ``options.accept_burned_in`` is False.
-            MalformedDatasetError: an attribute cannot be decoded (wrong length, ...).
+            MalformedDatasetError: an attribute cannot be decoded (wrong length, ...), or
+                the transfer syntax is not a standard one.
         """
+        ts = rules.transfer_syntax(ds)
+        if ts is None:
+            raise MalformedDatasetError("malformed: the transfer syntax is not a standard one")
         out = copy.deepcopy(ds)
         _decode_all(out)  # before any attribute is read: malformed ones raise clearly
         reason = burned_in_reason(out)
@@ -370,7 +343,8 @@ class Anonymizer:
         records: list[ActionRecord] = []
         self._process(out, "", records, patient, enhanced, scrub=False)
         self._mark(out, records, patient)
-        self._file_meta(out, ds)
+        out.file_meta = rules.build_file_meta(out, ts)
+        out.preamble = b"\x00" * 128  # the source's preamble can hold anything
         return out, records
 
     def _process(self, ds: Dataset, path: str, records: list[ActionRecord], patient: _Patient,
@@ -381,8 +355,11 @@ class Anonymizer:
             t = int(tag)
             group, el = t >> 16, t & 0xFFFF
             here = f"{path}/{_tag_str(t)}" if path else _tag_str(t)
-            if group == 0x0002 or el == 0x0000:
-                del ds[tag]  # file meta in the body, group lengths: rebuilt on write
+            if rules.outside_instance(t):  # file meta in the body, group lengths, ...
+                del ds[tag]
+                if el:
+                    records.append(ActionRecord(here, _tag_str(t), elem.keyword or "unknown",
+                                                "X", "not-in-instance"))
                 continue
             if group & 1:
                 if 0x0010 <= el <= 0x00FF:
@@ -404,24 +381,46 @@ class Anonymizer:
                 records.append(ActionRecord(here, _tag_str(t), elem.keyword or "overlay", "X",
                                             "overlay"))
                 continue
+            vrs = rules.dictionary_vrs(t)
+            if elem.VR == "UN" and vrs and "UN" not in vrs:  # decode as the dictionary VR
+                typed = rules.retype_un(elem, vrs)
+                if typed is not None:
+                    ds[tag] = elem = typed
+            kw = elem.keyword or "unknown"
             rule = profile.lookup(t)
+            label = ""
+            if rule is None and t in rules.SUPPLEMENT:
+                rule, label = rules.SUPPLEMENT[t], "product:"
+            if (elem.VR == "UN" and "UN" not in vrs) or (rule is None and not vrs):
+                del ds[tag]  # still UN, or a tag neither the table nor a dictionary knows
+                records.append(ActionRecord(here, _tag_str(t), kw, "X",
+                                            "un" if elem.VR == "UN" else "unknown"))
+                continue
             if rule is not None:
                 code = profile.resolve(rule, self._enabled)
                 action = profile.choose_combined(code, t, enhanced)
-                self._apply(ds, elem, action, here, records, patient, enhanced, rule=code)
+                self._apply(ds, elem, action, here, records, patient, enhanced,
+                            rule=label + code)
                 continue
-            kw = elem.keyword or ""
             if kw.endswith(("Comments", "Comment")):
                 del ds[tag]
                 records.append(ActionRecord(here, _tag_str(t), kw, "X", "comment"))
-            elif elem.VR == "UI" and not kw.endswith(_KEEP_UID_KEYWORD_SUFFIXES):
-                if self._remap(elem):
-                    records.append(ActionRecord(here, _tag_str(t), kw, "U", "uid"))
             elif elem.VR == "SQ":
                 self._recurse(elem, here, records, patient, enhanced, scrub=scrub)
-            elif scrub and elem.VR in _TEXT_VRS:
-                if self._clean_text(elem, patient):
-                    records.append(ActionRecord(here, _tag_str(t), kw, "C", "in-D-sequence"))
+            elif elem.VR == "UI":
+                keep = kw.endswith(_KEEP_UID_KEYWORD_SUFFIXES) and all(
+                    rules.valid_uid(v) for v in (elem.value if elem.VM > 1 else [elem.value]))
+                if not keep and self._remap(elem):
+                    records.append(ActionRecord(here, _tag_str(t), kw, "U", "uid"))
+            else:
+                decided = rules.beyond_table_action(t, elem.VR, vrs, in_dummy_sequence=scrub)
+                if decided is None:
+                    continue
+                action, why = decided
+                if action != "C":
+                    self._apply(ds, elem, action, here, records, patient, enhanced, rule=why)
+                elif self._clean_text(elem, patient):  # allow list: kept, cleaned
+                    records.append(ActionRecord(here, _tag_str(t), kw, "C", why))
         for t in list(ds.keys()):
             ti = int(t)
             if ti >> 16 & 1 and 0x0010 <= ti & 0xFFFF <= 0x00FF and ti not in private_keep:
@@ -445,13 +444,13 @@ class Anonymizer:
         elem = ds[tag]
         vrs = safe.vrs
         if elem.VR == "UN" and vrs:
-            typed = _retype_un(elem, vrs)
+            typed = rules.retype_un(elem, vrs)
             if typed is None:
                 return False
             ds[tag] = elem = typed
         elif vrs and elem.VR not in vrs:
             return False
-        if elem.VR != "SQ" and not (safe.vm_allows(elem.VM) and _valid_value(elem)):
+        if elem.VR != "SQ" and not (safe.vm_allows(elem.VM) and rules.valid_value(elem)):
             return False
         name = f"private:{safe.creator}:{safe.meaning}"[:64]
         if elem.VR == "SQ":
@@ -599,34 +598,25 @@ class Anonymizer:
             tag = int(ds.data_element(kw).tag)  # type: ignore[union-attr]
             records.append(ActionRecord(_tag_str(tag), _tag_str(tag), kw, "D", "marker"))
 
-    @staticmethod
-    def _file_meta(out: Dataset, src: Dataset) -> None:
-        old = getattr(src, "file_meta", None)
-        ts = getattr(old, "TransferSyntaxUID", None) if old is not None else None
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = out.get("SOPClassUID", "1.2.840.10008.5.1.4.1.1.7")
-        meta.MediaStorageSOPInstanceUID = out.get("SOPInstanceUID", generate_uid())
-        meta.TransferSyntaxUID = ts or ExplicitVRLittleEndian
-        meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-        meta.ImplementationVersionName = f"MEDGAN_{__version__}"[:16]
-        out.file_meta = meta
-
     # -- folders -----------------------------------------------------------------------
     def anonymize_folder(self, in_dir: Path, out_dir: Path, *,
                          progress: ProgressCallback = no_progress,
                          cancel: CancelToken | None = None) -> AnonymizeReport:
-        """De-identify every DICOM file under ``in_dir`` into ``out_dir`` (all or nothing).
+        """De-identify every DICOM file under ``in_dir`` into ``out_dir``.
 
         Output layout: ``out_dir/S001/SE001/IM00001.dcm`` (no source names, which can
-        hold identity). Non-DICOM files, DICOMDIRs and files with undecodable attributes
-        are skipped and listed in the report.
+        hold identity). A file that is not DICOM, cannot be read or de-identified, or does
+        not make a complete instance is skipped with a one-line reason while the others
+        are written (the report then says ``written with problems``); DICOMDIRs are
+        ignored. The folder appears only once complete: a failed write leaves nothing.
 
         Raises:
             ValueError: ``out_dir`` is ``in_dir`` or inside it.
             FileExistsError: ``out_dir`` exists and is not empty.
             BurnedInAnnotationError: some images may show identity in their pixels and
                 ``accept_burned_in`` is off (checked before anything is written).
-            ExportError: writing failed (disk full, read-only); nothing was left behind.
+            WriteError: writing failed (disk full, read-only); nothing was left behind.
+            Cancelled: ``cancel`` was set; nothing was left behind.
         """
         src = Path(in_dir).expanduser().resolve()
         if not src.is_dir():
@@ -638,18 +628,23 @@ class Anonymizer:
                         source_names: Mapping[Path, str] | None = None,
                         progress: ProgressCallback = no_progress,
                         cancel: CancelToken | None = None) -> AnonymizeReport:
-        """De-identify the given files into ``out_dir`` (all or nothing).
+        """De-identify the given files into ``out_dir`` (see :meth:`anonymize_folder`).
 
         All files go through this one job: UIDs, pseudonyms and date offsets are consistent
         across them (a whole study exported from several folders still cross-references).
 
         Args:
-            files: source files (non-DICOM ones are skipped and reported).
+            files: source files (those that cannot be exported are skipped and reported).
             out_dir: the folder to create; never inside a source file's folder.
             base: folder the report's source paths are relative to (file names otherwise).
             source_names: the name the report gives a source file (keyed by the paths as
                 given), e.g. ``"series 2/IM0001.dcm"`` when file names repeat across
                 folders; overrides ``base`` for the files it names.
+            progress: called after each file.
+            cancel: checked before each file.
+
+        Returns:
+            The report (its ``status`` says whether every file was written).
 
         Raises:
             See :meth:`anonymize_folder`.
@@ -671,13 +666,19 @@ class Anonymizer:
             rel = relname(p)
             try:
                 head = pydicom.dcmread(p, stop_before_pixels=True)
-            except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
-                report.files.append(FileResult(rel, None, "skipped", f"not DICOM: {exc}"[:200]))
+                meta = getattr(head, "file_meta", None)
+                dicomdir = ("DirectoryRecordSequence" in head or str(
+                    getattr(meta, "MediaStorageSOPClassUID", "")) == _DICOMDIR_CLASS)
+                reason = None if dicomdir else burned_in_reason(head)
+            except Cancelled:
+                raise
+            except Exception as exc:  # any unreadable source is reported, never fatal
+                report.files.append(FileResult(rel, None, "skipped", _skip_reason(exc)))
                 continue
-            if "DirectoryRecordSequence" in head:
-                report.files.append(FileResult(rel, None, "skipped", "DICOMDIR"))
+            if dicomdir:
+                report.files.append(FileResult(rel, None, "ignored",
+                                               "a DICOMDIR (media index): not exported"))
                 continue
-            reason = burned_in_reason(head)
             if reason and not self.options.accept_burned_in:
                 report.refused.append(f"{rel}: {reason}")
             candidates.append(p)
@@ -689,110 +690,53 @@ class Anonymizer:
                 f"pixels, which the anonymiser cannot remove: {listing}{more}. Nothing was "
                 "exported. Check the images and accept the risk explicitly to export them."
             )
-        studies: dict[str, int] = {}
-        series: dict[str, tuple[int, int]] = {}
-        counts: dict[str, int] = {}
+        layout = OutputLayout()
         total = len(candidates)
         with atomic_output_dir(out, source_dirs=src_dirs) as tmp:
             for n, p in enumerate(candidates):
                 if cancel is not None:
                     cancel.check()
                 rel = relname(p)
-                ds = pydicom.dcmread(p)
                 try:
-                    anon, records = self.anonymize_dataset(ds)
-                except MalformedDatasetError as exc:
-                    report.files.append(FileResult(rel, None, "skipped", str(exc)[:200]))
-                    continue
-                st = str(anon.get("StudyInstanceUID", "none"))
-                se = str(anon.get("SeriesInstanceUID", "none"))
-                si = studies.setdefault(st, len(studies) + 1)
-                if se not in series:
-                    series[se] = (si, sum(1 for v in series.values() if v[0] == si) + 1)
-                counts[se] = counts.get(se, 0) + 1
-                out_rel = f"S{si:03d}/SE{series[se][1]:03d}/IM{counts[se]:05d}.dcm"
-                target = tmp / out_rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                anon.save_as(target, enforce_file_format=True)
-                report.files.append(FileResult(rel, out_rel, "written", ""))
-                report.actions.extend((out_rel, r) for r in records)
+                    anon, records = self._export_one(p)
+                except Cancelled:
+                    raise
+                except Exception as exc:  # unreadable, corrupt or incomplete: skip it
+                    report.files.append(FileResult(rel, None, "skipped", _skip_reason(exc)))
+                else:
+                    out_rel = layout.place(anon)
+                    if save_instance(anon, tmp, out_rel, rel, report):
+                        layout.commit(anon)
+                        report.files.append(FileResult(rel, out_rel, "written", ""))
+                        report.actions.extend((out_rel, r) for r in records)
                 progress(Progress(n + 1, total, f"anonymised {n + 1}/{total}"))
         report.out_dir = str(out)
         return report
 
-
-@dataclass(frozen=True)
-class FileResult:
-    """What happened to one source file (paths relative to the source/output folders)."""
-
-    source: str
-    output: str | None
-    status: str
-    reason: str
+    def _export_one(self, path: Path) -> tuple[Dataset, list[ActionRecord]]:
+        """Read, de-identify and check one source file (any failure raises)."""
+        anon, records = self.anonymize_dataset(pydicom.dcmread(path))
+        problem = rules.instance_problem(anon)
+        if problem is not None:
+            raise _IncompleteInstance(f"not a complete instance: {problem}")
+        return anon, records
 
 
-@dataclass
-class AnonymizeReport:
-    """The per-file and per-attribute account of an anonymisation job."""
+class _IncompleteInstance(ValueError):
+    """A de-identified source that is not a usable instance (no UIDs, missing pixels)."""
 
-    edition: str
-    options: dict[str, Any]
-    files: list[FileResult] = field(default_factory=list)
-    actions: list[tuple[str, ActionRecord]] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)
-    out_dir: str = ""
 
-    @property
-    def written(self) -> int:
-        return sum(1 for f in self.files if f.status == "written")
-
-    @property
-    def skipped(self) -> int:
-        return sum(1 for f in self.files if f.status == "skipped")
-
-    def summary(self) -> dict[str, dict[str, int]]:
-        """Counts per attribute keyword and action, e.g. ``{"PatientName": {"D": 3}}``."""
-        out: dict[str, dict[str, int]] = {}
-        for _, r in self.actions:
-            per = out.setdefault(r.name, {})
-            per[r.action] = per.get(r.action, 0) + 1
-        return out
-
-    def summary_text(self) -> str:
-        acts: dict[str, int] = {}
-        for _, r in self.actions:
-            acts[r.action] = acts.get(r.action, 0) + 1
-        parts = ", ".join(f"{k}: {v}" for k, v in sorted(acts.items()))
-        return (f"{self.written} file(s) written, {self.skipped} skipped; "
-                f"attribute actions {parts or 'none'} (PS3.15 {self.edition})")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "edition": self.edition,
-            "options": self.options,
-            "out_dir": self.out_dir,
-            "files": [asdict(f) for f in self.files],
-            "refused": self.refused,
-            "summary": self.summary(),
-            "actions": [{"file": f, **asdict(r)} for f, r in self.actions],
-        }
-
-    def to_json(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
-
-    def to_csv(self, path: Path) -> None:
-        with Path(path).open("w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(["file", "path", "tag", "name", "action", "rule"])
-            for f, r in self.actions:
-                w.writerow([f, r.path, r.tag, r.name, r.action, r.rule])
-
-    def save(self, path: Path) -> None:
-        """Write as CSV when the name ends in .csv, else JSON."""
-        if str(path).lower().endswith(".csv"):
-            self.to_csv(path)
-        else:
-            self.to_json(path)
+def _skip_reason(exc: Exception) -> str:
+    """The one-line reason a source file was skipped."""
+    if isinstance(exc, MalformedDatasetError | _IncompleteInstance):
+        text = str(exc)
+    elif isinstance(exc, InvalidDicomError):
+        text = f"not DICOM: {exc}"
+    elif isinstance(exc, OSError):
+        text = f"could not be read: {exc.strerror or exc}"
+    else:
+        text = f"unreadable or corrupt DICOM ({type(exc).__name__}: {exc})"
+    return " ".join(text.split())[:200]
 
 
 def anonymize_folder(in_dir: Path, out_dir: Path, options: AnonymizeOptions, *,

@@ -136,6 +136,11 @@ _TYPE_CLASSIC: dict[int, str] = {
     0x22000002: "2",  # Label Text (Media Creation Management)
     0x22000005: "2",  # Barcode Value
     0x300A00B2: "2",  # Treatment Machine Name (RT Beams, 2)
+    # attributes Table E.1-1 does not list, given combined codes by the anonymiser's
+    # supplement (anonymize_rules.SUPPLEMENT)
+    0x00080070: "2",  # Manufacturer (General Equipment)
+    0x00201040: "2",  # Position Reference Indicator (Frame of Reference)
+    0x00700081: "2",  # Content Description (Content Identification)
 }
 _TYPE_ENHANCED: dict[int, str] = {
     **_TYPE_CLASSIC,
@@ -144,6 +149,9 @@ _TYPE_ENHANCED: dict[int, str] = {
     0x0008002A: "1",  # Acquisition DateTime (Enhanced CT/MR Image, 1C)
     0x00181000: "1",  # Device Serial Number (Enhanced General Equipment 1)
     0x00400555: "2",  # Acquisition Context Sequence (Acquisition Context 2)
+    0x00080070: "1",  # Manufacturer (Enhanced General Equipment 1)
+    0x00081090: "1",  # Manufacturer's Model Name (Enhanced General Equipment 1)
+    0x00181020: "1",  # Software Versions (Enhanced General Equipment 1)
 }
 
 
