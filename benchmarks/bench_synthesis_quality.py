@@ -99,11 +99,11 @@ def _child(spec_path: Path) -> int:
     from medgan_desktop.core.inference.sample import sample
     from medgan_desktop.core.metrics.distribution import frechet_distance, kid
     from medgan_desktop.core.metrics.features import default_extractor
+    from medgan_desktop.core.models.runs import load_model
     from medgan_desktop.core.progress import CancelToken, Progress
     from medgan_desktop.core.training.config import DataConfig, TrainConfig
     from medgan_desktop.core.training.data import ImageFolderDataset
     from medgan_desktop.core.training.loop import train
-    from medgan_desktop.core.training.run import load_model
 
     spec = json.loads(spec_path.read_text())
     method, overrides = VARIANTS[spec["variant"]]
@@ -115,7 +115,7 @@ def _child(spec_path: Path) -> int:
     cache = np.load(spec["cache"])
     pos = {name: i for i, name in enumerate(json.loads(Path(spec["cache_names"]).read_text()))}
     ds._cache = {i: torch.from_numpy(cache[pos[f.name]]) for i, f in enumerate(ds.files) if f.name in pos}
-    conditional = bool(getattr(cls, "conditional", False))
+    conditional = cls.requires_labels
     preset = cls.default_config() if hasattr(cls, "default_config") else None  # type: ignore[attr-defined]
     mcfg = dataclasses.replace(preset, size=64, channels=1, num_classes=2 if conditional else 0, **overrides)
     tcfg = TrainConfig(steps=10**7, batch_size=BATCH, checkpoint_every=10**7, sample_every=0, log_every=10,
@@ -293,7 +293,7 @@ def _recommend(result: dict[str, Any]) -> dict[str, Any]:
 
     names = [v for v in VARIANTS
              if all("fd_vs_dcgan" in c.get(v, {}) for c in result["configs"].values())
-             and not getattr(get_method(VARIANTS[v][0]), "conditional", False)]
+             and not get_method(VARIANTS[v][0]).requires_labels]
     if not names:
         return {"variant": REFERENCE, "reason": "no complete measurement"}
     score = {v: sum(c[v]["fd_vs_dcgan"] for c in result["configs"].values()) / len(result["configs"])
@@ -371,11 +371,12 @@ def evaluate_conditional(run_dir: Path, grid_png: Path | None = None, per_class_
     import numpy as np
     import torch
 
-    from medgan_desktop.core.inference.sample import grid, png_bytes, sample
+    from medgan_desktop.core.imaging.display import grid, png_bytes
+    from medgan_desktop.core.inference.sample import sample
     from medgan_desktop.core.metrics.distribution import frechet_distance, kid
     from medgan_desktop.core.metrics.features import default_extractor
+    from medgan_desktop.core.models.runs import load_model
     from medgan_desktop.core.training.data import ImageFolderDataset
-    from medgan_desktop.core.training.run import load_model
 
     model = load_model(Path(run_dir), "cpu")
     names = list(model.info.preprocessing.class_names)

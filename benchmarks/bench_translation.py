@@ -46,7 +46,7 @@ METHODS = ("unet_l1", "pix2pix", "distilled", "cyclegan", "unit")
 
 
 def _phantom_pair() -> Any:
-    from medgan_desktop.core.training.paired import load_pair
+    from medgan_desktop.core.training.pairs import load_pair
 
     if not (PHANTOM / "MR_T2_DICOM").is_dir():
         raise FileNotFoundError(f"MRI-DIR phantom not found at {PHANTOM}")
@@ -68,16 +68,12 @@ def _method_options(name: str, run_root: Path | None = None) -> dict[str, Any]:
 
 def bench_quality(quick: bool, device: str) -> dict[str, Any]:
     """Train each method with the same budget on the phantom and score the held-out slab."""
-    from medgan_desktop.cli.translate_cmd import evaluate_heldout
+    from medgan_desktop.core.imaging.slices import volume_slab
+    from medgan_desktop.core.jobs.train_translation import evaluate_heldout
     from medgan_desktop.core.training.config import DataConfig, TrainConfig
     from medgan_desktop.core.training.loop import train
-    from medgan_desktop.core.training.paired import (
-        PairedSliceDataset,
-        PairedVolume,
-        UnpairedSliceDataset,
-        slab_split,
-        volume_slab,
-    )
+    from medgan_desktop.core.training.pairs import PairedVolume, slab_split
+    from medgan_desktop.core.training.slice_data import PairedSliceDataset, UnpairedSliceDataset
 
     size, steps, batch, context, filters = (64, 150, 8, 1, 16) if quick else (128, 1500, 8, 1, 16)
     pair = _phantom_pair()
@@ -155,7 +151,7 @@ def _brain_patient(pid: str, size: int = 128) -> Any:
     from PIL import Image
 
     from medgan_desktop.core.imaging.registration import register_2d
-    from medgan_desktop.core.training.paired import PairedVolume
+    from medgan_desktop.core.training.pairs import PairedVolume
 
     d = BRAIN / f"Patient_{pid}"
     src, tgt = [], []
@@ -180,10 +176,10 @@ def _brain_patient(pid: str, size: int = 128) -> Any:
 
 def bench_quality_brain(quick: bool, device: str) -> dict[str, Any]:
     """2D brain pairs: train on patients 01-05, test on 06 (registered per slice in 2D)."""
-    from medgan_desktop.cli.translate_cmd import evaluate_heldout
+    from medgan_desktop.core.jobs.train_translation import evaluate_heldout
     from medgan_desktop.core.training.config import DataConfig, TrainConfig
     from medgan_desktop.core.training.loop import train
-    from medgan_desktop.core.training.paired import PairedSliceDataset, UnpairedSliceDataset
+    from medgan_desktop.core.training.slice_data import PairedSliceDataset, UnpairedSliceDataset
 
     size, steps, batch, filters = (64, 150, 8, 16) if quick else (128, 1500, 8, 16)
     train_pairs = [_brain_patient(p, size) for p in ("01", "02", "03", "04", "05")]
@@ -237,9 +233,9 @@ def _mr_volume(n_slices: int, size: int = 256) -> Volume:
     """A ``n_slices`` x 256 x 256 MR built from the real phantom MR (resampled, slices repeated)."""
     import torch.nn.functional as F
 
-    from medgan_desktop.core.training.paired import read_any
+    from medgan_desktop.core.io import open_volume
 
-    mr = read_any(PHANTOM / "MR_T2_DICOM")
+    mr = open_volume(PHANTOM / "MR_T2_DICOM")
     a = torch.from_numpy(np.asarray(mr.array, dtype=np.float32))[:, None]
     a = F.interpolate(a, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[
         :, 0
@@ -262,7 +258,7 @@ def _time_translate_pair(volume: Volume, model_dirs: list[Path], device: str, re
     alternation and keeping each one's best run compares them under the same conditions.
     """
     from medgan_desktop.core.inference.translate import translate
-    from medgan_desktop.core.training.run import load_model
+    from medgan_desktop.core.models.runs import load_model
 
     models = [load_model(d, device) for d in model_dirs]
     for m in models:
@@ -290,7 +286,7 @@ def _time_eager(net: torch.nn.Module, n: int, channels: int, size: int, batch: i
 
 def bench_speed(quick: bool, device: str) -> dict[str, Any]:
     from medgan_desktop.core.gan.methods.pix2pix import build_unet
-    from medgan_desktop.core.training.run import load_run
+    from medgan_desktop.core.models.runs import load_run
 
     n = 48 if quick else 200
     reps = 1 if quick else 2

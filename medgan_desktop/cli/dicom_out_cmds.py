@@ -56,11 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _anonymize(args: argparse.Namespace) -> int:
-    from medgan_desktop.core.dicom.anonymize import (
-        AnonymizeOptions,
-        BurnedInAnnotationError,
-        anonymize_folder,
-    )
+    from medgan_desktop.core.dicom.anonymize import AnonymizeOptions
+    from medgan_desktop.core.jobs.export import ExportSpec, run_export
 
     if args.report is not None:
         rep = args.report.expanduser().resolve()
@@ -81,12 +78,9 @@ def _anonymize(args: argparse.Namespace) -> int:
         accept_burned_in=args.accept_burned_in,
         date_offset_days=args.date_offset,
     )
-    try:
-        report = anonymize_folder(args.in_dir, args.out_dir, opts)
-    except (BurnedInAnnotationError, ValueError, FileExistsError, FileNotFoundError) as exc:
-        raise CliError(str(exc)) from exc
-    except OSError as exc:
-        raise CliError(str(exc)) from exc
+    result = run_export(ExportSpec(out_dir=args.out_dir, options=opts, folder=args.in_dir))
+    report = result.report
+    assert report is not None
     if args.report is not None:
         try:
             report.save(args.report)
@@ -119,15 +113,9 @@ def _echo(args: argparse.Namespace) -> int:
 
 
 def _send(args: argparse.Namespace) -> int:
-    from medgan_desktop.core.dicom.pacs import send_files
+    from medgan_desktop.core.jobs.export import run_send
 
-    folder = args.dir
-    if not folder.is_dir():
-        raise CliError(f"{folder} is not a folder")
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    if not files:
-        raise CliError(f"no files under {folder}")
-    report = send_files(_node(args), files, retries=args.retries)  # type: ignore[arg-type]
+    report = run_send(args.dir, _node(args), retries=args.retries)  # type: ignore[arg-type]
     for f in report.files:
         if f.status != "ok":
             print(f"{f.status}: {f.path}: {f.message}", file=sys.stderr)

@@ -10,14 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from medgan_desktop.cli import CliError
-from medgan_desktop.core.progress import Progress
+from medgan_desktop.cli.output import printer, quiet
+from medgan_desktop.core.progress import ProgressCallback
 
 
-def _stderr_progress(p: Progress) -> None:
-    if p.total and (p.done == p.total or p.done % max(1, p.total // 20) == 0):
-        print(f"\r{p.message[:70]:70s} {100 * p.fraction:5.1f}%", end="", file=sys.stderr)
-        if p.done >= p.total:
-            print(file=sys.stderr)
+def _progress(args: argparse.Namespace) -> ProgressCallback:
+    return quiet if getattr(args, "json", False) else printer("evaluate")
 
 
 def _json_safe(v: Any) -> Any:
@@ -107,27 +105,13 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _unpaired(args: argparse.Namespace) -> int:
-    from medgan_desktop.core.metrics.evaluate import evaluate_sets
-    from medgan_desktop.core.metrics.features import load_extractor
+    from medgan_desktop.core.jobs.evaluate import UnpairedSpec, run_unpaired
 
-    for p in (args.real, args.fake, args.train):
-        if p is not None and not p.exists():
-            raise CliError(f"no such folder: {p}")
-    try:
-        ext = load_extractor(args.extractor)
-    except (FileNotFoundError, ValueError) as exc:
-        raise CliError(str(exc)) from exc
-    try:
-        res = evaluate_sets(args.real, args.fake, ext, memorization=args.memorization,
-                            train=args.train, limit=args.limit, percentile=args.percentile,
-                            progress=_stderr_progress if not args.json else lambda _p: None)
-    except ValueError as exc:
-        raise CliError(str(exc)) from exc
+    res = run_unpaired(UnpairedSpec(
+        real=args.real, fake=args.fake, extractor=str(args.extractor),
+        memorization=args.memorization, train=args.train, limit=args.limit or 0,
+        percentile=args.percentile, html=str(args.html or "")), progress=_progress(args))
     d = _json_safe(res.to_dict())
-    if args.html:
-        from medgan_desktop.core.metrics.report import unpaired_html, write_html
-
-        write_html(unpaired_html(res), args.html)
     if args.json:
         print(json.dumps(d, indent=2))
     else:
@@ -148,23 +132,14 @@ def _unpaired(args: argparse.Namespace) -> int:
 
 
 def _paired(args: argparse.Namespace) -> int:
-    from medgan_desktop.core.metrics.evaluate import evaluate_paths
+    from medgan_desktop.core.jobs.evaluate import PairedSpec, run_paired
 
     if args.pred is None or args.ref is None:
         raise CliError("paired evaluation needs both --pred and --ref")
-    for p in (args.pred, args.ref, args.mask, *(args.sources or ())):
-        if p is not None and not p.exists():
-            raise CliError(f"no such file or folder: {p}")
-    try:
-        rep = evaluate_paths(args.pred, args.ref, args.mask, window=args.window,
-                             progress=_stderr_progress if not args.json else lambda _p: None,
-                             sources=args.sources)
-    except ValueError as exc:
-        raise CliError(str(exc)) from exc
-    if args.html:
-        from medgan_desktop.core.metrics.report import paired_html, write_html
-
-        write_html(paired_html(rep), args.html)
+    rep = run_paired(PairedSpec(
+        pred=args.pred, ref=args.ref, mask=args.mask, window=args.window,
+        sources=tuple(args.sources) if args.sources else None, html=str(args.html or "")),
+        progress=_progress(args))
     d = rep.to_dict()
     if args.json:
         print(json.dumps(d, indent=2))
@@ -181,29 +156,22 @@ def _paired(args: argparse.Namespace) -> int:
 
 
 def _utility(args: argparse.Namespace) -> int:
-    import numpy as np
+    import math as _m
 
-    from medgan_desktop.core.metrics.utility import load_labelled, utility_study
+    from medgan_desktop.core.jobs.evaluate import UtilitySpec, run_utility
 
     if args.train is None or args.fake is None or args.test is None:
         raise CliError("--utility needs --train, --fake and --test folders with class sub-folders")
-    try:
-        xtr, ytr, classes = load_labelled(args.train, args.limit)
-        xs, ys, c2 = load_labelled(args.fake, args.limit)
-        xt, yt, c3 = load_labelled(args.test, args.limit)
-    except (ValueError, FileNotFoundError) as exc:
-        raise CliError(str(exc)) from exc
-    if not (classes == c2 == c3):
-        raise CliError(f"class folders differ: {classes} / {c2} / {c3}")
-    rep = utility_study(xtr, ytr, xs, ys, xt, yt, seeds=tuple(range(args.seeds)),
-                        progress=_stderr_progress if not args.json else lambda _p: None)
+    rep, classes = run_utility(UtilitySpec(args.train, args.fake, args.test, seeds=args.seeds,
+                                           limit=args.limit or 0, html=str(args.html or "")),
+                               progress=_progress(args))
     d = _json_safe(rep.to_dict())
     d["classes"] = classes
     if args.json:
         print(json.dumps(d, indent=2))
     else:
         for k, (m, lo, hi) in rep.summary.items():
-            print(f"{k:16s} {m:.4f}  95% CI [{lo:.4f}, {hi:.4f}]" if np.isfinite(lo)
+            print(f"{k:16s} {m:.4f}  95% CI [{lo:.4f}, {hi:.4f}]" if _m.isfinite(lo)
                   else f"{k:16s} {m:.4f}")
     return 0
 
@@ -215,7 +183,7 @@ def _train_extractor(args: argparse.Namespace) -> int:
         raise CliError("--train-extractor needs --out DIR")
     cmd = f"medgan evaluate --train-extractor {args.train_extractor} --out {args.out} --epochs {args.epochs}"
     try:
-        run = train(args.train_extractor, args.out, epochs=args.epochs, progress=_stderr_progress,
+        run = train(args.train_extractor, args.out, epochs=args.epochs, progress=printer("evaluate"),
                     command=cmd)
     except FileNotFoundError as exc:
         raise CliError(str(exc)) from exc
@@ -223,31 +191,26 @@ def _train_extractor(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store(args: argparse.Namespace) -> Any:
-    from medgan_desktop.core.review.session import ReviewStore
-
-    return ReviewStore(args.db)
+def _db(args: argparse.Namespace) -> str:
+    return str(args.db) if args.db is not None else ""
 
 
 def _review_create(args: argparse.Namespace) -> int:
-    from medgan_desktop.core.review.session import ReviewError
+    from medgan_desktop.core.jobs.review import CreateSpec, run_create
 
     scale = (1, 5) if args.scale == "5" else (0, 100)
-    with _store(args) as store:
-        try:
-            sid = store.create_session(args.name, args.real, args.fake, seed=args.seed,
-                                       confidence_scale=scale, limit_per_pool=args.limit)
-        except ReviewError as exc:
-            raise CliError(str(exc)) from exc
-        info = store.session(sid)
-    print(sid)
+    info = run_create(CreateSpec(_db(args), args.name, tuple(args.real), tuple(args.fake),
+                                 seed=args.seed, scale=scale, limit=args.limit or 0),
+                      progress=printer("review", plain=False))
+    print(info.id)
     print(f"{info.n_items} images ({info.n_real} real, {info.n_synthetic} synthetic)", file=sys.stderr)
     return 0
 
 
 def _review_list(args: argparse.Namespace) -> int:
-    with _store(args) as store:
-        infos = store.sessions()
+    from medgan_desktop.core.jobs.review import sessions
+
+    infos = sessions(_db(args))
     if args.json:
         print(json.dumps([i.__dict__ for i in infos], indent=2))
     else:
@@ -257,52 +220,24 @@ def _review_list(args: argparse.Namespace) -> int:
 
 
 def _review_export(args: argparse.Namespace) -> int:
-    from medgan_desktop.core.review.session import ReviewError
+    from medgan_desktop.core.jobs.review import run_export
 
-    with _store(args) as store:
-        try:
-            sid = store.resolve_session(args.session)
-            out = store.export_session(sid, args.out, include_answers=not args.no_answers)
-        except ReviewError as exc:
-            raise CliError(str(exc)) from exc
-    print(out)
+    print(run_export(_db(args), args.session, args.out, include_answers=not args.no_answers))
     return 0
 
 
 def _review_import(args: argparse.Namespace) -> int:
-    from medgan_desktop.core.review.session import ReviewError
+    from medgan_desktop.core.jobs.review import run_import
 
-    if not args.file.is_file():
-        raise CliError(f"no such file: {args.file}")
-    with _store(args) as store:
-        try:
-            sid = store.import_session(args.file)
-        except ReviewError as exc:
-            raise CliError(str(exc)) from exc
-    print(sid)
+    print(run_import(_db(args), args.file))
     return 0
 
 
 def _review_results(args: argparse.Namespace) -> int:
-    from medgan_desktop.core.review.scoring import (
-        score_session,
-        write_ratings_csv,
-        write_summary_csv,
-    )
-    from medgan_desktop.core.review.session import ReviewError
+    from medgan_desktop.core.jobs.review import run_results
 
-    with _store(args) as store:
-        try:
-            sid = store.resolve_session(args.session)
-            ratings = store.ratings(sid)
-            truths = store.truths(sid)
-        except ReviewError as exc:
-            raise CliError(str(exc)) from exc
-    res = score_session(ratings, truths)
-    if args.csv:
-        write_ratings_csv(ratings, args.csv)
-    if args.summary_csv:
-        write_summary_csv(res, args.summary_csv)
+    scored = run_results(_db(args), args.session, args.csv, args.summary_csv)
+    res = scored.results
     if args.json:
         print(json.dumps(_json_safe(res.to_dict()), indent=2))
     else:

@@ -7,9 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from medgan_desktop.cli import CliError
-from medgan_desktop.core.models.registry import ModelError, ModelRegistry
-
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("models", help="list, verify and import models")
@@ -47,56 +44,45 @@ def register(sub: Any) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    try:
-        entries = ModelRegistry().entries()
-    except ModelError as exc:
-        raise CliError(str(exc)) from exc
+    from medgan_desktop.core.jobs.models import entries
+
+    found = entries()
     if args.json:
-        print(json.dumps([{**e.raw, "shipped": e.shipped} for e in entries], indent=2))
+        print(json.dumps([{**e.raw, "shipped": e.shipped} for e in found], indent=2))
     else:
-        for e in entries:
-            print(f"{e.id:32s} {e.task:12s} {e.method:12s} {'shipped' if e.shipped else 'user'}")
+        for e in found:
+            print(f"{e.id:32s} {e.task:12s} {e.method:12s} {e.version:8s} "
+                  f"{'shipped' if e.shipped else 'user'}")
     return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
-    reg = ModelRegistry()
-    bad = 0
-    for e in reg.entries():
-        try:
-            reg.verify(e)
-            print(f"ok      {e.id}")
-        except ModelError as exc:
-            bad += 1
-            print(f"FAILED  {e.id}: {exc}")
-    return 1 if bad else 0
+    from medgan_desktop.core.jobs.models import run_verify
+
+    lines = run_verify()
+    for line in lines:
+        print(f"ok      {line.model}" if line.ok else f"FAILED  {line.model}: {line.reason}")
+    return 0 if all(line.ok for line in lines) else 1
 
 
 def _import(args: argparse.Namespace) -> int:
-    try:
-        e = ModelRegistry().import_model(args.source, args.model_id, args.card, replace=args.replace)
-    except ModelError as exc:
-        raise CliError(str(exc)) from exc
+    from medgan_desktop.core.jobs.models import ImportSpec, run_import
+
+    e = run_import(ImportSpec(args.source, args.model_id, args.card, replace=args.replace))
     print(f"imported {e.id} into {e.folder}")
     return 0
 
 
 def _card(args: argparse.Namespace) -> int:
-    try:
-        print(ModelRegistry().get(args.model_id).card_text())
-    except ModelError as exc:
-        raise CliError(str(exc)) from exc
+    from medgan_desktop.core.jobs.models import model_card
+
+    print(model_card(args.model_id))
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    from medgan_desktop.core.training.run import ModelLoadError, export_inference
+    from medgan_desktop.core.jobs.models import run_export
 
-    if args.out_dir.resolve() == args.run_dir.resolve():
-        raise CliError("the export folder must differ from the run folder (the run is never modified)")
-    try:
-        dest = export_inference(args.run_dir, args.out_dir, half=args.half)
-    except (ModelLoadError, OSError) as exc:
-        raise CliError(str(exc)) from exc
+    dest = run_export(args.run_dir, args.out_dir, half=args.half)
     print(f"exported {dest} ({dest.stat().st_size / 2**20:.1f} MiB)")
     return 0

@@ -25,12 +25,12 @@ def register(sub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from medgan_desktop.core.config import AppPaths
-    from medgan_desktop.core.progress import Progress
-    from medgan_desktop.core.sample_study import (
+    from medgan_desktop.core.jobs.sample_study import (
         SampleStudyUnavailable,
         build_sample_study,
         ensure_sample_study,
     )
+    from medgan_desktop.core.progress import Progress
 
     def report(p: Progress) -> None:
         if not args.quiet and p.message:

@@ -44,7 +44,7 @@ def _has_suffix(path: Path, suffixes: Sequence[str]) -> bool:
     return any(name.endswith(s) for s in suffixes)
 
 
-def _natural_key(path: Path) -> list[Any]:
+def natural_key(path: Path) -> list[Any]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
 
 
@@ -78,6 +78,18 @@ def read_image_file(path: Path) -> NDArray[np.float32]:
     return out
 
 
+def _png_synthetic(path: Path) -> bool:
+    """Whether an image carries this product's synthetic mark (PNG text chunk)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            text = getattr(img, "text", {}) or {}
+    except OSError:
+        return False
+    return str(text.get("SyntheticData", "")).upper() == "YES"
+
+
 def read_volume_file(path: Path) -> Volume:
     """A NIfTI/MHA/NRRD file as a volume (LPS, via SimpleITK)."""
     import SimpleITK as sitk
@@ -89,20 +101,51 @@ def read_volume_file(path: Path) -> Volume:
     if img.GetDimension() > 3:
         raise UnsupportedFileError(f"{path}: {img.GetDimension()}D images are not supported")
     modality = guess_modality(path.name)
+    prov = _provenance_of(path, img)
+    if prov.get("modality") in ("CT", "MR") and modality == "OT":
+        modality = str(prov["modality"])
     vol = Volume.from_sitk(
         img,
         modality=modality,
         units="HU" if modality == "CT" else "scanner",
-        description=path.name,
+        description=(f"SYNTHETIC {path.name}" if prov.get("synthetic") else path.name),
         source=SourceInfo(files=(str(path),)),
+        synthetic=bool(prov.get("synthetic")),
+        meta={"provenance": prov} if prov else {},
     )
     return vol.with_array(np.asarray(vol.array, dtype=np.float32))
+
+
+def _provenance_of(path: Path, img: Any) -> dict[str, Any]:
+    """What a NIfTI written by this product says about itself: its JSON sidecar, or the
+    header description. ``{"synthetic": True, ...}`` for generated images."""
+    import json
+
+    out: dict[str, Any] = {}
+    side = nifti_sidecar(path)
+    if side.is_file():
+        try:
+            data = json.loads(side.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = {}
+        if isinstance(data, dict) and str(data.get("SyntheticData", "")).upper() == "YES":
+            out = {"synthetic": True, "modality": str(data.get("modality", "")), "sidecar": data}
+    descrip = ""
+    for key in ("descrip", "ITK_FileNotes"):
+        if img.HasMetaDataKey(key):
+            descrip = str(img.GetMetaData(key))
+            break
+    if descrip.strip().upper().startswith("SYNTHETIC"):
+        out.setdefault("synthetic", True)
+        words = descrip.split()
+        out.setdefault("modality", words[1] if len(words) > 1 else "")
+    return out
 
 
 def read_image_stack(files: Sequence[Path], cancel: CancelToken | None = None,
                      progress: ProgressCallback = no_progress) -> Volume:
     """2D images (sorted naturally) stacked into one volume."""
-    ordered = sorted(files, key=_natural_key)
+    ordered = sorted(files, key=natural_key)
     if not ordered:
         raise UnsupportedFileError("no images")
     first = read_image_file(ordered[0])
@@ -120,13 +163,17 @@ def read_image_stack(files: Sequence[Path], cancel: CancelToken | None = None,
         progress(Progress(k + 1, len(ordered), f"image {k + 1}/{len(ordered)}"))
     folder = ordered[0].parent
     name = folder.name if len(ordered) > 1 else ordered[0].name
+    synthetic = _png_synthetic(ordered[0])
     return Volume(
         array=out,
-        modality=guess_modality(name),
+        synthetic=synthetic,
+        modality="CT" if synthetic and guess_modality(name) == "OT" else guess_modality(name),
         units="pixel",
         description=name,
         source=SourceInfo(files=tuple(str(f) for f in ordered)),
-        warnings=("pixel spacing unknown for PNG/JPEG images: 1 mm assumed",),
+        warnings=("PNG/JPEG images carry no patient geometry: spacing, position and "
+                  "orientation are unknown (1 mm placeholders)",),
+        geometry_known=False,
     )
 
 
@@ -177,7 +224,7 @@ def open_path(
             if out:
                 return out
     if volumes_files:
-        return [read_volume_file(f) for f in sorted(volumes_files, key=_natural_key)]
+        return [read_volume_file(f) for f in sorted(volumes_files, key=natural_key)]
     images = [f for f in files if _has_suffix(f, IMAGE_SUFFIXES)]
     if images:
         by_folder: dict[Path, list[Path]] = {}
@@ -186,3 +233,116 @@ def open_path(
         return [read_image_stack(v, cancel=cancel, progress=progress)
                 for _k, v in sorted(by_folder.items())]
     raise UnsupportedFileError(f"{path}: no DICOM series, volume or image files found")
+
+
+def open_volume(path: Path | str, progress: ProgressCallback = no_progress,
+                cancel: CancelToken | None = None) -> Volume:
+    """The one volume at ``path`` (a DICOM series, a NIfTI/MHA/NRRD file, or images).
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        UnsupportedFileError: nothing openable, or several series (point at one series).
+    """
+    vols = open_path(Path(path), progress=progress, cancel=cancel)
+    if len(vols) != 1:
+        raise UnsupportedFileError(
+            f"{path} holds {len(vols)} series; point at one series folder or file"
+        )
+    return vols[0]
+
+
+# -- writers ------------------------------------------------------------------------------
+def nifti_sidecar(path: Path) -> Path:
+    """The JSON provenance file written beside a NIfTI file (``x.nii.gz`` -> ``x.json``)."""
+    name = Path(path).name
+    for suffix in (".nii.gz", ".nii"):
+        if name.lower().endswith(suffix):
+            return Path(path).with_name(name[: -len(suffix)] + ".json")
+    return Path(path).with_name(name + ".json")
+
+
+def nifti_bytes(volume: Volume, description: str = "") -> bytes:
+    """A volume as NIfTI-1 bytes (RAS affine from the LPS geometry, float32, mm)."""
+    import nibabel as nib
+
+    flip = np.diag([-1.0, -1.0, 1.0, 1.0])  # LPS -> RAS
+    affine = flip @ volume.affine_lps
+    data = np.ascontiguousarray(np.asarray(volume.array, dtype=np.float32).transpose(2, 1, 0))
+    img = nib.Nifti1Image(data, affine)
+    hdr = img.header
+    hdr.set_xyzt_units("mm")
+    hdr.set_qform(affine, code=1)
+    hdr.set_sform(affine, code=1)
+    hdr["descrip"] = description.encode("ascii", "replace")[:79]
+    raw: bytes = img.to_bytes()
+    return raw
+
+
+def write_nifti(volume: Volume, path: Path, provenance: dict[str, Any]) -> list[Path]:
+    """Write ``volume`` as NIfTI (``.nii`` or ``.nii.gz``) with a JSON provenance sidecar.
+
+    Both files are written atomically (temp file, flushed, renamed): a full disk or a
+    read-only folder raises :class:`~medgan_desktop.core.atomic.WriteError` and leaves
+    neither a partial image nor a sidecar without its image.
+
+    Args:
+        volume: the image.
+        path: the ``.nii``/``.nii.gz`` file.
+        provenance: what the sidecar records (synthetic mark, model, source, warnings);
+            its ``"description"`` also goes into the NIfTI header's ``descrip``.
+
+    Returns:
+        ``[image, sidecar]``.
+    """
+    import gzip
+    import json
+
+    from medgan_desktop.core.atomic import atomic_write_bytes, write_error
+
+    path = Path(path)
+    if not path.name.lower().endswith((".nii.gz", ".nii")):
+        raise UnsupportedFileError(f"{path}: a NIfTI file name ends in .nii.gz or .nii")
+    data = nifti_bytes(volume, str(provenance.get("description", "")))
+    if path.name.lower().endswith(".gz"):
+        data = gzip.compress(data, compresslevel=6, mtime=0)
+    sidecar = nifti_sidecar(path)
+    text = json.dumps(provenance, indent=2, default=str) + "\n"
+    try:
+        atomic_write_bytes(sidecar, text.encode("utf-8"))
+        try:
+            atomic_write_bytes(path, data)
+        except BaseException:
+            sidecar.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise write_error(exc, path, f"the NIfTI file {path.name}") from exc
+    return [path, sidecar]
+
+
+def write_png_slices(images: Sequence[NDArray[np.uint8]], out: Path, names: Sequence[str],
+                     what: str = "the PNG images", text: dict[str, str] | None = None
+                     ) -> list[Path]:
+    """Write 8-bit images as PNG files named ``names`` into the folder ``out``, all or none.
+
+    ``out`` may also be one ``.png`` file name for a single image. Existing files are never
+    overwritten (:class:`FileExistsError` before anything is written). ``text`` is written
+    into every file's tEXt chunks (provenance).
+    """
+    from medgan_desktop.core.atomic import atomic_files_into, atomic_write_bytes, write_error
+    from medgan_desktop.core.imaging.display import png_bytes
+
+    out = Path(out)
+    if out.suffix.lower() == ".png":
+        if len(images) != 1:
+            raise UnsupportedFileError(f"{out} names one PNG file, but there are {len(images)} images")
+        if out.exists():
+            raise FileExistsError(f"{out} already exists: nothing is overwritten")
+        try:
+            atomic_write_bytes(out, png_bytes(np.ascontiguousarray(images[0]), text))
+        except OSError as exc:
+            raise write_error(exc, out, what) from exc
+        return [out]
+    with atomic_files_into(out, list(names), what=what) as tmp:
+        for img, name in zip(images, names, strict=True):
+            (tmp / name).write_bytes(png_bytes(np.ascontiguousarray(img), text))
+    return [out / n for n in names]

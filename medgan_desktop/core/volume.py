@@ -24,7 +24,12 @@ from numpy.typing import NDArray
 
 @dataclass(frozen=True)
 class SourceInfo:
-    """Identifiers of the source objects a volume came from (empty for non-DICOM files)."""
+    """Identifiers and acquisition traits of the source a volume came from.
+
+    The identifiers are empty for non-DICOM files. The acquisition traits (body part,
+    descriptions, MR timing) are what a model's applicability is checked against
+    (:mod:`medgan_desktop.core.models.fit`).
+    """
 
     patient_id: str = ""
     patient_name: str = ""
@@ -36,6 +41,14 @@ class SourceInfo:
     files: tuple[str, ...] = ()
     study_description: str = ""
     series_number: int | None = None
+    series_description: str = ""
+    body_part: str = ""
+    protocol_name: str = ""
+    sequence: str = ""
+    echo_time: float | None = None
+    repetition_time: float | None = None
+    inversion_time: float | None = None
+    image_type: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,10 @@ class Volume:
         source: identifiers of the originating DICOM objects.
         warnings: geometry or decoding warnings found while loading.
         meta: free-form extra information (window presets, model id, ...).
+        geometry_known: False when the source has no patient geometry (PNG/JPEG
+            images, DICOM without position and orientation): spacing, origin and
+            direction are then placeholders, and nothing may be written as if they
+            were measured (no CT/MR Image Storage on them).
     """
 
     array: NDArray[Any]
@@ -67,6 +84,7 @@ class Volume:
     source: SourceInfo = field(default_factory=SourceInfo)
     warnings: tuple[str, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
+    geometry_known: bool = True
 
     def __post_init__(self) -> None:
         if self.array.ndim != 3:

@@ -27,16 +27,6 @@ def _prepare_environment(args: argparse.Namespace) -> None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
-def apply_theme(app: object, name: str, resources_dir: Path) -> None:
-    """Apply the dark (reading room) or light theme to the application."""
-    from PySide6.QtWidgets import QApplication
-
-    assert isinstance(app, QApplication)
-    app.setStyle("Fusion")
-    qss = resources_dir / "themes" / f"{name}.qss"
-    app.setStyleSheet(qss.read_text(encoding="utf-8") if qss.is_file() else "")
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="medgan-desktop", description="medgan desktop application")
     p.add_argument("--version", action="version", version=f"medgan-desktop {__version__}")
@@ -112,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     qsettings = QSettings(str(settings.paths.data_dir / "settings.ini"), QSettings.Format.IniFormat)
     theme = str(qsettings.value("theme", settings.theme))
+    from medgan_desktop.qt.theme import apply_theme
+
     apply_theme(app, theme, settings.paths.resources_dir)
 
     context = AppContext(settings)

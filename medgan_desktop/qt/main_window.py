@@ -251,7 +251,7 @@ class MainWindow(QMainWindow):
         from medgan_desktop.qt.workers.base import Worker
 
         try:
-            from medgan_desktop.core.sample_study import ensure_sample_study
+            from medgan_desktop.core.jobs.sample_study import ensure_sample_study
         except ImportError as exc:
             QMessageBox.warning(self, APP_NAME, f"The sample study is not available: {exc}")
             return
@@ -272,22 +272,25 @@ class MainWindow(QMainWindow):
     def import_model(self, source: Path, model_id: str | None = None, card: Path | None = None) -> ModelEntry | None:
         """Import a user model (asking before replacing one with the same id); returns its
         catalogue entry, or None when refused or cancelled. The model lists refresh."""
-        from medgan_desktop.core.models.registry import ModelError, ModelExistsError, ModelRegistry
+        from medgan_desktop.core.jobs.base import JobError
+        from medgan_desktop.core.jobs.models import ImportSpec, run_import
+        from medgan_desktop.core.models.registry import ModelRegistry
 
-        reg = ModelRegistry(self.context.paths)
+        spec = ImportSpec(source, model_id, card)
         try:
-            try:
-                entry = reg.import_model(source, model_id, card)
-            except ModelExistsError as exc:
+            existing = {e.id for e in ModelRegistry(self.context.paths).entries() if not e.shipped}
+            wanted = model_id or (source.name if source.is_dir() else source.stem)
+            if wanted in existing:
                 answer = QMessageBox.question(
                     self, "Import model",
-                    f"{exc}.\n\nReplace the existing model with {source.name}?",
+                    f"A user model with id {wanted!r} already exists.\n\nReplace it with {source.name}?",
                 )
                 if answer != QMessageBox.StandardButton.Yes:
                     self.statusBar().showMessage("Import cancelled: the existing model was kept", 8000)
                     return None
-                entry = reg.import_model(source, model_id, card, replace=True)
-        except (ModelError, OSError) as exc:
+                spec = ImportSpec(source, model_id, card, replace=True)
+            entry = run_import(spec, self.context.paths)
+        except (JobError, OSError) as exc:
             QMessageBox.warning(self, "Import model", f"Cannot import {source}:\n{exc}")
             return None
         self.context.models_changed.emit()
@@ -347,7 +350,7 @@ class MainWindow(QMainWindow):
         QMessageBox.about(self, "About medgan desktop", self.about_text())
 
     def set_theme(self, name: str) -> None:
-        from medgan_desktop.qt.app import apply_theme
+        from medgan_desktop.qt.theme import apply_theme
 
         app = QApplication.instance()
         if isinstance(app, QApplication):

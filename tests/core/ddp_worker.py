@@ -17,9 +17,9 @@ import torch.distributed as dist
 
 from medgan_desktop.core.gan.methods.base import MethodConfig
 from medgan_desktop.core.imaging.intensity import IntensityWindow
+from medgan_desktop.core.models.runs import Preprocessing
 from medgan_desktop.core.training.config import TrainConfig
 from medgan_desktop.core.training.loop import train
-from medgan_desktop.core.training.run import Preprocessing
 
 
 class Images:

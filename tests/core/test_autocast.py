@@ -32,11 +32,11 @@ def test_cpu_bf16_training_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     fast kernels), so the loop's autocast is on here whatever the test machine has.
     """
     from medgan_desktop.core.gan.methods.base import MethodConfig
+    from medgan_desktop.core.models.runs import load_model
     from medgan_desktop.core.training import loop
     from medgan_desktop.core.training.config import DataConfig, TrainConfig
     from medgan_desktop.core.training.data import ImageFolderDataset
     from medgan_desktop.core.training.loop import train
-    from medgan_desktop.core.training.run import load_model
 
     monkeypatch.setattr(devices, "cpu_bf16_supported", lambda: True)
     chosen: list[tuple[bool, torch.dtype]] = []
@@ -68,7 +68,7 @@ def test_every_synthesis_method_steps_under_bfloat16_autocast(name: str) -> None
     from medgan_desktop.core.gan.methods.base import Batch, MethodConfig, get_method
 
     cls = get_method(name)
-    cond = bool(getattr(cls, "conditional", False))
+    cond = cls.requires_labels
     cfg = MethodConfig(size=16, channels=1, latent_dim=16, base_filters=8, num_classes=2 if cond else 0)
     torch.manual_seed(0)
     m = cls(cfg, torch.device("cpu"))
@@ -91,7 +91,7 @@ def test_every_translation_method_steps_under_bfloat16_autocast(name: str) -> No
     torch.manual_seed(0)
     m = get_method(name)(cfg, torch.device("cpu"))
     if name == "distilled":
-        m.set_teacher(torch.nn.Conv2d(1, 1, 3, padding=1))  # type: ignore[attr-defined]
+        m.provide({"teacher": torch.nn.Conv2d(1, 1, 3, padding=1)})
     m.train()
     x = torch.rand(4, 1, 16, 16) * 2 - 1
     y = torch.rand(4, 1, 16, 16) * 2 - 1

@@ -75,7 +75,7 @@ def test_bad_files_are_problems_and_import_continues(
     assert {Path(p.path).name for p in index.problems()} == problem_paths
     d = report.to_dict()
     assert set(d) == {"patients", "studies", "series", "instances", "skipped", "errors",
-                      "problems"}
+                      "duplicates", "problems"}
     assert all(isinstance(d[k], int) for k in d if k != "problems")
 
 

@@ -64,7 +64,7 @@ def test_cli_import_json_and_ls(shared_data: Path, tmp_path: Path,
     db = tmp_path / "idx.sqlite"
     assert main(["import", str(folder), "--db", str(db), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"patients", "studies", "series", "instances", "skipped", "errors",
+    assert set(out) == {"patients", "studies", "series", "instances", "skipped", "errors", "duplicates",
                         "problems"}
     assert (out["patients"], out["series"], out["instances"], out["errors"]) == (1, 1, 12, 4)
     assert all(set(p) == {"path", "reason"} for p in out["problems"])

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from medgan_desktop.cli import main as cli_main
 from medgan_desktop.core.inference.translate import translate
-from medgan_desktop.core.training.run import (
+from medgan_desktop.core.models.runs import (
     ModelLoadError,
     export_inference,
     load_model,
@@ -74,7 +74,7 @@ def test_exported_file_alone_imports_and_translates(tmp_path: Path) -> None:
 
     from medgan_desktop.core.config import AppPaths
     from medgan_desktop.core.models.registry import ModelRegistry
-    from medgan_desktop.core.training.run import RUN_META_KEY, embedded_run
+    from medgan_desktop.core.models.runs import RUN_META_KEY, embedded_run
 
     dest = export_inference(FULL_RUN, tmp_path / "e", half=True)
     assert json.loads(weights_metadata(dest.read_bytes())[RUN_META_KEY]) == json.loads(
@@ -94,7 +94,7 @@ def test_exported_file_alone_imports_and_translates(tmp_path: Path) -> None:
 
 def test_saved_weights_embed_the_run_json(tmp_path: Path) -> None:
     """Training writes weights and checkpoints that name their run (run.json beside or one up)."""
-    from medgan_desktop.core.training.run import (
+    from medgan_desktop.core.models.runs import (
         CHECKPOINTS,
         RUN_META_KEY,
         embedded_run,

@@ -36,13 +36,11 @@ from pydicom.dataset import Dataset
 from safetensors.torch import load_file
 
 from medgan_desktop.cli import main as cli_main
+from medgan_desktop.core.atomic import WriteError
 from medgan_desktop.core.dicom.anonymize import AnonymizeOptions, anonymize_folder
-from medgan_desktop.core.dicom.atomic import ExportError
 from medgan_desktop.core.dicom.write import write_synthetic_series
 from medgan_desktop.core.gan.methods.base import MethodConfig
-from medgan_desktop.core.training.config import TrainConfig
-from medgan_desktop.core.training.loop import RunWriteError, TrainingError, TrainingOOMError, train
-from medgan_desktop.core.training.run import (
+from medgan_desktop.core.models.runs import (
     ModelLoadError,
     Preprocessing,
     list_checkpoints,
@@ -50,6 +48,8 @@ from medgan_desktop.core.training.run import (
     read_state,
     state_path,
 )
+from medgan_desktop.core.training.config import TrainConfig
+from medgan_desktop.core.training.loop import RunWriteError, TrainingError, TrainingOOMError, train
 from medgan_desktop.core.volume import Volume
 
 REPO = Path(__file__).resolve().parents[2]
@@ -309,7 +309,7 @@ def test_full_disk_mid_synthetic_series(shared_data: Path, tmp_path: Path,
     dest = tmp_path / "exports"
     dest.mkdir()
     calls = _save_as_fails_at(monkeypatch, 4)
-    with pytest.raises(ExportError, match="disk is full") as ei:
+    with pytest.raises(WriteError, match="disk is full") as ei:
         write_synthetic_series(vol, dest / "syn", source_datasets=sources, model_id="m",
                                model_version="1")
     assert "Nothing was written" in str(ei.value) and calls["n"] == 4
@@ -330,7 +330,7 @@ def test_full_disk_mid_anonymisation(err: int, shared_data: Path, tmp_path: Path
     dest = tmp_path / "exports"
     dest.mkdir()
     _save_as_fails_at(monkeypatch, 3, err)
-    with pytest.raises(ExportError, match="disk is full" if err == errno.ENOSPC else "read-only"):
+    with pytest.raises(WriteError, match="disk is full" if err == errno.ENOSPC else "read-only"):
         anonymize_folder(src, dest / "anon", AnonymizeOptions())
     assert list(dest.iterdir()) == []
     assert len(list(src.iterdir())) == 5  # the source is untouched

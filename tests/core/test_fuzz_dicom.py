@@ -6,7 +6,10 @@ and reports every file it could not read; each file takes bounded time and memor
 
 A short budget runs in the suite; the long one is
 ``MEDGAN_FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest tests/core/test_fuzz_dicom.py``.
-Inputs that ever crashed are kept in ``tests/fixtures/fuzz`` and replayed.
+A mutant that crashes is kept in the test's temporary folder (or ``$MEDGAN_FUZZ_KEEP``),
+never in the source tree; the shapes of input that once crashed a reader are rebuilt from
+synthetic slices by ``tests/fixtures/make_fuzz_fixtures.py``, shipped in
+``tests/fixtures/fuzz`` and replayed by :func:`test_crash_fixtures_stay_fixed`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from medgan_desktop.core.dicom.series import GeometryError, MultipleSeriesError,
 
 EXAMPLES = int(os.environ.get("MEDGAN_FUZZ_EXAMPLES", "40"))
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "fuzz"
+GENERATOR = FIXTURES.parent / "make_fuzz_fixtures.py"
 #: what a user may be shown for a bad file; anything else is a crash
 EXPECTED = (DicomReadError, GeometryError, MultipleSeriesError)
 PER_FILE_SECONDS = 5.0
@@ -95,17 +99,35 @@ def test_mutated_files_never_crash_the_reader(
     path.write_bytes(_mutate(seeds[which % len(seeds)], ops))
     try:
         _read_bounded(path)
-    except Exception as exc:  # keep the input as a regression fixture, then fail
+    except Exception as exc:  # keep the input for a new fixture, then fail
         import hashlib
 
-        FIXTURES.mkdir(parents=True, exist_ok=True)
-        keep = FIXTURES / f"crash_{hashlib.sha1(path.read_bytes()).hexdigest()[:10]}.dcm"
+        where = Path(os.environ.get("MEDGAN_FUZZ_KEEP", str(tmp_path)))
+        where.mkdir(parents=True, exist_ok=True)
+        keep = where / f"crash_{hashlib.sha1(path.read_bytes()).hexdigest()[:10]}.dcm"
         keep.write_bytes(path.read_bytes())
-        raise AssertionError(f"{type(exc).__name__}: {exc} (kept as {keep.name})") from exc
+        raise AssertionError(f"{type(exc).__name__}: {exc} (kept as {keep}; add its shape to "
+                             f"{GENERATOR.name})") from exc
+
+
+def _generator() -> dict[str, bytes]:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_fuzz_fixtures", GENERATOR)
+    assert spec is not None and spec.loader is not None, f"{GENERATOR} is missing"
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    built: dict[str, bytes] = mod.build()
+    return built
 
 
 def test_crash_fixtures_stay_fixed() -> None:
-    for path in sorted(FIXTURES.glob("*.dcm")) if FIXTURES.is_dir() else []:
+    """The shipped fixtures are what the generator makes, and none crashes the reader."""
+    built = _generator()
+    shipped = {p.name: p.read_bytes() for p in sorted(FIXTURES.glob("*.dcm"))}
+    assert len(shipped) >= 10, f"the regression fixtures are missing from {FIXTURES}"
+    assert shipped == built, "tests/fixtures/fuzz differs from make_fuzz_fixtures.py: rerun it"
+    for path in sorted(FIXTURES.glob("*.dcm")):
         _read_bounded(path)
 
 

@@ -8,7 +8,7 @@ from scipy import ndimage
 
 from medgan_desktop.core.inference.translate import translate
 from medgan_desktop.core.models.registry import resolve_model
-from medgan_desktop.core.training.run import load_model
+from medgan_desktop.core.models.runs import load_model
 
 
 def _head_mask(v: np.ndarray, thr: float) -> np.ndarray:
@@ -18,7 +18,7 @@ def _head_mask(v: np.ndarray, thr: float) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def sample_mr():  # type: ignore[no-untyped-def]
-    from medgan_desktop.core.sample_study import load_colin27_mr
+    from medgan_desktop.core.jobs.sample_study import load_colin27_mr
 
     return load_colin27_mr()
 
@@ -27,7 +27,7 @@ def test_head_student_matches_its_teacher_distribution(sample_mr) -> None:  # ty
     student = load_model(resolve_model("head_mrct_student"))
     teacher = load_model(resolve_model("head_mrct_cyclegan"))
     assert student.info.method == "distilled"
-    assert student.method.config.option("teacher", "") == "models/head_mrct_cyclegan"
+    assert student.method.config.extra.get("teacher", "") == "models/head_mrct_cyclegan"
     s = translate(sample_mr, student)
     t = translate(sample_mr, teacher)
     assert s.array.shape == sample_mr.array.shape and s.synthetic

@@ -11,8 +11,9 @@ import SimpleITK as sitk
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from skimage.util.arraycrop import crop
 
+from medgan_desktop.core.imaging.masks import body_mask
 from medgan_desktop.core.metrics import paired
-from medgan_desktop.core.metrics.paired import SsimWindow, body_mask, evaluate_pair
+from medgan_desktop.core.metrics.paired import SsimWindow, evaluate_pair
 from medgan_desktop.core.volume import Volume
 
 

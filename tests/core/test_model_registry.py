@@ -59,8 +59,37 @@ def test_import_and_tamper_detection(tmp_path: Path) -> None:
         reg.resolve("nope")
 
 
+def _real_run(tmp: Path) -> Path:
+    """A tiny trained-looking DCGAN run whose weights load into their method."""
+    import torch
+
+    from medgan_desktop.core.gan.methods.base import MethodConfig, get_method
+    from medgan_desktop.core.models.runs import (
+        Preprocessing,
+        new_run_info,
+        save_weights,
+        write_run_json,
+    )
+
+    run = tmp / "my_run"
+    run.mkdir()
+    cfg = MethodConfig(size=16, latent_dim=8, base_filters=4)
+    method = get_method("dcgan")(cfg, torch.device("cpu"))
+    write_run_json(new_run_info(run, "dcgan", "synthesis", cfg, {}, Preprocessing(size=16), {"name": "local"}))
+    save_weights(run / "weights.safetensors", method)
+    return run
+
+
+def test_models_import_refuses_weights_that_do_not_load(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "import", str(_fake_run(tmp_path)), "--id", "junk"]) == 2
+    assert "cannot be imported" in capsys.readouterr().err
+    assert main(["models", "list", "--json"]) == 0
+    assert not any(m["id"] == "junk" for m in json.loads(capsys.readouterr().out or "[]"))
+
+
 def test_models_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    run = _fake_run(tmp_path)
+    run = _real_run(tmp_path)
     assert main(["models", "import", str(run), "--id", "cli_model"]) == 0
     assert main(["models", "list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out.split("\n", 1)[1])
@@ -168,7 +197,7 @@ def test_bare_weights_file_with_embedded_run_and_card(tmp_path: Path) -> None:
 
 
 def test_models_cli_replace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    run = _fake_run(tmp_path)
+    run = _real_run(tmp_path)
     assert main(["models", "import", str(run), "--id", "twice"]) == 0
     assert main(["models", "import", str(run), "--id", "twice"]) == 2
     assert "already exists" in capsys.readouterr().err

@@ -12,8 +12,7 @@ import pytest
 import SimpleITK as sitk
 
 from medgan_desktop.core.config import AppPaths
-from medgan_desktop.core.progress import Cancelled, CancelToken
-from medgan_desktop.core.sample_study import (
+from medgan_desktop.core.jobs.sample_study import (
     CT_SOURCE,
     MR_SOURCE,
     PATIENT_NAME,
@@ -24,6 +23,7 @@ from medgan_desktop.core.sample_study import (
     ensure_sample_study,
     is_complete,
 )
+from medgan_desktop.core.progress import Cancelled, CancelToken
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,10 @@ from scipy import ndimage
 
 from medgan_desktop.core.config import AppPaths
 from medgan_desktop.core.inference.translate import translate
+from medgan_desktop.core.io import open_volume
+from medgan_desktop.core.jobs.sample_study import SampleSources, ensure_sample_study
 from medgan_desktop.core.models.registry import ModelRegistry
-from medgan_desktop.core.sample_study import SampleSources, ensure_sample_study
-from medgan_desktop.core.training.paired import read_any
-from medgan_desktop.core.training.run import load_model
+from medgan_desktop.core.models.runs import load_model
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_ID = "head_mrct_cyclegan"
@@ -50,7 +50,7 @@ def test_sample_study_mr_translates_with_the_shipped_head_model(tmp_path: Path) 
     torch.set_num_threads(1)
     paths = AppPaths(data_dir=tmp_path / "data", install_dir=REPO)
     study = ensure_sample_study(paths)
-    mr = read_any(study / "MR")
+    mr = open_volume(study / "MR")
     assert mr.modality == "MR" and mr.shape[0] > 80
 
     reg = ModelRegistry(paths)

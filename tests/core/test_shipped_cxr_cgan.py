@@ -11,7 +11,7 @@ import pytest
 from medgan_desktop.cli import main
 from medgan_desktop.core.inference.sample import SampleError, sample
 from medgan_desktop.core.models.registry import resolve_model
-from medgan_desktop.core.training.run import load_model
+from medgan_desktop.core.models.runs import load_model
 
 
 def test_shipped_cgan_samples_each_class_by_name_and_index() -> None:

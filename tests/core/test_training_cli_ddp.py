@@ -206,7 +206,7 @@ def _method_and_batch(name: str) -> tuple[GanMethod, Batch]:
                       ema_decay=0.9, diffaugment="translation", extra=extra)
     method = get_method(name)(mc, cpu)
     if name == "distilled":
-        method.set_teacher(torch.nn.Conv2d(1, 1, 3, padding=1))  # type: ignore[attr-defined]
+        method.provide({"teacher": torch.nn.Conv2d(1, 1, 3, padding=1)})
     if method.task == Task.TRANSLATION:
         return method, Batch(target=torch.tanh(x.flip(2)), source=x)
     return method, Batch(target=x, labels=torch.tensor([0, 1, 0, 1]))
@@ -224,8 +224,8 @@ def test_every_method_trains_behind_ddp_wrappers(name: str, one_process_group: N
     from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
     from torch.nn.parallel import DistributedDataParallel
 
+    from medgan_desktop.core.models.runs import network_state
     from medgan_desktop.core.training.distributed import DistInfo, make_data_parallel
-    from medgan_desktop.core.training.run import network_state
 
     method, batch = _method_and_batch(name)
     keys = set(network_state(method))
@@ -270,7 +270,7 @@ def test_sampling_other_synthesis_methods(tmp_path: Path) -> None:
         sample,
         truncation_mode,
     )
-    from medgan_desktop.core.training.run import load_model
+    from medgan_desktop.core.models.runs import load_model
 
     data = _pngs(tmp_path / "data")
     for method in ("stylegan2", "progressive", "wgan_gp"):

@@ -12,7 +12,7 @@ from PIL import Image
 
 from medgan_desktop.cli import main
 from medgan_desktop.core.gan.recommend import ALIAS, RECOMMENDED_METHOD, RECOMMENDED_OPTIONS
-from medgan_desktop.core.training.run import (
+from medgan_desktop.core.models.runs import (
     BROKEN_SUFFIX,
     checkpoint_path,
     list_checkpoints,
@@ -46,7 +46,7 @@ def _run_json(run: Path) -> dict[str, Any]:
     "case, fmt, message",
     [
         ("file", "png", "is a file"),
-        ("under_file", "png", "cannot write to --out"),
+        ("under_file", "png", "cannot write to"),
         ("not_empty", "dicom", "is not empty"),
     ],
 )
@@ -172,12 +172,15 @@ def test_recommended_alias(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     f = tmp_path / "c.json"
     f.write_text(json.dumps({"method_config": {other: 0.5}}))
     capsys.readouterr()
-    assert _train(data, tmp_path / "r2", "--set", f"{key}=", "--config", str(f), "--set", "ema=0.5",
-                  method=ALIAS.upper(), steps=1) == 0
-    err = capsys.readouterr().err
-    assert "did you mean ema_decay" in err
+    # a key that is neither a setting nor one of the method's options is refused, with a hint
+    assert _train(data, tmp_path / "r2", "--set", "ema=0.5", method=ALIAS, steps=1) == 2
+    assert "did you mean 'ema_decay'" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists()
+    assert _train(data, tmp_path / "r2", "--set", f"{key}=", "--config", str(f),
+                  "--set", "r1_gamma=0.5", method=ALIAS.upper(), steps=1) == 0
     mc2 = _run_json(tmp_path / "r2")["method_config"]
-    assert mc2[key] == "" and mc2[other] == 0.5 and mc2["extra"] == {"ema": 0.5}
+    assert mc2[key] == "" and mc2[other] == 0.5 and mc2["extra"] == {"r1_gamma": 0.5}
+    assert _run_json(tmp_path / "r2")["label"].startswith(ALIAS)  # run.json says what was asked
 
 
 def test_recommended_in_help_and_list(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,6 +10,13 @@ import torch
 from safetensors.torch import load_file
 
 from medgan_desktop.core.gan.methods.base import MethodConfig
+from medgan_desktop.core.models.runs import (
+    ModelLoadError,
+    Preprocessing,
+    list_checkpoints,
+    load_model,
+    load_run,
+)
 from medgan_desktop.core.progress import CancelToken, Progress
 from medgan_desktop.core.training.config import TrainConfig
 from medgan_desktop.core.training.data import DataError
@@ -18,13 +25,6 @@ from medgan_desktop.core.training.loop import (
     TrainingError,
     TrainingOOMError,
     train,
-)
-from medgan_desktop.core.training.run import (
-    ModelLoadError,
-    Preprocessing,
-    list_checkpoints,
-    load_model,
-    load_run,
 )
 
 MC = MethodConfig(size=16, latent_dim=8, base_filters=4, ema_decay=0.9, diffaugment="translation")
@@ -116,8 +116,8 @@ def test_cancel_writes_checkpoint(tmp_path: Path) -> None:
     s = train("dcgan", MC, _cfg(10, checkpoint_every=100), TinyData(), tmp_path / "r", progress=progress, cancel=token)
     assert s.cancelled and s.step == 3
     assert [c[0] for c in list_checkpoints(tmp_path / "r")] == [3]
-    assert seen[-1].data is not None and "losses" in seen[-1].data and "eta_s" in seen[-1].data
-    assert any(p.data and "sample" in p.data for p in seen)
+    assert seen[-1].step is not None and seen[-1].step.losses and seen[-1].step.eta_s >= 0
+    assert any(p.step is not None and p.step.sample for p in seen)
     s2 = train("dcgan", MC, _cfg(5), TinyData(), tmp_path / "r", resume=True)
     assert s2.step == 5 and not s2.cancelled
 

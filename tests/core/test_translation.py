@@ -11,21 +11,18 @@ import SimpleITK as sitk
 import torch
 
 from medgan_desktop.cli import main
+from medgan_desktop.core.imaging.slices import context_indices, fit_square, unfit_square
 from medgan_desktop.core.inference.translate import translate
+from medgan_desktop.core.models.runs import load_model
 from medgan_desktop.core.progress import Cancelled, CancelToken, Progress
-from medgan_desktop.core.training.paired import (
+from medgan_desktop.core.training.pairs import (
     PairedDataError,
-    PairedSliceDataset,
     PairedVolume,
-    UnpairedSliceDataset,
-    context_indices,
-    fit_square,
     index_pairs,
     patient_split,
     slab_split,
-    unfit_square,
 )
-from medgan_desktop.core.training.run import load_model
+from medgan_desktop.core.training.slice_data import PairedSliceDataset, UnpairedSliceDataset
 from medgan_desktop.core.volume import Volume
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"

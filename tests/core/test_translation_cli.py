@@ -16,20 +16,20 @@ import torch
 from PIL import Image
 
 from medgan_desktop.cli import main
+from medgan_desktop.core.jobs.base import JobError
+from medgan_desktop.core.jobs.train_translation import (
+    PairSpec,
+    TranslationTrainSpec,
+    run_train_translation,
+    split_pairs,
+)
 from medgan_desktop.core.progress import Cancelled, CancelToken, Progress
-from medgan_desktop.core.training.paired import (
+from medgan_desktop.core.training.pairs import (
     PairedDataError,
     PairedVolume,
     load_image_pair,
     load_pair,
     patient_name,
-)
-from medgan_desktop.core.training.translation_job import (
-    PairSpec,
-    TranslationJobError,
-    TranslationJobSpec,
-    run_translation_job,
-    split_pairs,
 )
 from medgan_desktop.core.volume import Volume
 
@@ -136,7 +136,7 @@ def test_translate_checks_the_output_before_loading(
 ) -> None:
     missing_model = str(tmp_path / "no-such-run")  # reached only if the output check passed
     base = ["translate", "--model", missing_model, "--input", str(pair_files[0])]
-    assert main([*base, "--out", str(tmp_path / "x.png")]) == 2
+    assert main([*base, "--format", "nifti", "--out", str(tmp_path / "x.png")]) == 2
     assert "must end in .nii.gz" in capsys.readouterr().err
     full = tmp_path / "full"
     full.mkdir()
@@ -148,7 +148,7 @@ def test_translate_checks_the_output_before_loading(
     assert main([*base, "--out", str(full / "keep.txt" / "x.nii.gz")]) == 2
     assert "cannot create" in capsys.readouterr().err
     assert main([*base, "--out", str(tmp_path / "x.nii.gz"), "--batch", "0"]) == 2
-    assert "--batch must be at least 1" in capsys.readouterr().err
+    assert "batch must be at least 1" in capsys.readouterr().err
     # A valid output reaches the model check.
     assert main([*base, "--out", str(tmp_path / "new" / "x.nii.gz")]) == 2
     assert "no-such-run" in capsys.readouterr().err
@@ -172,30 +172,25 @@ def test_translate_refuses_a_model_that_is_not_for_translation(
     assert rc == 2 and "not a translation model" in err and "unknown GAN method" not in err
 
 
-def test_translate_warns_when_a_png_has_no_modality(
+def test_translate_refuses_2d_images_for_a_volume_model_unless_forced(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """A PNG has no patient geometry and no modality: a model trained on phantom volumes does
+    not fit it (refused, exit 2, naming why); forced, it runs and says what it assumed."""
     mr, _ = phantom((1, 64, 64))
     png = tmp_path / "seed5_0000.png"
     Image.fromarray(np.clip(mr[0] / 600 * 255, 0, 255).astype(np.uint8)).save(png)
     out = tmp_path / "s.nii.gz"
-    rc = main(
-        [
-            "translate",
-            "--model",
-            "mrct_phantom_student",
-            "--input",
-            str(png),
-            "--out",
-            str(out),
-            "--threads",
-            "1",
-        ]
-    )
+    base = ["translate", "--model", "mrct_phantom_student", "--input", str(png), "--out", str(out),
+            "--threads", "1"]
+    assert main(base) == 2
     err = capsys.readouterr().err
-    assert rc == 0 and out.is_file()
+    assert "does not fit" in err and "patient geometry" in err and not out.exists()
+    assert main([*base, "--force"]) == 0 and out.is_file()
+    err = capsys.readouterr().err
     assert "warning: input modality unknown; assumed MR" in err
     assert "single slice given to a 2.5D model" in err
+    assert "Translated anyway (forced)" in err
 
 
 # -- medgan translate-train: errors ---------------------------------------------------------------
@@ -319,7 +314,7 @@ def test_register_affine_and_the_printed_quality(
 def test_affine_reaches_the_registration(
     pair_files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import medgan_desktop.core.imaging.registration as registration
+    import medgan_desktop.core.training.pairs as registration
 
     seen: dict[str, Any] = {}
     real = registration.register_volumes
@@ -412,7 +407,7 @@ def test_translate_train_from_the_study_index(
 
 # -- the job itself -----------------------------------------------------------------------------------
 def test_job_reports_stages_and_cancels(pair_files: tuple[Path, Path], tmp_path: Path) -> None:
-    spec = TranslationJobSpec(
+    spec = TranslationTrainSpec(
         method="unet_l1",
         pairs=(PairSpec(str(pair_files[0]), str(pair_files[1])),),
         out=str(tmp_path / "run"),
@@ -424,20 +419,25 @@ def test_job_reports_stages_and_cancels(pair_files: tuple[Path, Path], tmp_path:
         threads=1,
     )
     reports: list[Progress] = []
-    res = run_translation_job(spec, progress=reports.append)
-    stages = [(r.data or {}).get("stage") for r in reports]
-    assert stages.index("pair") < stages.index("train_start") < stages.index("evaluate")
+    res = run_train_translation(spec, progress=reports.append)
+    kinds = [type(r.event).__name__ for r in reports]
+    first_step = kinds.index("StepEvent")
+    assert kinds.index("PairEvent") < first_step
+    held = [r.message for r in reports[:first_step] if "held out" in r.message]
+    assert held and "slices" in held[0]  # the held-out part is said before training
+    evaluate = [i for i, r in enumerate(reports) if getattr(r.event, "stage", "") == "evaluate"]
+    assert evaluate and evaluate[0] > first_step
     assert res.summary.step == 2 and res.heldout is not None and res.n_slices > 0
     assert res.pairs[0].patient == "pat07_mr" and res.split["kind"] == "slab"
     assert (
         json.loads((res.run_dir / "heldout_metrics.json").read_text())["mae"] == res.heldout["mae"]
     )
-    with pytest.raises(TranslationJobError, match="already holds a run"):
-        run_translation_job(spec)
+    with pytest.raises(JobError, match="already holds a run"):
+        run_train_translation(spec)
     token = CancelToken()
     token.cancel()
     with pytest.raises(Cancelled):
-        run_translation_job(replace(spec, out=str(tmp_path / "other")), cancel=token)
+        run_train_translation(replace(spec, out=str(tmp_path / "other")), cancel=token)
     assert not (tmp_path / "other" / "run.json").exists()
 
 

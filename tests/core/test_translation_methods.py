@@ -110,7 +110,7 @@ def test_distilled_student_follows_teacher() -> None:
     teacher = UNetGenerator(1, 1, base_filters=8, depth=4)
     cfg = MethodConfig(size=16, base_filters=4, lr_g=2e-3, extra={"depth": 4, "lambda_hard": 0.0})
     m = get_method("distilled")(cfg, CPU)
-    m.set_teacher(teacher)
+    m.provide({"teacher": teacher})
     b = _batch(n=4, size=16)
     first = m.train_step(b, 0)["soft"]
     for s in range(1, 60):

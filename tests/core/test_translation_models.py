@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from medgan_desktop.core.imaging.slices import volume_slab
 from medgan_desktop.core.inference.translate import translate
-from medgan_desktop.core.training.paired import read_any, volume_slab
-from medgan_desktop.core.training.run import load_model
+from medgan_desktop.core.io import open_volume
+from medgan_desktop.core.models.runs import load_model
 
 REPO = Path(__file__).resolve().parents[2]
 PHANTOM = REPO / ".." / "shared" / "data" / "mridir_phantom"
@@ -21,7 +22,7 @@ MODELS = ["mrct_phantom_pix2pix", "mrct_phantom_student"]
 def phantom() -> tuple[object, np.ndarray]:
     if not (PHANTOM / "MR_T2_DICOM").is_dir():
         pytest.fail(f"real test data missing at {PHANTOM}")
-    mr = read_any(PHANTOM / "MR_T2_DICOM")
+    mr = open_volume(PHANTOM / "MR_T2_DICOM")
     ct = sitk.GetArrayFromImage(sitk.ReadImage(str(PHANTOM / "CT_rigid_to_MR_grid.nii.gz")))
     return mr, ct
 

@@ -11,8 +11,8 @@ import pytest
 import SimpleITK as sitk
 from pydicom.dataset import Dataset
 
+from medgan_desktop.core.atomic import WriteError
 from medgan_desktop.core.dicom.anonymize import AnonymizeOptions, Anonymizer
-from medgan_desktop.core.dicom.atomic import ExportError
 from medgan_desktop.core.dicom.write import (
     CT_IMAGE_STORAGE,
     MR_IMAGE_STORAGE,
@@ -209,7 +209,7 @@ def test_full_disk_leaves_no_partial_series(tmp_path: Path, monkeypatch: pytest.
         real(self, *a, **k)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Dataset, "save_as", failing)
-    with pytest.raises(ExportError, match="disk is full") as info:
+    with pytest.raises(WriteError, match="disk is full") as info:
         write_synthetic_series(vol, tmp_path / "out", source_datasets=None, model_id="m",
                                model_version="1")
     assert isinstance(info.value, OSError)
@@ -223,7 +223,7 @@ def test_read_only_folder_gives_clear_error(tmp_path: Path,
         raise OSError(errno.EROFS, "Read-only file system", str(self))
 
     monkeypatch.setattr(Path, "mkdir", ro_mkdir)
-    with pytest.raises(ExportError, match="read-only"):
+    with pytest.raises(WriteError, match="read-only"):
         write_volume_series(Volume(np.zeros((1, 4, 4)), modality="CT"), tmp_path / "x",
                             patient_name="a", patient_id="b", series_description="c")
     monkeypatch.undo()

@@ -1,4 +1,9 @@
-"""Qt test fixtures: headless platform and a guard against leaked QThreads."""
+"""Qt test fixtures: the platform to test on, and a guard against leaked QThreads.
+
+With no display the tests run on Qt's offscreen platform (and VTK renders with OSMesa). With
+``DISPLAY`` set they run on that display: a real X server (Xvfb in CI's real-display tests)
+shows what a user would see, which the offscreen platform hides.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,23 @@ from collections.abc import Iterator
 
 import pytest
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkOSOpenGLRenderWindow")
+if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkOSOpenGLRenderWindow")
 
 from PySide6.QtCore import QThread  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _no_blocking_questions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unexpected modal question fails the test at once instead of blocking it forever;
+    a test that expects one patches ``QMessageBox.question`` itself."""
+    from PySide6.QtWidgets import QMessageBox
+
+    def refuse(*args: object, **kwargs: object) -> object:
+        raise AssertionError(f"unexpected modal question: {args[2] if len(args) > 2 else args}")
+
+    monkeypatch.setattr(QMessageBox, "question", refuse)
 
 
 @pytest.fixture(autouse=True)

@@ -15,8 +15,8 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox
 
 from medgan_desktop.core.config import Settings
+from medgan_desktop.core.models.runs import list_checkpoints, read_state, read_weights
 from medgan_desktop.core.progress import Progress
-from medgan_desktop.core.training.run import list_checkpoints, read_state, read_weights
 from medgan_desktop.qt.context import AppContext
 from medgan_desktop.qt.main_window import MainWindow
 
@@ -41,7 +41,7 @@ def test_close_asks_then_stops_training_cleanly(qtbot, tmp_path: Path, xray_fold
     qtbot.addWidget(win)
     win.show()
     panel = win.panels["train"]
-    panel.path_edit.setText(str(xray_folder))
+    panel.data_box.path_edit.setText(str(xray_folder))
     panel.size_combo.setCurrentIndex(0)  # the smallest size
     panel.batch_spin.setValue(4)
     panel.steps_spin.setValue(100_000)

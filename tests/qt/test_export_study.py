@@ -17,10 +17,11 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from medgan_desktop.core.config import Settings
 from medgan_desktop.core.dicom.index import StudyIndex
+from medgan_desktop.core.jobs.export import ExportSpec, run_export
 from medgan_desktop.core.progress import Cancelled, CancelToken
 from medgan_desktop.qt.context import AppContext
 from medgan_desktop.qt.panels.browser import KIND_ROLE, BrowserPanel
-from medgan_desktop.qt.panels.export_dialog import ExportDialog, run_export
+from medgan_desktop.qt.panels.export_dialog import ExportDialog
 from tests.core.dicom_helpers import tree_hash
 
 # Identity planted in the source; none of it may appear in any output byte.
@@ -280,8 +281,8 @@ def test_patient_export_takes_all_studies_and_cancel_leaves_nothing(panel: Brows
     token = CancelToken()
     token.cancel()
     with pytest.raises(Cancelled):
-        run_export(out_dir=tmp_path / "cancelled", options=dlg.options(),
-                   series=dlg.series_groups, cancel=token)
+        run_export(ExportSpec(out_dir=tmp_path / "cancelled", options=dlg.options(),
+                              series=tuple(dlg.series_groups)), cancel=token)
     assert not (tmp_path / "cancelled").exists()
     assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
     dlg.pseudonym_name.setText("Research^Case07")

@@ -69,7 +69,7 @@ def test_import_folder_refreshes_lists_and_asks_before_replacing(window: MainWin
 
 
 def test_bare_weights_file_and_clear_errors(window: MainWindow, tmp_path: Path) -> None:
-    from medgan_desktop.core.training.run import export_inference
+    from medgan_desktop.core.models.runs import export_inference
 
     exported = export_inference(CXR, tmp_path / "export")
     bare = tmp_path / "inbox" / "chest_small.safetensors"

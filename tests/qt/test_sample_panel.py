@@ -12,9 +12,9 @@ from PySide6.QtWidgets import QMessageBox
 
 from medgan_desktop.core.config import AppPaths, Settings
 from medgan_desktop.core.gan.methods.base import MethodConfig
+from medgan_desktop.core.models.runs import Preprocessing
 from medgan_desktop.core.training.config import TrainConfig
 from medgan_desktop.core.training.loop import train
-from medgan_desktop.core.training.run import Preprocessing
 from medgan_desktop.qt.context import AppContext
 from medgan_desktop.qt.panels.sample import SamplePanel
 

@@ -10,7 +10,7 @@ from PIL import Image
 from PySide6.QtWidgets import QMessageBox
 
 from medgan_desktop.core.config import Settings
-from medgan_desktop.core.training.run import list_checkpoints, load_run
+from medgan_desktop.core.models.runs import list_checkpoints, load_run
 from medgan_desktop.qt.context import AppContext
 from medgan_desktop.qt.panels.train import TrainPanel
 
@@ -38,7 +38,7 @@ def ctx(qtbot, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
 
 
 def _tiny(panel: TrainPanel, data: Path, steps: int) -> None:
-    panel.path_edit.setText(str(data))
+    panel.data_box.path_edit.setText(str(data))
     panel.size_combo.setCurrentIndex(0)  # 32 px
     panel.batch_spin.setValue(4)
     panel.steps_spin.setValue(steps)
@@ -76,14 +76,14 @@ def test_train_pause_stop_resume_and_restart(qtbot, ctx, tmp_path: Path) -> None
     assert panel.sample_label.pixmap() is not None and not panel.sample_label.pixmap().isNull()
     assert panel.sample_caption.text() == "Samples at step 4"
     assert panel.ckpt_list.count() == 2
-    assert set(panel._curves) >= {"d", "g"}
+    assert set(panel.plot.curves) >= {"d", "g"}
 
     # pause holds the run; stop writes a checkpoint
     panel.runs_list.setCurrentRow(0)
     panel.steps_spin.setValue(10_000)
     panel.resume_selected()
     assert panel.is_training()
-    qtbot.waitUntil(lambda: any(s > 4 for s, _ in panel._curves.get("d", [])), timeout=60_000)
+    qtbot.waitUntil(lambda: any(s > 4 for s, _ in panel.plot.curves.get("d", [])), timeout=60_000)
     panel.toggle_pause()
     assert panel.worker is not None and panel.worker.token.paused and panel.pause_btn.text() == "Continue"
     panel.stop()
@@ -97,28 +97,28 @@ def test_train_pause_stop_resume_and_restart(qtbot, ctx, tmp_path: Path) -> None
     assert panel2.runs_list.count() == 1
     assert f"step {last}/10000" in panel2.runs_list.item(0).text()
     panel2.runs_list.setCurrentRow(0)
-    assert panel2.ckpt_list.count() >= 1 and panel2._curves
+    assert panel2.ckpt_list.count() >= 1 and panel2.plot.curves
 
 
 def test_series_selection_without_index(qtbot, ctx) -> None:  # type: ignore[no-untyped-def]
     panel = TrainPanel(ctx)
     qtbot.addWidget(panel)
-    panel.rb_series.setChecked(True)
+    panel.data_box.rb_series.setChecked(True)
     panel.start()
     assert any("select a series" in m for m in ctx.messages)
     ctx.series_selected.emit("1.2.3.4")
     assert panel.data_config().series_uids == ("1.2.3.4",)  # nothing added: the browser's selection
-    panel.add_selected_series()
+    panel.data_box.add_selected_series()
     ctx.series_selected.emit("5.6.7.8")
-    panel.add_selected_series()
-    panel.add_selected_series()  # no duplicates
+    panel.data_box.add_selected_series()
+    panel.data_box.add_selected_series()  # no duplicates
     ctx.series_selected.emit("9.9")  # selecting alone does not add
     data = panel.data_config()
     assert data.kind == "index" and data.series_uids == ("1.2.3.4", "5.6.7.8")
-    assert data.channels == 1 and not panel.channels_combo.isEnabled()
-    panel.series_list.setCurrentRow(0)
-    panel.series_list.item(0).setSelected(True)
-    panel._remove_series()
+    assert data.channels == 1 and not panel.data_box.channels_combo.isEnabled()
+    panel.data_box.series_list.setCurrentRow(0)
+    panel.data_box.series_list.item(0).setSelected(True)
+    panel.data_box._remove_series()
     assert panel.data_config().series_uids == ("5.6.7.8",)
 
 

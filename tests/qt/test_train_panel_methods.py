@@ -1,6 +1,7 @@
 """TrainPanel method, data and layout settings: the recommended default, presets without
-carry-over, the method-option form against the methods' own defaults, volume/series data
-options, the translation tab, and no sideways scrolling at the default window size."""
+carry-over, the method-option form drawn from each method's own Options dataclass (and the
+methods really reading those options), volume/series data options, the translation tab,
+and no sideways scrolling at the default window size."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from medgan_desktop.core.config import Settings
 from medgan_desktop.core.gan.methods.base import MethodConfig, Task, available_methods, get_method
+from medgan_desktop.core.gan.options import OptionInfo
 from medgan_desktop.core.gan.recommend import (
     ALIAS,
     RECOMMENDED_METHOD,
@@ -35,8 +37,7 @@ from medgan_desktop.core.gan.recommend import (
     recommended_config,
 )
 from medgan_desktop.qt.context import AppContext
-from medgan_desktop.qt.panels import train as train_mod
-from medgan_desktop.qt.panels.train import METHOD_OPTIONS, TRANSLATION_WIDGET_MODULE, TrainPanel
+from medgan_desktop.qt.panels.train import TRANSLATION_WIDGET_MODULE, TrainPanel
 
 
 @pytest.fixture()
@@ -77,7 +78,7 @@ def test_opens_on_the_recommended_setting(panel: TrainPanel, tmp_path: Path) -> 
     assert panel.method_config() == recommended_config(size=64)
     panel.size_combo.setCurrentIndex(panel.size_combo.findData(128))
     panel.batch_spin.setValue(16)
-    panel.path_edit.setText(str(tmp_path))
+    panel.data_box.path_edit.setText(str(tmp_path))
     assert panel.method_config() == recommended_config(size=128)
     tcfg = panel.train_config(panel.data_config())
     assert tcfg.batch_size == 16 and tcfg.data.size == 128
@@ -93,8 +94,10 @@ def test_switching_methods_sets_every_field_from_the_preset(panel: TrainPanel) -
         assert panel.diffaug_edit.text() == p.diffaugment, key
         assert panel.ema_spin.value() == p.ema_decay, key
         assert panel.lr_spin.value() == p.lr_g, key
-        assert set(panel.option_widgets) == {o.key for o in METHOD_OPTIONS.get(panel.selected_method(), ())}
-        assert panel.method_options() == {}, key
+        cls = get_method(panel.selected_method())
+        shown = {f.name for f, info in cls.Options.fields_info() if info.form}
+        assert set(panel.options_box.widgets) == shown, key
+        assert panel.options_box.values() == {}, key
         assert panel.method_config() == dataclasses.replace(p, size=64, channels=1), key
     _select(panel, "dcgan")  # after stylegan2 and the recommended entry: nothing carried over
     assert panel.diffaug_edit.text() == "" and panel.ema_spin.value() == 0.0
@@ -102,35 +105,35 @@ def test_switching_methods_sets_every_field_from_the_preset(panel: TrainPanel) -
 
 def test_method_options_are_written_only_when_changed_and_reset_on_switch(panel: TrainPanel) -> None:
     _select(panel, "wgan_gp")
-    crit = panel.option_widgets["n_critic"]
+    crit = panel.options_box.widgets["n_critic"]
     assert isinstance(crit, QSpinBox) and crit.value() == 5 and "Critic" in crit.toolTip()
     crit.setValue(3)
     assert panel.method_config().extra == {"n_critic": 3}
     _select(panel, "dcgan")
     assert panel.method_config().extra == {}
     _select(panel, "wgan_gp")
-    assert panel.option_widgets["n_critic"].value() == 5  # type: ignore[attr-defined]
+    assert panel.options_box.widgets["n_critic"].value() == 5  # type: ignore[attr-defined]
     # the previous method's fields are gone from the form, not just hidden behind the new ones
     shown = {w for w in panel.options_box.findChildren(QWidget)
              if w.parent() is panel.options_box and not w.isHidden() and not isinstance(w, QLabel)}
-    assert shown == set(panel.option_widgets.values())
+    assert shown == set(panel.options_box.widgets.values())
     assert panel.method_config().extra == {}
 
     _select(panel, "stylegan2")
-    r1 = panel.option_widgets["r1_gamma"]
+    r1 = panel.options_box.widgets["r1_gamma"]
     assert isinstance(r1, QDoubleSpinBox) and r1.text() == "auto"
-    ada = panel.option_widgets["ada"]
+    ada = panel.options_box.widgets["ada"]
     assert isinstance(ada, QCheckBox)
     ada.setChecked(True)
     r1.setValue(2.5)
     assert panel.method_config().extra == {"ada": True, "r1_gamma": 2.5}
     _select(panel, "progressive")
-    phase = panel.option_widgets["phase_steps"]
+    phase = panel.options_box.widgets["phase_steps"]
     assert isinstance(phase, QSpinBox)
     phase.setValue(40)
     assert panel.method_config().extra == {"phase_steps": 40}
     _select(panel, "cgan")
-    cond = panel.option_widgets["g_cond"]
+    cond = panel.options_box.widgets["g_cond"]
     assert isinstance(cond, QComboBox)
     cond.setCurrentIndex(cond.findData("concat"))
     assert panel.method_config().extra == {"g_cond": "concat"}
@@ -157,62 +160,78 @@ def _probe(m: Any, key: str) -> Any:
     return getattr(m, key)
 
 
-def _other(o: train_mod.MethodOption) -> Any:
-    if o.choices:
-        return next(c for c in o.choices if c != o.default)
-    if isinstance(o.default, bool):
-        return not o.default
-    if isinstance(o.default, int):
-        return int(o.default) + 1
-    return float(o.default) + 0.5 if float(o.default) + 0.5 <= o.hi else float(o.default) / 2
+def _other(info: OptionInfo, default: Any) -> Any:
+    if info.choices:
+        return next(c for c in info.choices if c != default)
+    if isinstance(default, bool):
+        return not default
+    if isinstance(default, int):
+        return int(default) + 1
+    if default is None:
+        return 2.5
+    return float(default) + 0.5 if float(default) + 0.5 <= info.hi else float(default) / 2
 
 
-@pytest.mark.parametrize("method", sorted(METHOD_OPTIONS))
-def test_option_table_matches_what_the_methods_read(method: str) -> None:
-    """Each option's key is read by the method, and its table default is the method's own."""
+_FORM = {name: [(f.name, info, f.default) for f, info in cls.Options.fields_info() if info.form]
+         for name, cls in available_methods(Task.SYNTHESIS).items()}
+
+
+@pytest.mark.parametrize("method", sorted(m for m, opts in _FORM.items() if opts))
+def test_form_options_are_what_the_methods_read(method: str) -> None:
+    """Each option in the form is read by the method, at the default its dataclass declares."""
     torch.manual_seed(0)
-    assert method in available_methods(Task.SYNTHESIS)
-    for o in METHOD_OPTIONS[method]:
-        needs = {"ada": True} if o.key == "ada_target" else {}
-        plain = _probe(_build(method, **needs), o.key)
-        expected_default = None if o.special else o.default  # "auto": the method's heuristic
-        assert plain == expected_default, (method, o.key, plain)
-        changed = _other(o)
-        assert _probe(_build(method, **needs, **{o.key: changed}), o.key) == changed, (method, o.key)
+    for key, info, default in _FORM[method]:
+        needs = {"ada": True} if key == "ada_target" else {}
+        plain = _probe(_build(method, **needs), key)
+        if default is not None:  # None: "auto", the method resolves it (its own heuristic)
+            assert plain == default, (method, key, plain)
+        changed = _other(info, default)
+        assert _probe(_build(method, **needs, **{key: changed}), key) == changed, (method, key)
+
+
+def test_unknown_option_is_refused_by_the_dataclass() -> None:
+    from medgan_desktop.core.gan.options import OptionError
+
+    cls = get_method("wgan_gp")
+    with pytest.raises(OptionError, match="n_critic"):
+        cls.Options.from_extra({"n_critics": 3})
+    with pytest.raises(OptionError, match="whole number"):
+        cls.Options.from_extra({"n_critic": "three"})
+    assert cls.Options.from_extra({"n_critic": 3}).n_critic == 3
 
 
 def test_cgan_ticks_class_labels_and_a_manual_tick_stays(panel: TrainPanel, ctx: AppContext, tmp_path: Path) -> None:
-    assert not panel.labels_check.isChecked()
+    assert not panel.data_box.labels_check.isChecked()
     _select(panel, "cgan")
-    assert panel.labels_check.isChecked()
+    assert panel.data_box.labels_check.isChecked()
     _select(panel, "stylegan2")  # would silently become conditional otherwise
-    assert not panel.labels_check.isChecked()
-    panel.labels_check.setChecked(True)  # the user's own choice survives a switch
+    assert not panel.data_box.labels_check.isChecked()
+    panel.data_box.labels_check.setChecked(True)  # the user's own choice survives a switch
     _select(panel, "cgan")
     _select(panel, "dcgan")
-    assert panel.labels_check.isChecked()
+    assert panel.data_box.labels_check.isChecked()
     # cgan without labels: an honest message, nothing starts
     _select(panel, "cgan")
-    panel.labels_check.setChecked(False)
-    panel.path_edit.setText(str(tmp_path))
+    panel.data_box.labels_check.setChecked(False)
+    panel.data_box.path_edit.setText(str(tmp_path))
     panel.start()
     assert not panel.is_training() and any("class-conditional" in m for m in ctx.messages)  # type: ignore[attr-defined]
 
 
 def test_data_options_reach_the_data_config(panel: TrainPanel, tmp_path: Path) -> None:
-    panel.path_edit.setText(str(tmp_path))
+    panel.data_box.path_edit.setText(str(tmp_path))
     d = panel.data_config()
     assert (d.channels, d.axis, d.modality, d.window_lo, d.window_hi) == (1, 0, "", None, None)
-    panel.channels_combo.setCurrentIndex(panel.channels_combo.findData(3))
-    panel.axis_combo.setCurrentIndex(panel.axis_combo.findData(2))
-    panel.modality_combo.setCurrentIndex(panel.modality_combo.findData("CT"))
-    panel.window_check.setChecked(True)
-    panel.window_lo.setValue(-200)
-    panel.window_hi.setValue(400)
+    panel.data_box.channels_combo.setCurrentIndex(panel.data_box.channels_combo.findData(3))
+    panel.data_box.axis_combo.setCurrentIndex(panel.data_box.axis_combo.findData(2))
+    panel.data_box.modality_combo.setCurrentIndex(panel.data_box.modality_combo.findData("CT"))
+    panel.data_box.window_check.setChecked(True)
+    panel.data_box.window_lo.setValue(-200)
+    panel.data_box.window_hi.setValue(400)
     d = panel.data_config()
     assert (d.channels, d.axis, d.modality, d.window_lo, d.window_hi) == (3, 2, "CT", -200.0, 400.0)
     assert panel.method_config().channels == 3
-    panel.window_hi.setValue(-300)
+    panel.data_box.window_hi.setValue(-300)
     with pytest.raises(ValueError, match="lower bound"):
         panel.data_config()
 

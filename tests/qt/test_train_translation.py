@@ -90,7 +90,7 @@ def test_train_a_pair_shows_curves_registration_and_metrics(qtbot, ctx, tmp_path
     reg = json.loads((run / "run.json").read_text(encoding="utf-8"))["data"]["registration"][0]
     assert f"{reg['final_mi']:.3f}" in _text(w, 0, 4)
     # the loss curves were drawn with the method's losses
-    assert "l1" in w._plot_items and len(w._curves["l1"]) >= 1
+    assert "l1" in w.plot.curves and len(w.plot.curves["l1"]) >= 1
     assert w.progress_bar.value() == 4 and w.start_btn.isEnabled()
 
 

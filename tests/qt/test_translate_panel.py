@@ -43,6 +43,8 @@ def ctx(qtbot, monkeypatch: pytest.MonkeyPatch, tiny):  # type: ignore[no-untype
     messages: list[str] = []
     monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: messages.append(str(a[2])))
     monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: messages.append(str(a[2])))
+    monkeypatch.setattr(QMessageBox, "question",  # a model that does not fit: the user says no
+                        lambda *a, **k: messages.append(str(a[2])) or QMessageBox.StandardButton.No)
     c = AppContext(Settings.default())
     c.messages = messages  # type: ignore[attr-defined]
     c.paths.ensure()

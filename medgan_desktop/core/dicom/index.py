@@ -94,6 +94,12 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (path)
     );
     """,
+    # v2: provenance (synthetic series) and the body part, per series
+    """
+    ALTER TABLE series ADD COLUMN synthetic INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE series ADD COLUMN body_part TEXT NOT NULL DEFAULT '';
+    CREATE INDEX instances_sop ON instances(sop_uid);
+    """,
 )
 
 
@@ -118,6 +124,12 @@ class ImportReport:
     problems: list[Problem] = field(default_factory=list)
     seconds: float = 0.0
     files_seen: int = 0
+    duplicates: int = 0
+
+    @property
+    def nothing_imported(self) -> bool:
+        """True when files were given but none was indexed and none was already known."""
+        return self.instances == 0 and self.skipped == 0 and self.errors > 0
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -127,6 +139,7 @@ class ImportReport:
             "instances": self.instances,
             "skipped": self.skipped,
             "errors": self.errors,
+            "duplicates": self.duplicates,
             "problems": [asdict(p) for p in self.problems],
         }
 
@@ -150,6 +163,8 @@ class SeriesRecord:
     patient_id: str = ""
     patient_name: str = ""
     study_description: str = ""
+    synthetic: bool = False
+    body_part: str = ""
 
 
 @dataclass(frozen=True)
@@ -384,12 +399,29 @@ class StudyIndex:
         report.studies += cur.rowcount
         cur.execute(
             "INSERT OR IGNORE INTO series(series_uid, study_uid, modality, series_date, "
-            "description, number, frame_of_reference_uid, uids_derived) VALUES (?,?,?,?,?,?,?,?)",
+            "description, number, frame_of_reference_uid, uids_derived, synthetic, body_part) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?)",
             (h.series_instance_uid, h.study_instance_uid, h.modality, h.series_date,
              h.series_description, h.series_number, h.frame_of_reference_uid,
-             int(h.uids_derived)),
+             int(h.uids_derived), int(h.synthetic), h.body_part),
         )
         report.series += cur.rowcount
+        if h.synthetic:  # one synthetic instance marks its series
+            cur.execute("UPDATE series SET synthetic=1 WHERE series_uid=?", (h.series_instance_uid,))
+        # The same instance reached through another path (a link, a copy on a second
+        # mount) is one image, not two: keep the path indexed first while it exists.
+        other = cur.execute(
+            "SELECT path FROM instances WHERE sop_uid=? AND series_uid=? AND path<>?",
+            (h.sop_instance_uid, h.series_instance_uid, str(h.path)),
+        ).fetchall()
+        if any(Path(str(o[0])).exists() for o in other):
+            report.skipped += 1
+            report.duplicates += 1
+            cur.execute("DELETE FROM problems WHERE path=?", (str(h.path),))
+            return
+        if other:
+            cur.execute("DELETE FROM instances WHERE sop_uid=? AND series_uid=?",
+                        (h.sop_instance_uid, h.series_instance_uid))
         # A file whose content changed: replace its old row.
         cur.execute("DELETE FROM instances WHERE path=? AND sop_uid<>?",
                     (str(h.path), h.sop_instance_uid))
@@ -428,7 +460,8 @@ class StudyIndex:
     _SERIES_SQL = (
         "SELECT s.series_uid, s.study_uid, s.modality, s.series_date, s.description, s.number, "
         "(SELECT COUNT(*) FROM instances i WHERE i.series_uid=s.series_uid), "
-        "s.frame_of_reference_uid, s.uids_derived, p.patient_id, p.patient_name, st.description "
+        "s.frame_of_reference_uid, s.uids_derived, p.patient_id, p.patient_name, st.description, "
+        "s.synthetic, s.body_part "
         "FROM series s JOIN studies st ON st.study_uid=s.study_uid "
         "JOIN patients p ON p.id=st.patient_pk"
     )
@@ -448,6 +481,8 @@ class StudyIndex:
             patient_id=str(row[9]),
             patient_name=str(row[10]),
             study_description=str(row[11]),
+            synthetic=bool(row[12]),
+            body_part=str(row[13]),
         )
 
     def tree(self) -> list[PatientNode]:

@@ -61,6 +61,35 @@ MAX_PIXELS_PER_FILE = 1 << 29
 
 _SMALL_READ = 1 << 16
 
+#: SOP classes whose instances are images: such a file without pixel data is truncated.
+IMAGE_STORAGE_PREFIXES = (
+    "1.2.840.10008.5.1.4.1.1.1",  # CR, DX, MG, IO
+    "1.2.840.10008.5.1.4.1.1.2",  # CT, enhanced CT
+    "1.2.840.10008.5.1.4.1.1.3.1",  # US multi-frame
+    "1.2.840.10008.5.1.4.1.1.4",  # MR, enhanced MR
+    "1.2.840.10008.5.1.4.1.1.6",  # US
+    "1.2.840.10008.5.1.4.1.1.7",  # secondary capture
+    "1.2.840.10008.5.1.4.1.1.12",  # XA, RF
+    "1.2.840.10008.5.1.4.1.1.20",  # NM
+    "1.2.840.10008.5.1.4.1.1.128",  # PET
+    "1.2.840.10008.5.1.4.1.1.130",  # enhanced PET
+)
+
+
+def ends_before_pixels(tags: Tags) -> bool:
+    """Whether a header that reached the end of its file without pixel data is a cut image.
+
+    True when it describes an image (rows/columns, or an image storage SOP class) or when
+    it lacks its study or series UID (a file cut inside its header): indexing it would
+    invent a study for a fragment. Non-image objects (reports, plans) have no pixels.
+    """
+    if "Rows" in tags or "Columns" in tags:
+        return True
+    if not _text(tags, "StudyInstanceUID") or not _text(tags, "SeriesInstanceUID"):
+        return True
+    sop_class = _text(tags, "SOPClassUID")
+    return any(sop_class == p or sop_class.startswith(p + ".") for p in IMAGE_STORAGE_PREFIXES)
+
 
 class _BoundedReader(io.BufferedReader):
     """A binary file whose ``read(n)`` never asks for more than the bytes left.
@@ -129,6 +158,14 @@ class HeaderInfo:
     frames: int
     samples_per_pixel: int
     has_pixels: bool
+    body_part: str = ""
+    protocol_name: str = ""
+    sequence: str = ""
+    echo_time: float | None = None
+    repetition_time: float | None = None
+    inversion_time: float | None = None
+    image_type: tuple[str, ...] = ()
+    synthetic: bool = False
 
 
 def _text(ds: Tags, keyword: str) -> str:
@@ -136,6 +173,47 @@ def _text(ds: Tags, keyword: str) -> str:
     if value is None:
         return ""
     return str(value).strip()
+
+
+def _number(ds: Tags, keyword: str) -> float | None:
+    value: Any = ds.get(keyword)
+    if not isinstance(value, str | bytes) and hasattr(value, "__len__"):
+        value = value[0] if len(value) else None
+    try:
+        return None if value is None or value == "" else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _values(ds: Tags, keyword: str) -> tuple[str, ...]:
+    """A multi-valued text attribute as a tuple (the scanner gives ``A\\B``, pydicom a list)."""
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        parts = value.split("\\")
+    else:
+        try:
+            parts = [str(v) for v in value]
+        except TypeError:
+            parts = [str(value)]
+    return tuple(p.strip().upper() for p in parts if p.strip())
+
+
+#: Manufacturer written by this product on every image it generates.
+SYNTHESIZER = "medgan_desktop"
+
+
+def is_synthetic(ds: Tags) -> bool:
+    """True when a header says its image is synthetic: ``SyntheticData=YES``, or the marks
+    this product writes (its manufacturer, a SYNTHETIC series or derivation description)."""
+    if _text(ds, "SyntheticData").upper() == "YES":
+        return True
+    if _text(ds, "Manufacturer") == SYNTHESIZER and "DERIVED" in _values(ds, "ImageType"):
+        return True
+    if _text(ds, "SeriesDescription").upper().startswith("SYNTHETIC"):
+        return True
+    return _text(ds, "DerivationDescription").upper().startswith("SYNTHETIC")
 
 
 def _int(ds: Tags, keyword: str) -> int | None:
@@ -252,7 +330,7 @@ def dcmread_header_located(path: Path) -> tuple[Dataset, PixelLocation | None]:
                         "not a DICOM file (no DICM prefix and no readable dataset)"
                     ) from None
             pos = fp.tell()
-            if pos >= size and "Rows" in ds and "Columns" in ds:
+            if pos >= size and "PixelData" not in ds and ends_before_pixels(ds):
                 raise DicomReadError("truncated file: it ends before its pixel data")
             try:
                 loc = _pixel_location(fp, ds)
@@ -356,6 +434,15 @@ def _header_from_dataset(ds: Tags, path: Path) -> HeaderInfo:
         frames=frames,
         samples_per_pixel=spp,
         has_pixels=has_pixels,
+        body_part=_text(ds, "BodyPartExamined").upper(),
+        protocol_name=_text(ds, "ProtocolName"),
+        sequence=" ".join(x for x in (" ".join(_values(ds, "ScanningSequence")),
+                                      _text(ds, "SequenceName")) if x),
+        echo_time=_number(ds, "EchoTime"),
+        repetition_time=_number(ds, "RepetitionTime"),
+        inversion_time=_number(ds, "InversionTime"),
+        image_type=_values(ds, "ImageType"),
+        synthetic=is_synthetic(ds),
     )
 
 
@@ -378,7 +465,7 @@ def read_header_located(path: Path) -> tuple[HeaderInfo, Tags, PixelLocation | N
             raise DicomReadError(f"cannot access file: {exc.strerror or exc}") from exc
         if scanned is not None:
             tags, offset, length, end = scanned
-            if offset is None and end >= size and "Rows" in tags and "Columns" in tags:
+            if offset is None and end >= size and ends_before_pixels(tags):
                 raise DicomReadError("truncated file: it ends before its pixel data")
             loc = None if offset is None else PixelLocation(offset, length)
             if loc is not None and loc.offset + loc.length > size:

@@ -50,20 +50,31 @@ _ALL_VRS = _SHORT_VRS | _LONG_VRS
 #: tag -> (keyword, VR) of every value the index and the series loader read.
 NEEDED: dict[int, tuple[str, str]] = {
     0x00080005: ("SpecificCharacterSet", "CS"),
+    0x00080008: ("ImageType", "CS"),
     0x00080016: ("SOPClassUID", "UI"),
     0x00080018: ("SOPInstanceUID", "UI"),
+    0x0008001C: ("SyntheticData", "CS"),
     0x00080020: ("StudyDate", "DA"),
     0x00080021: ("SeriesDate", "DA"),
     0x00080030: ("StudyTime", "TM"),
     0x00080050: ("AccessionNumber", "SH"),
     0x00080060: ("Modality", "CS"),
+    0x00080070: ("Manufacturer", "LO"),
     0x00081030: ("StudyDescription", "LO"),
     0x0008103E: ("SeriesDescription", "LO"),
+    0x00082111: ("DerivationDescription", "ST"),
     0x00100010: ("PatientName", "PN"),
     0x00100020: ("PatientID", "LO"),
     0x00100030: ("PatientBirthDate", "DA"),
     0x00100040: ("PatientSex", "CS"),
+    0x00180015: ("BodyPartExamined", "CS"),
+    0x00180020: ("ScanningSequence", "CS"),
+    0x00180024: ("SequenceName", "SH"),
     0x00180050: ("SliceThickness", "DS"),
+    0x00180080: ("RepetitionTime", "DS"),
+    0x00180081: ("EchoTime", "DS"),
+    0x00180082: ("InversionTime", "DS"),
+    0x00181030: ("ProtocolName", "LO"),
     0x00181164: ("ImagerPixelSpacing", "DS"),
     0x00182010: ("NominalScannedPixelSpacing", "DS"),
     0x0020000D: ("StudyInstanceUID", "UI"),
@@ -97,7 +108,7 @@ _META: dict[int, str] = {
 #: Tags whose presence needs the full pydicom dataset (functional groups, frame offsets,
 #: float pixel data).
 _NEEDS_PYDICOM = frozenset((0x52009229, 0x52009230, 0x3004000C, 0x7FE00008, 0x7FE00009))
-_TEXT_VRS = frozenset(("SH", "LO", "PN"))  # decoded with the Specific Character Set
+_TEXT_VRS = frozenset(("SH", "LO", "PN", "ST"))  # decoded with the Specific Character Set
 _CHARSETS = {"": "latin_1", "ISO_IR 6": "latin_1", "ISO_IR 100": "latin_1",
              "ISO_IR 192": "utf_8"}
 
@@ -202,6 +213,8 @@ def _convert(raw: bytes, vr: str, encoding: str) -> Any:
         if len(raw) != 2:
             raise _Unusual("US value of odd length")
         return raw[0] | raw[1] << 8
+    if vr == "CS":  # code strings may be multi-valued (ImageType): kept as ``A\\B``
+        return raw.decode("latin_1").rstrip("\0 ")
     text = _text(raw, encoding if vr in _TEXT_VRS else "latin_1") if vr != "DS" else ""
     if vr == "IS":
         text = text.strip()

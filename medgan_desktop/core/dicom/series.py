@@ -288,6 +288,8 @@ class _Plan:
     positions_along_normal: NDArray[np.float64] | None  # None: regular grid
     inplane_shifts: NDArray[np.float64] | None  # (k, 2) shifts in pixels (rows, cols)
     warnings: list[str]
+    geometry_known: bool = True
+    thickness: float | None = None  # the acquired slice thickness, when the grid was resampled
 
 
 def _plan_geometry(slices: list[_Slice], on_irregular: Irregular) -> _Plan:
@@ -298,12 +300,21 @@ def _plan_geometry(slices: list[_Slice], on_irregular: Irregular) -> _Plan:
     ps = first.pixel_spacing or (1.0, 1.0)
     if first.pixel_spacing is None:
         warnings.append("no pixel spacing in the header: 1 mm assumed")
-    if len(geo) < len(slices) or not geo:
-        # No patient geometry (secondary capture, some CR/DX): stack in instance order.
+    if geo and len(geo) < len(slices):
+        # A few slices lack their position: leave them out rather than discard the
+        # geometry of the whole series (which would invent an identity orientation).
+        msg = (f"{len(slices) - len(geo)} of {len(slices)} slices have no "
+               "ImagePositionPatient/ImageOrientationPatient")
+        if refuse:
+            raise GeometryError(msg)
+        warnings.append(msg + "; left out (their place in the stack is unknown)")
+    if not geo:
+        # No patient geometry (secondary capture, some CR/DX): stack in instance order,
+        # and say that the geometry is unknown (the volume is marked so).
         if len(slices) > 1:
             warnings.append(
-                "slices have no ImagePositionPatient/ImageOrientationPatient: stacked in "
-                "instance-number order with identity orientation"
+                "no slice has ImagePositionPatient/ImageOrientationPatient: the patient "
+                "geometry is unknown (stacked in instance-number order)"
             )
         ordered = sorted(
             slices,
@@ -312,7 +323,8 @@ def _plan_geometry(slices: list[_Slice], on_irregular: Irregular) -> _Plan:
         sk = first.thickness or 1.0
         origin = first.position if first.position is not None else np.zeros(3)
         direction = _orthonormal(first.orientation) if first.orientation is not None else np.eye(3)
-        return _Plan(ordered, direction, origin, (ps[1], ps[0], sk), None, None, warnings)
+        return _Plan(ordered, direction, origin, (ps[1], ps[0], sk), None, None, warnings,
+                     geometry_known=False)
 
     # Mixed orientations: keep the largest group.
     groups: list[list[_Slice]] = []
@@ -381,17 +393,39 @@ def _plan_geometry(slices: list[_Slice], on_irregular: Irregular) -> _Plan:
         shifts = np.stack([inplane[:, 1] / ps[0], inplane[:, 0] / ps[1]], axis=1)
     tol = max(_SPACING_ABS_TOL, _SPACING_REL_TOL * abs(step))
     positions: NDArray[np.float64] | None = None
+    thickness: float | None = None
     if np.any(np.abs(gaps - step) > tol):
         big = gaps > step + tol
         missing = int(np.sum(np.round(gaps[big] / step) - 1)) if np.any(big) else 0
         kind = f"about {missing} missing slices" if missing > 0 else "irregular slice spacing"
         msg = (f"{kind}: gaps between {gaps.min():.3f} and {gaps.max():.3f} mm "
-               f"(median {step:.3f} mm)")
+               f"(typical {step:.3f} mm)")
         if refuse:
             raise GeometryError(msg)
-        warnings.append(msg + f"; linearly resampled along the normal to {step:.3f} mm")
+        grid_step, n = _grid_following(d_along - d_along[0], step, float(gaps.max()))
+        warnings.append(
+            msg + f"; linearly resampled along the normal onto {n} slices every {grid_step:.3f} "
+            f"mm from the first to the last of the {len(kept)} acquired slices"
+        )
         positions = d_along - d_along[0]
-    return _Plan(kept, direction, origin, (ps[1], ps[0], step), positions, shifts, warnings)
+        step = grid_step
+        thickness = first.thickness
+    return _Plan(kept, direction, origin, (ps[1], ps[0], step), positions, shifts, warnings,
+                 thickness=thickness)
+
+
+def _grid_following(positions: NDArray[np.float64], typical: float, largest_gap: float
+                    ) -> tuple[float, int]:
+    """A regular grid that follows irregular slices: ``(step, n)``.
+
+    The step is the typical gap (never larger than the largest real gap), adjusted so that
+    the grid starts at the first acquired slice and ends exactly at the last one: no
+    acquired slice falls outside it, and the stack's extent is unchanged.
+    """
+    extent = float(positions[-1] - positions[0])
+    step = min(max(typical, 1e-6), largest_gap)
+    n = max(2, int(round(extent / step)) + 1)
+    return extent / (n - 1), n
 
 
 def _decode(s: _Slice, ds_cache: dict[Path, NDArray[Any]]) -> NDArray[Any]:
@@ -558,8 +592,19 @@ def load_series(
         files=tuple(str(s.header.path) for s in plan.slices),
         study_description=first_h.study_description,
         series_number=first_h.series_number,
+        series_description=first_h.series_description,
+        body_part=first_h.body_part,
+        protocol_name=first_h.protocol_name,
+        sequence=first_h.sequence,
+        echo_time=first_h.echo_time,
+        repetition_time=first_h.repetition_time,
+        inversion_time=first_h.inversion_time,
+        image_type=first_h.image_type,
     )
     meta: dict[str, Any] = {"photometric": photometric}
+    if plan.thickness is not None:
+        meta["acquired_slice_thickness"] = plan.thickness
+    synthetic = any(s.header.synthetic for s in plan.slices)
     wc, ww = first_ds.get("WindowCenter"), first_ds.get("WindowWidth")
     if wc is not None and ww is not None:
         try:
@@ -579,6 +624,8 @@ def load_series(
         source=source,
         warnings=tuple(warnings),
         meta=meta,
+        synthetic=synthetic,
+        geometry_known=plan.geometry_known,
     )
 
 
@@ -597,8 +644,8 @@ def _resample_along_k(
     vol: NDArray[np.float32], positions: NDArray[np.float64], step: float
 ) -> NDArray[np.float32]:
     """Linear interpolation from slices at ``positions`` (mm, ascending) to a regular grid."""
-    n = int(np.floor(positions[-1] / step + 1e-6)) + 1
-    targets = np.arange(n) * step
+    n = int(round(positions[-1] / step)) + 1
+    targets = np.minimum(np.arange(n) * step, positions[-1])
     idx = np.clip(np.searchsorted(positions, targets, side="right") - 1, 0, len(positions) - 2)
     t0, t1 = positions[idx], positions[idx + 1]
     w = ((targets - t0) / np.where(t1 > t0, t1 - t0, 1.0)).astype(np.float32)

@@ -7,7 +7,7 @@ generator loss. :func:`adversarial_losses` picks a pair by name.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 
 import torch
@@ -16,10 +16,16 @@ from torch import nn
 
 
 class AdvLoss(StrEnum):
-    NS = "ns"  # non-saturating BCE (DCGAN)
-    LSGAN = "lsgan"  # least squares (Mao et al. 2017)
+    """The adversarial criteria. ``"vanilla"`` (pix2pix's name for BCE) reads as :attr:`NS`."""
+
+    NS = "ns"  # non-saturating BCE with logits (DCGAN, pix2pix's "vanilla")
+    LSGAN = "lsgan"  # least squares (Mao et al. 2017; CycleGAN, UNIT)
     WGAN = "wgan"  # Wasserstein critic (Arjovsky et al. 2017)
     HINGE = "hinge"  # hinge (Lim & Ye 2017; SNGAN, projection discriminator)
+
+    @classmethod
+    def _missing_(cls, value: object) -> AdvLoss | None:
+        return cls.NS if str(value).lower() == "vanilla" else None
 
 
 def ns_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -77,6 +83,23 @@ def adversarial_losses(kind: AdvLoss | str) -> LossPair:
         raise ValueError(f"unknown adversarial loss {kind!r}; choose one of {known}") from None
 
 
+def adversarial(logits: torch.Tensor, real: bool, kind: AdvLoss | str) -> torch.Tensor:
+    """The loss of one side's ``logits`` against the label real (True) or fake (False).
+
+    The form translation methods use (one call per side, as pix2pix and CycleGAN write it);
+    NS is BCE with logits, LSGAN the squared distance to 1/0, hinge and WGAN their usual
+    per-side terms.
+    """
+    k = AdvLoss(kind)
+    if k == AdvLoss.LSGAN:
+        return F.mse_loss(logits, torch.ones_like(logits) if real else torch.zeros_like(logits))
+    if k == AdvLoss.NS:
+        return F.softplus(-logits).mean() if real else F.softplus(logits).mean()
+    if k == AdvLoss.HINGE:
+        return F.relu(1.0 - logits).mean() if real else F.relu(1.0 + logits).mean()
+    return -logits.mean() if real else logits.mean()
+
+
 def gradient_penalty(
     critic: Callable[[torch.Tensor], torch.Tensor],
     real: torch.Tensor,
@@ -108,7 +131,8 @@ def r1_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tenso
     return grad.flatten(1).pow(2).sum(dim=1).mean()
 
 
-def set_requires_grad(module: nn.Module, flag: bool) -> None:
-    """Freeze (False) or unfreeze a network, e.g. the discriminator during the generator step."""
-    for p in module.parameters():
-        p.requires_grad_(flag)
+def set_requires_grad(nets: nn.Module | Iterable[nn.Module], flag: bool) -> None:
+    """Freeze (False) or unfreeze networks, e.g. the discriminators during the generator step."""
+    for net in [nets] if isinstance(nets, nn.Module) else nets:
+        for p in net.parameters():
+            p.requires_grad_(flag)

@@ -26,9 +26,7 @@ ALIAS = "recommended"
 
 def preset(method: str) -> MethodConfig:
     """A method's published preset (its ``default_config``), or the plain defaults."""
-    cls = get_method(method)
-    make = getattr(cls, "default_config", None)
-    return make() if callable(make) else MethodConfig()
+    return get_method(method).default_config()
 
 
 def recommended_config(**overrides: Any) -> MethodConfig:
@@ -42,4 +40,31 @@ def describe() -> str:
     return (
         f"{RECOMMENDED_METHOD} with {opts}: beat plain DCGAN on 500 and on 4,434 chest X-rays at "
         "equal CPU budget (FD 2-3x lower; benchmarks/results/synthesis_quality.md)"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class TranslationRecipe:
+    """The recommended MR -> CT recipe: a method, its options and the job settings.
+
+    Args:
+        method: the translation method.
+        options: its options (``MethodConfig.extra``).
+        settings: fields of the translation training spec (register, flip, size...).
+        measured: where it was measured.
+    """
+
+    method: str
+    options: dict[str, Any]
+    settings: dict[str, Any]
+    measured: str = ""
+
+
+def translation_recipe() -> TranslationRecipe:
+    """``medgan translate-train --method recommended`` (and the Train panel's default)."""
+    return TranslationRecipe(
+        method="unet_l1",
+        options={"mask_weight": 1.0},
+        settings={"register": True, "flip": True},
+        measured="benchmarks/results/translation.md",
     )

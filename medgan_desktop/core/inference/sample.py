@@ -7,15 +7,13 @@ moved to the model's device, so a seed reproduces its images exactly on one mach
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from PIL import Image
 
-from medgan_desktop.core.training.run import LoadedModel, Preprocessing
+from medgan_desktop.core.models.runs import LoadedModel, Preprocessing
 
 
 class SampleError(ValueError):
@@ -24,7 +22,7 @@ class SampleError(ValueError):
 
 def _labels(model: LoadedModel, n: int, label: int | str | None) -> torch.Tensor | None:
     cfg = model.method.config
-    if cfg.num_classes <= 0 or not getattr(model.method, "conditional", cfg.num_classes > 0):
+    if not model.method.uses_labels:
         if label is not None:
             raise SampleError(f"model {model.info.method} is not class-conditional; drop the label")
         return None
@@ -43,7 +41,7 @@ def _labels(model: LoadedModel, n: int, label: int | str | None) -> torch.Tensor
 
 
 def _conditional(method: Any) -> bool:
-    return method.config.num_classes > 0 and bool(getattr(method, "conditional", False))
+    return bool(method.uses_labels)
 
 
 def _accepts(fn: Any, name: str) -> bool:
@@ -129,17 +127,6 @@ def interpolate(
     return method.decode(z, y).detach().float().cpu().numpy()
 
 
-def to_uint8(images: NDArray[Any]) -> NDArray[np.uint8]:
-    """[-1, 1] -> 0..255 (same shape)."""
-    return np.clip(np.round((np.asarray(images, dtype=np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-
-def to_display(image: NDArray[Any]) -> NDArray[np.uint8]:
-    """One ``(C, H, W)`` image as ``(H, W)`` grey or ``(H, W, 3)`` RGB uint8 for display/PNG."""
-    u = to_uint8(image)
-    return u[0] if u.shape[0] == 1 else np.ascontiguousarray(u.transpose(1, 2, 0))
-
-
 def to_physical(images: NDArray[Any], pre: Preprocessing) -> NDArray[np.float32]:
     """Invert the run's normalisation: HU for CT (fixed window), 0..255 for 8-bit images.
 
@@ -150,40 +137,3 @@ def to_physical(images: NDArray[Any], pre: Preprocessing) -> NDArray[np.float32]
     if pre.target.mode == WindowMode.FIXED:
         return pre.target.from_unit(images)
     return pre.target.from_unit(images, bounds=(0.0, 1000.0))
-
-
-def grid(images: NDArray[Any], ncol: int | None = None, pad: int = 2) -> NDArray[np.uint8]:
-    """Tile ``(n, C, H, W)`` images in [-1, 1] into one uint8 image (grey or RGB)."""
-    n, c, h, w = images.shape
-    ncol = ncol or int(np.ceil(np.sqrt(n)))
-    nrow = int(np.ceil(n / ncol))
-    u = to_uint8(images)
-    out = np.zeros((c, nrow * (h + pad) + pad, ncol * (w + pad) + pad), dtype=np.uint8)
-    for i in range(n):
-        r, q = divmod(i, ncol)
-        y0, x0 = pad + r * (h + pad), pad + q * (w + pad)
-        out[:, y0 : y0 + h, x0 : x0 + w] = u[i]
-    return out[0] if c == 1 else np.ascontiguousarray(out.transpose(1, 2, 0))
-
-
-def png_bytes(array: NDArray[np.uint8]) -> bytes:
-    """Encode a grey or RGB uint8 array as PNG deterministically (no timestamps)."""
-    import io
-
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG", optimize=False, compress_level=6)
-    return buf.getvalue()
-
-
-def save_pngs(images: NDArray[Any], out_dir: Path, prefix: str = "sample") -> list[Path]:
-    """One PNG per image: ``prefix_0000.png``...; the same images give identical bytes."""
-    from medgan_desktop.core.training.run import atomic_write_bytes
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, img in enumerate(images):
-        p = out_dir / f"{prefix}_{i:04d}.png"
-        atomic_write_bytes(p, png_bytes(to_display(img)))
-        paths.append(p)
-    return paths

@@ -1,7 +1,7 @@
 """Volume translation: an MR volume in, a synthetic CT in HU on the same grid out.
 
 Slices (along k) are normalised exactly as in training
-(:mod:`medgan_desktop.core.training.paired`): the MR between its per-volume
+(:mod:`medgan_desktop.core.training.slice_data`): the MR between its per-volume
 0.5/99.5 percentiles, neighbours stacked as channels for 2.5D models, padded to
 a centred square and resized to the model size. The network runs on batches of
 ``batch_size`` slices (so memory stays bounded whatever the volume size), its
@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from medgan_desktop.core.imaging.intensity import CT_HU_RANGE, IntensityWindow
+from medgan_desktop.core.imaging.slices import context_indices, fit_square, unfit_square
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
-from medgan_desktop.core.training.paired import context_indices, fit_square, unfit_square
 from medgan_desktop.core.volume import Volume
 
 _UNKNOWN_MODALITIES = ("", "OT")
@@ -81,7 +81,7 @@ def translate(
 
     Args:
         volume: the source volume.
-        model: a :class:`~medgan_desktop.core.training.run.LoadedModel` of a translation run.
+        model: a :class:`~medgan_desktop.core.models.runs.LoadedModel` of a translation run.
         progress: progress callback (one report per batch).
         cancel: cancel token checked between batches.
         batch_size: slices per network call.

@@ -28,6 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from medgan_desktop.core.imaging.masks import body_mask
 from medgan_desktop.core.metrics.fusion import volume_spatial_frequency
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
 from medgan_desktop.core.volume import Volume
@@ -45,6 +46,8 @@ MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
+#: HU below this are scanner padding (outside the reconstructed field of view), not tissue.
+PADDING_BELOW = -1100.0
 
 
 class SsimWindow(StrEnum):
@@ -178,43 +181,6 @@ def ms_ssim_2d(x: NDArray[Any], y: NDArray[Any], data_range: float = DATA_RANGE)
     return float(np.prod(np.power(np.asarray(vals), w)))
 
 
-def body_mask(ref: Volume | NDArray[Any], threshold: float | None = None) -> BoolArray:
-    """A body mask from the reference: threshold, largest component, holes filled per slice.
-
-    Args:
-        ref: the reference volume (HU for CT).
-        threshold: intensity above which a voxel is body; default −500 HU for CT
-            (``units == "HU"`` or plain arrays), Otsu's threshold otherwise.
-    """
-    arr = np.asarray(ref.array if isinstance(ref, Volume) else ref, dtype=np.float32)
-    if threshold is None:
-        is_ct = not isinstance(ref, Volume) or ref.units == "HU" or ref.modality == "CT"
-        threshold = -500.0 if is_ct else _otsu(arr)
-    m = arr > threshold
-    if not m.any():
-        return m
-    labels, n = ndimage.label(m)
-    if n > 1:
-        sizes = ndimage.sum_labels(m, labels, index=np.arange(1, n + 1))
-        m = labels == (int(np.argmax(sizes)) + 1)
-    m = ndimage.binary_closing(m, structure=np.ones((1, 3, 3), bool), iterations=2) | m
-    for k in range(m.shape[0]):
-        m[k] = ndimage.binary_fill_holes(m[k])
-    return np.asarray(m, dtype=bool)
-
-
-def _otsu(arr: NDArray[Any]) -> float:
-    hist, edges = np.histogram(arr, bins=256)
-    centers = (edges[:-1] + edges[1:]) / 2
-    w0 = np.cumsum(hist).astype(np.float64)
-    w1 = w0[-1] - w0
-    s0 = np.cumsum(hist * centers)
-    m0 = s0 / np.maximum(w0, 1)
-    m1 = (s0[-1] - s0) / np.maximum(w1, 1)
-    between = w0 * w1 * (m0 - m1) ** 2
-    return float(centers[int(np.argmax(between))])
-
-
 @dataclass
 class PairedReport:
     """Results of :func:`evaluate_pair` (numbers in HU / dB; SSIMs unitless)."""
@@ -302,6 +268,9 @@ def evaluate_pair(
         m = np.asarray(mask.array if isinstance(mask, Volume) else mask) > 0
         if m.shape != r.shape:
             raise ValueError(f"mask shape {m.shape} differs from the reference {r.shape}")
+    # Padding outside the scanned field of view (PixelPaddingValue, often -2048 or -3024 HU)
+    # is not tissue: never scored, whichever mask was given.
+    m = m & (r >= PADDING_BELOW)
     if not m.any():
         raise ValueError("the body mask is empty: nothing to evaluate")
     progress(Progress(0, 3 + r.shape[0], "SSIM"))

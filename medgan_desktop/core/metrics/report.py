@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 
 from medgan_desktop import __version__
+from medgan_desktop.core.atomic import atomic_write_text, write_error
 from medgan_desktop.core.metrics.evaluate import UnpairedResult
 from medgan_desktop.core.metrics.paired import PairedReport
 from medgan_desktop.core.metrics.utility import UtilityReport
@@ -227,7 +228,10 @@ def utility_html(rep: UtilityReport, title: str = "Downstream utility of synthet
 
 
 def write_html(text: str, path: Path | str) -> Path:
+    """Write a report atomically (a failed write leaves no partial file; :class:`WriteError`)."""
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    try:
+        atomic_write_text(out, text)
+    except OSError as exc:
+        raise write_error(exc, out, f"the report {out.name}") from exc
     return out

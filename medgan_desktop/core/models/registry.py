@@ -318,7 +318,7 @@ class ModelRegistry:
         beside = run_dir / "run.json"
         if beside.is_file():
             return beside.read_text(encoding="utf-8")
-        from medgan_desktop.core.training.run import RUN_META_KEY, ModelLoadError, embedded_run
+        from medgan_desktop.core.models.runs import RUN_META_KEY, ModelLoadError, embedded_run
 
         try:
             run = embedded_run(weights)

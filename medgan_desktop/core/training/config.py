@@ -28,6 +28,15 @@ def check_keys(d: Mapping[str, Any], valid: Iterable[str], section: str) -> None
                      f"valid keys: {', '.join(known)}")
 
 
+class StopReason(StrEnum):
+    """Why a training session ended."""
+
+    TOTAL = "total"  # reached the configured number of steps
+    USER = "user"  # cancelled (Stop in the GUI, closing the app)
+    CPU_BUDGET = "cpu_budget"  # the run's CPU-seconds budget is spent
+    TIME_BUDGET = "time_budget"  # the session's wall-clock budget is spent
+
+
 class DeviceChoice(StrEnum):
     AUTO = "auto"
     CPU = "cpu"
@@ -99,6 +108,8 @@ class TrainConfig:
         steps: total number of optimisation steps (a resumed run continues to this total).
         batch_size: global batch (split over ranks under DDP).
         checkpoint_every: write a checkpoint every N steps (and always at the end/stop).
+        checkpoint_minutes: also write one when this many minutes have passed since the
+            last (0: by steps only), so a crash loses at most this much work.
         sample_every: write a sample grid every N steps (0: never).
         log_every: append a metrics line every N steps.
         seed: seeds model init, noise, data order and augmentation.
@@ -108,15 +119,21 @@ class TrainConfig:
             (AVX512-BF16/AMX: ~1.6x faster steps); off by default, the benchmarks' quality
             figures are fp32.
         num_workers: DataLoader worker processes.
-        threads: torch CPU threads (0: all cores but one, leaving one for the GUI).
+        threads: torch CPU threads (0: all cores but one, leaving one for the GUI); also
+            the thread count of ITK (registration, resampling).
         keep_checkpoints: keep the newest N checkpoints (0: keep all).
         sample_count: images per sample grid.
+        cpu_seconds: stop when the run has used this much CPU time (all threads, counted
+            across resumes; 0: no limit). ``steps`` is then the most it trains.
+        budget_minutes: stop when this session has run this many wall-clock minutes
+            (0: no limit).
         data: the data source and preprocessing.
     """
 
     steps: int = 2000
     batch_size: int = 32
     checkpoint_every: int = 500
+    checkpoint_minutes: float = 5.0
     sample_every: int = 250
     log_every: int = 10
     seed: int = 0
@@ -127,6 +144,8 @@ class TrainConfig:
     threads: int = 0
     keep_checkpoints: int = 3
     sample_count: int = 16
+    cpu_seconds: float = 0.0
+    budget_minutes: float = 0.0
     data: DataConfig = field(default_factory=DataConfig)
 
     def validate(self) -> TrainConfig:
@@ -140,6 +159,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1")
         if self.sample_every < 0 or self.num_workers < 0 or self.threads < 0:
             raise ValueError("sample_every, num_workers and threads must be >= 0")
+        if self.cpu_seconds < 0 or self.budget_minutes < 0 or self.checkpoint_minutes < 0:
+            raise ValueError("cpu_seconds, budget_minutes and checkpoint_minutes must be >= 0")
         return self
 
     def to_dict(self) -> dict[str, Any]:

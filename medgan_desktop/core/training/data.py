@@ -6,7 +6,7 @@ Every dataset here implements the small protocol the training loop needs:
   (the loop's sampler passes a per-sample seed so augmentation is reproducible and a
   resumed run sees exactly the same images); an item is a dict with ``"target"``
   ``(C, H, W)`` float32 in [-1, 1] and, for labelled data, ``"label"`` (int64 scalar);
-* ``preprocessing``: a :class:`~medgan_desktop.core.training.run.Preprocessing`;
+* ``preprocessing``: a :class:`~medgan_desktop.core.models.runs.Preprocessing`;
 * ``describe()``: a JSON-able description stored in ``run.json``.
 
 Translation datasets (paired MR/CT) live with the translation code and follow the same
@@ -26,8 +26,8 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from medgan_desktop.core.imaging.intensity import IntensityWindow
+from medgan_desktop.core.models.runs import Preprocessing
 from medgan_desktop.core.training.config import DataConfig, DataKind
-from medgan_desktop.core.training.run import Preprocessing
 from medgan_desktop.core.volume import Volume
 
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})

@@ -84,10 +84,17 @@ def default_threads() -> int:
 
 
 def configure_threads(threads: int = 0) -> int:
-    """Set torch's intra-op thread count (0: :func:`default_threads`); returns the number set."""
+    """Set the CPU threads of torch and of ITK (registration, resampling) to ``threads``.
+
+    ``0`` means :func:`default_threads` (all cores but one, leaving one for the GUI), the
+    same rule in training, translation and every other command. Returns the number set.
+    """
     n = threads if threads > 0 else default_threads()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
+    import SimpleITK as sitk
+
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(n)
     return n
 
 

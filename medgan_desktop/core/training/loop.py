@@ -16,47 +16,33 @@
 
 from __future__ import annotations
 
-import errno
 import gc
 import json
 import logging
 import math
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
+from medgan_desktop.core.atomic import atomic_write_bytes, why
 from medgan_desktop.core.gan.methods.base import (
     Batch,
     GanMethod,
     LossDict,
     MethodConfig,
+    Task,
     get_method,
 )
-from medgan_desktop.core.progress import (
-    Cancelled,
-    CancelToken,
-    Progress,
-    ProgressCallback,
-    no_progress,
-)
-from medgan_desktop.core.training.config import TrainConfig
-from medgan_desktop.core.training.data import DataError, TrainingDataset
-from medgan_desktop.core.training.devices import autocast_settings, configure_threads, select_device
-from medgan_desktop.core.training.distributed import (
-    DistInfo,
-    average_losses,
-    init_distributed,
-    make_data_parallel,
-    replica_mismatch,
-)
-from medgan_desktop.core.training.run import (
+from medgan_desktop.core.imaging.display import grid, png_bytes
+from medgan_desktop.core.models.runs import (
     METRICS,
     RUN_JSON,
     SAMPLES,
@@ -74,6 +60,25 @@ from medgan_desktop.core.training.run import (
     state_path,
     write_run_json,
 )
+from medgan_desktop.core.progress import (
+    Cancelled,
+    CancelToken,
+    Progress,
+    ProgressCallback,
+    StepEvent,
+    no_progress,
+)
+from medgan_desktop.core.training.config import StopReason, TrainConfig
+from medgan_desktop.core.training.data import DataError, TrainingDataset
+from medgan_desktop.core.training.devices import autocast_settings, configure_threads, select_device
+from medgan_desktop.core.training.distributed import (
+    DistInfo,
+    average_losses,
+    init_distributed,
+    make_data_parallel,
+    replica_mismatch,
+)
+from medgan_desktop.core.training.stop import StopRequest, stop_on_terminate
 
 log = logging.getLogger(__name__)
 
@@ -90,20 +95,19 @@ class RunWriteError(TrainingError):
     """Writing a checkpoint/metrics file failed (disk full, read-only); earlier checkpoints are intact."""
 
 
+class TrainingTerminated(TrainingError):
+    """A termination signal (SIGTERM: logout, service manager, cluster scheduler) stopped the
+    run; a checkpoint of the last step was written first, so the run resumes from there."""
+
+
 def _write_error(run_dir: Path, what: str, exc: OSError) -> RunWriteError:
-    if exc.errno == errno.ENOSPC:
-        why = "the disk is full"
-    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        why = "the folder is read-only or access was denied"
-    else:
-        why = exc.strerror or str(exc)
     last = list_checkpoints(run_dir)
     intact = (
         f"the checkpoint at step {last[-1][0]} is intact: free space and resume the run"
         if last
         else "no checkpoint had been written yet"
     )
-    return RunWriteError(f"could not write the {what} in {run_dir}: {why} ({exc}); {intact}")
+    return RunWriteError(f"could not write the {what} in {run_dir}: {why(exc)}; {intact}")
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,9 @@ class RunSummary:
         step: steps completed in all (including earlier sessions of a resumed run).
         total_steps: the configured total.
         cancelled: stopped by the cancel token before the total.
+        stopped_by: why the run stopped (the total, the user, a time or CPU budget).
         seconds: wall time of this session.
+        cpu_seconds: CPU time of the whole run so far (every session, all threads).
         images_per_s: training throughput of this session (global batch).
         losses: the last step's losses.
         weights: the weights file written last.
@@ -129,6 +135,8 @@ class RunSummary:
     cancelled: bool
     seconds: float
     images_per_s: float
+    stopped_by: StopReason = StopReason.TOTAL
+    cpu_seconds: float = 0.0
     losses: LossDict = field(default_factory=dict)
     weights: Path | None = None
 
@@ -224,9 +232,9 @@ class _Run:
             "rng": _rng_state(),
             "extra": extra,
         }
-        method_state = getattr(self.method, "extra_state", None)
-        if callable(method_state):
-            state["method"] = method_state()
+        method_state = self.method.extra_state()
+        if method_state:
+            state["method"] = method_state
         # state first, then weights: a checkpoint counts only when both files exist
         try:
             save_state(state_path(wpath), state)
@@ -254,7 +262,8 @@ class _Run:
             for f in (p, state_path(p)):
                 f.unlink(missing_ok=True)
 
-    def restore(self, device: torch.device) -> int:
+    def restore(self, device: torch.device) -> tuple[int, float]:
+        """Load the newest checkpoint; ``(step, CPU seconds the run had used)``."""
         ckpts = list_checkpoints(self.run_dir)
         if not ckpts:
             raise TrainingError(f"{self.run_dir} has no complete checkpoint to resume from")
@@ -263,23 +272,16 @@ class _Run:
         state = read_state(state_path(wpath))
         for k, opt in self.method.optimizers().items():
             opt.load_state_dict(state["optimizers"][k])
-        load_extra = getattr(self.method, "load_extra_state", None)
-        if callable(load_extra) and "method" in state:
-            load_extra(state["method"])
+        if "method" in state:
+            self.method.load_extra_state(state["method"])
         _set_rng_state(state["rng"])
-        return int(state["step"])
+        return int(state["step"]), float(dict(state.get("extra") or {}).get("cpu_s", 0.0))
 
     def sample_grid(self, step: int, labels: torch.Tensor | None) -> Path | None:
-        if not self.dist.main or self.cfg.sample_every <= 0:
+        if not self.dist.main or self.cfg.sample_every <= 0 or self.method.task != Task.SYNTHESIS:
             return None
-        from medgan_desktop.core.inference.sample import grid, png_bytes
-        from medgan_desktop.core.training.run import atomic_write_bytes
-
-        try:
-            g = torch.Generator().manual_seed(self.cfg.seed + 2_147_483)
-            imgs = self.method.generate(self.cfg.sample_count, generator=g, labels=labels)
-        except TypeError:  # translation methods do not sample from noise
-            return None
+        g = torch.Generator().manual_seed(self.cfg.seed + 2_147_483)
+        imgs = self.method.generate(self.cfg.sample_count, generator=g, labels=labels)
         path = self.run_dir / SAMPLES / f"step_{step:08d}.png"
         try:
             atomic_write_bytes(path, png_bytes(grid(imgs.detach().float().cpu().numpy())))
@@ -313,10 +315,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
 
 
 def _sample_labels(method: GanMethod, n: int) -> torch.Tensor | None:
-    k = method.config.num_classes
-    if k > 0 and getattr(method, "conditional", False):
-        return torch.arange(n) % k
-    return None
+    return torch.arange(n) % method.config.num_classes if method.uses_labels else None
 
 
 def _discard_failed_start(run_dir: Path, created: bool, before: set[Path]) -> None:
@@ -344,27 +343,40 @@ def train(
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
     resume: bool = False,
+    frozen_networks: Mapping[str, nn.Module] | None = None,
+    label: str = "",
 ) -> RunSummary:
     """Train ``method`` on ``dataset`` into ``run_dir`` (or continue it with ``resume=True``).
+
+    The run stops at ``train_config.steps``, or earlier when a budget of the config is spent
+    (``cpu_seconds``: CPU time of the whole run, all threads, counted across resumes;
+    ``budget_minutes``: wall time of this session), when ``cancel`` is set, or on SIGINT /
+    SIGTERM. Every stop writes a checkpoint of the last step first. Checkpoints are also
+    written every ``checkpoint_every`` steps and every ``checkpoint_minutes`` minutes, so an
+    unplanned end (a crash, SIGKILL) loses at most that much work.
 
     Args:
         method: registry name or class.
         method_config: hyperparameters (ignored on resume: run.json's are used).
         train_config: loop settings; on resume ``steps`` is the new total (the rest is kept
-            from run.json except ``steps``, ``device``, ``threads`` and ``num_workers``).
+            from run.json except ``steps``, ``device``, ``threads``, ``num_workers`` and the
+            budgets).
         dataset: a :class:`~medgan_desktop.core.training.data.TrainingDataset`.
         run_dir: the run folder (created; must not hold a run unless resuming).
-        progress: receives a report per step (``data``: step, losses, images_per_s, eta_s,
-            and ``sample``/``checkpoint`` paths when written).
+        progress: receives a :class:`~medgan_desktop.core.progress.StepEvent` per step.
         cancel: pause/cancel token; on cancel a checkpoint is written and the summary says so.
         resume: continue the run in ``run_dir`` from its newest checkpoint.
+        frozen_networks: networks the method uses but does not train (a distillation
+            teacher), by the names in the method's ``frozen_inputs``.
+        label: what the user asked for ("recommended: ..."), recorded in run.json.
 
     Raises:
         DataError: too few images for the batch.
         TrainingOOMError: out of device memory (the last checkpoint is intact).
         RunWriteError: a checkpoint/metrics/sample write failed (disk full, read-only);
             no half-written checkpoint is left and the previous one is intact.
-        TrainingError: diverged (non-finite loss) or nothing to resume.
+        TrainingTerminated: SIGTERM; a checkpoint of the last step was written.
+        TrainingError: diverged (non-finite loss), nothing to resume, or a missing input.
     """
     run_dir = Path(run_dir)
     cfg = train_config.validate()
@@ -372,7 +384,8 @@ def train(
         info_json = load_run(run_dir)
         stored = TrainConfig.from_dict(info_json.train_config)
         cfg = stored.replace(
-            steps=cfg.steps, device=cfg.device, threads=cfg.threads, num_workers=cfg.num_workers
+            steps=cfg.steps, device=cfg.device, threads=cfg.threads, num_workers=cfg.num_workers,
+            cpu_seconds=cfg.cpu_seconds, budget_minutes=cfg.budget_minutes,
         ).validate()
         method_config = info_json.method_config
         method = info_json.method
@@ -402,11 +415,15 @@ def train(
         if _is_oom(exc):
             raise TrainingOOMError(f"out of memory building {cls.name} on {device}: try a smaller size") from exc
         raise
+    try:
+        gm.provide(dict(frozen_networks or {}))
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from exc
     run = _Run(run_dir, gm, cfg, dinfo)
-    start = 0
+    start, cpu_before = 0, 0.0
     if resume:
         try:
-            start = run.restore(device)
+            start, cpu_before = run.restore(device)
         except ModelLoadError as exc:
             raise TrainingError(f"cannot resume {run_dir}: {exc}") from exc
         if dinfo.main:
@@ -419,11 +436,13 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
         pre = dataset.preprocessing
         info = new_run_info(
-            run_dir, cls.name, str(cls.task), method_config, cfg.to_dict(), pre, dataset.describe()
+            run_dir, cls.name, str(cls.task), method_config, cfg.to_dict(), pre, dataset.describe(),
+            label=label,
         )
         if resume:
             old = load_run(run_dir)
-            info = new_run_info(run_dir, old.method, old.task, old.method_config, cfg.to_dict(), old.preprocessing, old.data)
+            info = new_run_info(run_dir, old.method, old.task, old.method_config, cfg.to_dict(),
+                                old.preprocessing, old.data, label=old.label)
         write_run_json(info)
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
@@ -442,82 +461,120 @@ def train(
     gm.train(True)
 
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     t_window, n_window = t0, 0
+    last_ckpt_t = t0
     ips = 0.0
     losses: LossDict = {}
     step = start
+    stopped_by = StopReason.TOTAL
     cancel = cancel or CancelToken()
     it = iter(loader)
+
+    def cpu_used() -> float:
+        return cpu_before + time.process_time() - cpu0
+
+    def checkpoint(at: int) -> Path | None:
+        nonlocal last_ckpt_t
+        last_ckpt_t = time.perf_counter()
+        return run.save_checkpoint(at, {"losses": losses, "cpu_s": cpu_used()})
+
+    def checkpointed(at: int) -> bool:
+        return list_checkpoints(run_dir)[-1:] == [(at, checkpoint_path(run_dir, at))]
+
     try:
-        try:
-            while step < cfg.steps:
-                cancel.check()
-                batch = _to_batch(next(it), device)
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
-                    losses = gm.train_step(batch, step)
-                losses = average_losses(losses, dinfo, device)
-                step += 1
-                bad = [k for k, v in losses.items() if not math.isfinite(v)]
-                if bad:
-                    raise TrainingError(
-                        f"training diverged at step {step} (non-finite {', '.join(bad)}); the last checkpoint "
-                        "is intact: lower the learning rate or try another method"
-                    )
-                n_window += cfg.batch_size
-                data: dict[str, object] = {"step": step, "losses": losses}
-                if step % cfg.log_every == 0 or step == cfg.steps:
-                    now = time.perf_counter()
-                    ips = n_window / max(now - t_window, 1e-9)
-                    t_window, n_window = now, 0
-                    run.log_metrics(step, ips, losses)
-                if cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
-                    p = run.sample_grid(step, sample_labels)
-                    if p is not None:
-                        data["sample"] = str(p)
-                if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                    differ = replica_mismatch(gm, dinfo)
-                    if differ:
+        with stop_on_terminate() as term:
+            try:
+                while step < cfg.steps:
+                    cancel.check()
+                    if term.requested:
+                        raise StopRequest(term.signal_name)
+                    budget = _budget_spent(cfg, cpu_used(), time.perf_counter() - t0)
+                    if budget is not None:
+                        stopped_by = budget
+                        break
+                    batch = _to_batch(next(it), device)
+                    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
+                        losses = gm.train_step(batch, step)
+                    losses = average_losses(losses, dinfo, device)
+                    step += 1
+                    bad = [k for k, v in losses.items() if not math.isfinite(v)]
+                    if bad:
                         raise TrainingError(
-                            f"at step {step} the {dinfo.world} processes hold different weights for "
-                            f"{', '.join(differ)}: their gradients were not averaged; the last checkpoint is intact"
+                            f"training diverged at step {step} (non-finite {', '.join(bad)}); the last checkpoint "
+                            "is intact: lower the learning rate or try another method"
                         )
-                    c = run.save_checkpoint(step, {"losses": losses})
-                    if c is not None:
-                        data["checkpoint"] = str(c)
-                elapsed = time.perf_counter() - t0
-                rate = (step - start) / max(elapsed, 1e-9)
-                data["images_per_s"] = ips or rate * cfg.batch_size
-                data["eta_s"] = (cfg.steps - step) / rate if rate > 0 else 0.0
-                progress(Progress(step, cfg.steps, f"step {step}/{cfg.steps}", data))
-        except Cancelled:
-            if step > start and not list_checkpoints(run_dir)[-1:] == [(step, checkpoint_path(run_dir, step))]:
-                run.save_checkpoint(step, {"losses": losses})
-            cancelled = True
-        except KeyboardInterrupt:
-            if step > start:
-                run.save_checkpoint(step, {"losses": losses})
-            raise
-        except (RuntimeError, MemoryError) as exc:
-            if isinstance(exc, TrainingError) or not _is_oom(exc):
+                    n_window += cfg.batch_size
+                    sample_path = ckpt_path = ""
+                    if step % cfg.log_every == 0 or step == cfg.steps:
+                        now = time.perf_counter()
+                        ips = n_window / max(now - t_window, 1e-9)
+                        t_window, n_window = now, 0
+                        run.log_metrics(step, ips, losses)
+                    if cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
+                        p = run.sample_grid(step, sample_labels)
+                        sample_path = "" if p is None else str(p)
+                    due_by_time = (
+                        cfg.checkpoint_minutes > 0
+                        and time.perf_counter() - last_ckpt_t >= 60.0 * cfg.checkpoint_minutes
+                    )
+                    if step % cfg.checkpoint_every == 0 or step == cfg.steps or due_by_time:
+                        differ = replica_mismatch(gm, dinfo)
+                        if differ:
+                            raise TrainingError(
+                                f"at step {step} the {dinfo.world} processes hold different weights for "
+                                f"{', '.join(differ)}: their gradients were not averaged; the last checkpoint is intact"
+                            )
+                        c = checkpoint(step)
+                        ckpt_path = "" if c is None else str(c)
+                    elapsed = time.perf_counter() - t0
+                    rate = (step - start) / max(elapsed, 1e-9)
+                    event = StepEvent(
+                        step=step,
+                        total=cfg.steps,
+                        losses=dict(losses),
+                        images_per_s=ips or rate * cfg.batch_size,
+                        eta_s=_eta(cfg, step, rate, cpu_used(), time.process_time() - cpu0, elapsed),
+                        cpu_s=cpu_used(),
+                        wall_s=elapsed,
+                        sample=sample_path,
+                        checkpoint=ckpt_path,
+                    )
+                    progress(Progress(step, cfg.steps, f"step {step}/{cfg.steps}", event))
+            except Cancelled:
+                if step > start and not checkpointed(step):
+                    checkpoint(step)
+                stopped_by = StopReason.USER
+            except (KeyboardInterrupt, StopRequest) as exc:
+                if step > start and not checkpointed(step):
+                    checkpoint(step)
+                if isinstance(exc, StopRequest):
+                    kept = (f"a checkpoint of step {step} was written: resume the run to go on"
+                            if step > start else "no step had been trained")
+                    raise TrainingTerminated(f"stopped by {exc.args[0]} at step {step}; {kept}") from None
                 raise
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-            last = list_checkpoints(run_dir)
-            where = f"checkpoint at step {last[-1][0]} is intact" if last else "no checkpoint was written yet"
-            raise TrainingOOMError(
-                f"out of memory on {device} with batch {cfg.batch_size} at {cfg.data.size or ''}px "
-                f"(step {step}); the {where}. Try --batch {max(1, cfg.batch_size // 2)}"
-            ) from exc
-        else:
-            cancelled = False
-            if dinfo.world > 1:
-                dist.barrier()  # rank 0's last checkpoint is on disk before any process returns
-        finally:
-            if dinfo.world > 1:
-                gm.disable_data_parallel()
-                gc.collect()  # free the wrappers (reference cycles) while the group is alive
-            if dinfo.owned and dist.is_initialized():
-                dist.destroy_process_group()
+            except (RuntimeError, MemoryError) as exc:
+                if isinstance(exc, TrainingError) or not _is_oom(exc):
+                    raise
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                last = list_checkpoints(run_dir)
+                where = f"checkpoint at step {last[-1][0]} is intact" if last else "no checkpoint was written yet"
+                raise TrainingOOMError(
+                    f"out of memory on {device} with batch {cfg.batch_size} at {cfg.data.size or ''}px "
+                    f"(step {step}); the {where}. Try --batch {max(1, cfg.batch_size // 2)}"
+                ) from exc
+            else:
+                if stopped_by != StopReason.TOTAL and step > start and not checkpointed(step):
+                    checkpoint(step)
+                if dinfo.world > 1:
+                    dist.barrier()  # rank 0's last checkpoint is on disk before any process returns
+            finally:
+                if dinfo.world > 1:
+                    gm.disable_data_parallel()
+                    gc.collect()  # free the wrappers (reference cycles) while the group is alive
+                if dinfo.owned and dist.is_initialized():
+                    dist.destroy_process_group()
     except BaseException:
         # A run that fails before its first checkpoint (unreadable data, out of memory,
         # Ctrl-C) leaves nothing behind that could be resumed: remove what this start
@@ -532,9 +589,32 @@ def train(
         method=cls.name,
         step=step,
         total_steps=cfg.steps,
-        cancelled=cancelled,
+        cancelled=stopped_by == StopReason.USER,
         seconds=seconds,
         images_per_s=done_ips,
         losses=losses,
         weights=run.last_weights,
+        stopped_by=stopped_by,
+        cpu_seconds=cpu_used(),
     )
+
+
+def _budget_spent(cfg: TrainConfig, cpu_s: float, wall_s: float) -> StopReason | None:
+    """Which budget of ``cfg`` is spent, if one is."""
+    if cfg.cpu_seconds > 0 and cpu_s >= cfg.cpu_seconds:
+        return StopReason.CPU_BUDGET
+    if cfg.budget_minutes > 0 and wall_s >= 60.0 * cfg.budget_minutes:
+        return StopReason.TIME_BUDGET
+    return None
+
+
+def _eta(cfg: TrainConfig, step: int, rate: float, cpu_total: float, cpu_session: float,
+         wall_s: float) -> float:
+    """Wall seconds left: to the total at the current rate, or to the nearest budget."""
+    left = (cfg.steps - step) / rate if rate > 0 else 0.0
+    if cfg.budget_minutes > 0:
+        left = min(left, max(0.0, 60.0 * cfg.budget_minutes - wall_s))
+    if cfg.cpu_seconds > 0 and wall_s > 0 and cpu_session > 0:
+        cpu_rate = cpu_session / wall_s  # CPU seconds per wall second (the threads in use)
+        left = min(left, max(0.0, cfg.cpu_seconds - cpu_total) / cpu_rate)
+    return left

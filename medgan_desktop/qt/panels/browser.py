@@ -1,8 +1,9 @@
 """The study browser: import folders, browse patients/studies/series, open volumes.
 
 All slow work (import, thumbnails, loading a series or a file) runs in
-:class:`~medgan_desktop.qt.workers.base.Worker` threads calling the same core
-functions as the ``medgan import`` / ``medgan ls`` commands.
+:class:`~medgan_desktop.qt.workers.base.Worker` threads calling the jobs of
+:mod:`medgan_desktop.core.jobs.index`, as ``medgan import`` / ``medgan ls`` do. Synthetic
+series (generated images, also when re-imported) carry a SYNTHETIC badge in the tree.
 """
 
 from __future__ import annotations
@@ -14,10 +15,17 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QPoint, Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent, QIcon, QImage, QPixmap
+from PySide6.QtGui import (
+    QColor,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDropEvent,
+    QIcon,
+    QImage,
+    QPixmap,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -36,15 +44,27 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
+from medgan_desktop.core.jobs.base import JobError
+from medgan_desktop.core.jobs.index import (
+    THUMB_SIZE,
+    ImportResult,
+    ImportSpec,
+    header_rows,
+    open_file,
+    open_series,
+    run_import,
+    thumbnails,
+)
+from medgan_desktop.core.progress import Progress
 from medgan_desktop.qt.context import AppContext
+from medgan_desktop.qt.dialogs import existing_folder
 from medgan_desktop.qt.workers.base import Worker
 
 log = logging.getLogger(__name__)
 
 KIND_ROLE = Qt.ItemDataRole.UserRole
 UID_ROLE = Qt.ItemDataRole.UserRole + 1
-THUMB_SIZE = 64
+SYNTHETIC_ROLE = Qt.ItemDataRole.UserRole + 2
 COLUMNS = ("Patient / study / series", "Modality", "Date", "Images")
 
 
@@ -54,54 +74,6 @@ def _children(item: QTreeWidgetItem) -> list[QTreeWidgetItem]:
 
 def _fmt_date(d: str) -> str:
     return f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 and d.isdigit() else d
-
-
-def compute_thumbnails(
-    index: Any,
-    uids: list[str],
-    progress: ProgressCallback = no_progress,
-    cancel: CancelToken | None = None,
-) -> dict[str, np.ndarray]:
-    """Middle-image thumbnails (uint8, at most THUMB_SIZE px) for each series UID.
-
-    Series that cannot be decoded are left out (the tree shows no icon for them).
-    """
-    from medgan_desktop.core.dicom.series import load_series
-
-    out: dict[str, np.ndarray] = {}
-    for n, uid in enumerate(uids):
-        if cancel is not None:
-            cancel.check()
-        files = index.series_files(uid)
-        if not files:
-            continue
-        try:
-            vol = load_series([files[len(files) // 2]], series_uid=uid)
-        except Exception as exc:  # noqa: BLE001 - no thumbnail, not an error
-            log.debug("no thumbnail for %s: %s", uid, exc)
-            continue
-        img = vol.array[vol.shape[0] // 2]
-        step = max(1, int(np.ceil(max(img.shape) / THUMB_SIZE)))
-        small = img[::step, ::step]
-        lo, hi = np.percentile(small, [1, 99])
-        scaled = np.clip((small - lo) / max(hi - lo, 1e-6), 0, 1)
-        out[uid] = np.ascontiguousarray((scaled * 255).astype(np.uint8))
-        progress(Progress(n + 1, len(uids), "thumbnails"))
-    return out
-
-
-def _load_indexed(index: Any, uid: str, progress: ProgressCallback = no_progress,
-                  cancel: CancelToken | None = None) -> Any:
-    from medgan_desktop.core.dicom.series import load_series_from_index
-
-    return load_series_from_index(index, uid, progress=progress, cancel=cancel)
-
-
-def _open_file(path: Path, progress: ProgressCallback = no_progress,
-               cancel: CancelToken | None = None) -> Any:
-    from medgan_desktop.core.io import open_path
-
-    return open_path(path, progress=progress, cancel=cancel)
 
 
 class BrowserPanel(QWidget):
@@ -211,13 +183,19 @@ class BrowserPanel(QWidget):
                 pitem.addChild(sitem)
                 for se in st.series:
                     num = "" if se.number is None else f"#{se.number} "
+                    badge = "SYNTHETIC  " if se.synthetic else ""
                     item = QTreeWidgetItem([
-                        f"{num}{se.description or '(no description)'}",
+                        f"{badge}{num}{se.description or '(no description)'}",
                         se.modality, _fmt_date(se.date), str(se.instance_count),
                     ])
                     item.setData(0, KIND_ROLE, "series")
                     item.setData(0, UID_ROLE, se.series_uid)
-                    item.setToolTip(0, se.series_uid)
+                    item.setData(0, SYNTHETIC_ROLE, se.synthetic)
+                    tip = f"{se.description or '(no description)'}\n{se.series_uid}"
+                    if se.synthetic:
+                        item.setForeground(0, QColor("#d9822b"))
+                        tip = "SYNTHETIC: generated by a model, not an acquired image\n" + tip
+                    item.setToolTip(0, tip)
                     icon = self._thumbs.get(se.series_uid)
                     if icon is not None:
                         item.setIcon(0, icon)
@@ -288,7 +266,7 @@ class BrowserPanel(QWidget):
     # -- thumbnails ----------------------------------------------------------------------
     def _start_thumbnails(self, uids: list[str]) -> None:
         self._thumb_pending.update(uids)
-        worker = Worker(compute_thumbnails, self.context.index, uids, name="thumbnails")
+        worker = Worker(thumbnails, self.context.index, uids, name="thumbnails")
         worker.finished.connect(self._thumbnails_ready)
         worker.done.connect(self._thumbnails_done)
         self.context.workers.submit(worker)
@@ -320,33 +298,15 @@ class BrowserPanel(QWidget):
 
     def show_metadata(self, path: Path | None) -> None:
         """Fill the metadata table with the header of ``path`` (first instance)."""
-        import pydicom
-
         self.metadata.setRowCount(0)
         if path is None:
             return
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
-        except Exception as exc:  # noqa: BLE001 - the file may have moved
+            rows = header_rows(path)
+        except JobError as exc:  # the file may have moved
             self.metadata.setRowCount(1)
-            self.metadata.setItem(0, 3, QTableWidgetItem(f"cannot read {path}: {exc}"))
+            self.metadata.setItem(0, 3, QTableWidgetItem(str(exc)))
             return
-        rows: list[tuple[str, str, str, str]] = []
-        for elem in ds.iterall():
-            tag = f"({elem.tag.group:04X},{elem.tag.element:04X})"
-            name = elem.name
-            if elem.tag.is_private:
-                creator = getattr(elem, "private_creator", None)
-                name = f"[private{': ' + creator if creator else ''}] {elem.name}"
-            if elem.VR == "SQ":
-                value = f"sequence of {len(elem.value)} item(s)"
-            elif isinstance(elem.value, bytes | bytearray):
-                value = f"<{len(elem.value)} bytes>"
-            else:
-                value = str(elem.value)
-                if len(value) > 200:
-                    value = value[:200] + "…"
-            rows.append((tag, name, str(elem.VR), value))
         self.metadata.setRowCount(len(rows))
         for r, vals in enumerate(rows):
             for c, v in enumerate(vals):
@@ -363,7 +323,7 @@ class BrowserPanel(QWidget):
 
     # -- import --------------------------------------------------------------------------
     def _choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Import a folder of DICOM files")
+        folder = existing_folder(self, "Import a folder of DICOM files")
         if folder:
             self.import_paths([Path(folder)])
 
@@ -372,8 +332,8 @@ class BrowserPanel(QWidget):
         if self._import_worker is not None and self._import_worker.is_running():
             QMessageBox.information(self, "Import", "An import is already running.")
             return None
-        worker = Worker(self.context.index.import_paths, [Path(p) for p in paths],
-                        name="import", min_interval=0.1)
+        spec = ImportSpec(tuple(Path(p) for p in paths), self.context.paths.index_db)
+        worker = Worker(run_import, spec, index=self.context.index, name="import", min_interval=0.1)
         worker.progress.connect(self._import_progress)
         worker.finished.connect(self._import_done)
         worker.failed.connect(self._import_failed)
@@ -409,7 +369,8 @@ class BrowserPanel(QWidget):
         self.progress_label.setText(f"{p.done}/{p.total} files, {rate:.0f} files/s, "
                                     f"ETA {eta:.0f} s")
 
-    def _import_done(self, report: Any) -> None:
+    def _import_done(self, result: ImportResult) -> None:
+        report = result.report
         self.refresh()
         if report.problems:
             self.tabs.setCurrentWidget(self.problems)
@@ -419,6 +380,9 @@ class BrowserPanel(QWidget):
         )
         self.context.index_changed.emit()
         self.import_finished.emit(report)
+        if result.failed:
+            QMessageBox.warning(self, "Import", f"Nothing could be imported: all {report.errors} "
+                                "file(s) were problems (see Import problems).")
 
     def _import_failed(self, message: str, _tb: str) -> None:
         self.refresh()
@@ -440,7 +404,7 @@ class BrowserPanel(QWidget):
 
     def open_series(self, uid: str) -> Worker:
         """Load an indexed series in a worker; emits ``context.volume_opened``."""
-        worker = Worker(_load_indexed, self.context.index, uid, name="open series")
+        worker = Worker(open_series, self.context.index, uid, name="open series")
         worker.finished.connect(self._volume_ready)
         worker.failed.connect(self._open_failed)
         self.context.status.emit("loading series…")
@@ -449,7 +413,7 @@ class BrowserPanel(QWidget):
 
     def open_path(self, path: Path) -> Worker:
         """Open a non-indexed file (NIfTI/MHA/NRRD/PNG/JPEG/DICOM); emits volume_opened."""
-        worker = Worker(_open_file, Path(path), name="open file")
+        worker = Worker(open_file, Path(path), name="open file")
         worker.finished.connect(self._volumes_ready)
         worker.failed.connect(self._open_failed)
         self.context.status.emit(f"opening {path}…")

@@ -1,7 +1,7 @@
 """The Evaluate panel: unpaired set metrics and paired translation metrics, with reports.
 
-Runs :func:`medgan_desktop.core.metrics.evaluate.evaluate_sets` or ``evaluate_paths`` in a
-worker (the ``medgan evaluate`` CLI calls the same functions), shows the numbers in a
+Runs the jobs of :mod:`medgan_desktop.core.jobs.evaluate` in a worker (the ``medgan
+evaluate`` CLI runs the same ones), shows the numbers in a
 table, pyqtgraph plots (feature/distance distributions, per-slice curves), a gallery of
 each synthetic image beside its nearest training image, and exports an HTML report.
 """
@@ -15,11 +15,10 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -39,38 +38,25 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medgan_desktop.core.metrics.evaluate import UnpairedResult, evaluate_paths, evaluate_sets
+from medgan_desktop.core.jobs.evaluate import (
+    PairedSpec,
+    UnpairedSpec,
+    UtilitySpec,
+    run_paired,
+    run_unpaired,
+    run_utility,
+)
+from medgan_desktop.core.metrics.evaluate import UnpairedResult
 from medgan_desktop.core.metrics.paired import PairedReport
+from medgan_desktop.core.metrics.report import paired_html, unpaired_html, utility_html, write_html
 from medgan_desktop.core.metrics.utility import UtilityReport
 from medgan_desktop.core.progress import Progress
 from medgan_desktop.qt.context import AppContext
+from medgan_desktop.qt.dialogs import existing_folder, open_file_name, save_file_name
+from medgan_desktop.qt.widgets import unit_pixmap
 from medgan_desktop.qt.workers.base import Worker
 
 log = logging.getLogger(__name__)
-
-
-def _grey_pixmap(img: np.ndarray) -> QPixmap:
-    a = np.ascontiguousarray((np.clip(img, 0, 1) * 255).astype(np.uint8))
-    qimg = QImage(a.data, a.shape[1], a.shape[0], a.strides[0], QImage.Format.Format_Grayscale8)
-    return QPixmap.fromImage(qimg.copy())
-
-
-def utility_job(
-    train: Path, fake: Path, test: Path, seeds: int = 5, limit: int | None = None,
-    progress: Any = None, cancel: Any = None,
-) -> UtilityReport:
-    """Load three labelled folders and run :func:`utility_study` (same as the CLI)."""
-    from medgan_desktop.core.metrics.utility import load_labelled, utility_study
-
-    xtr, ytr, c1 = load_labelled(train, limit)
-    xs, ys, c2 = load_labelled(fake, limit)
-    xt, yt, c3 = load_labelled(test, limit)
-    if not c1 == c2 == c3:
-        raise ValueError(f"class folders differ: {c1} / {c2} / {c3}")
-    kw: dict[str, Any] = {"cancel": cancel}
-    if progress is not None:
-        kw["progress"] = progress
-    return utility_study(xtr, ytr, xs, ys, xt, yt, seeds=tuple(range(seeds)), **kw)
 
 
 class _PathRow(QWidget):
@@ -92,12 +78,12 @@ class _PathRow(QWidget):
             lay.addWidget(b)
 
     def _pick_folder(self) -> None:
-        d = QFileDialog.getExistingDirectory(self, "Choose a folder", self.edit.text())
+        d = existing_folder(self, "Choose a folder", self.edit.text())
         if d:
             self.edit.setText(d)
 
     def _pick_file(self) -> None:
-        f, _ = QFileDialog.getOpenFileName(self, "Choose a file", self.edit.text())
+        f = open_file_name(self, "Choose a file")
         if f:
             self.edit.setText(f)
 
@@ -246,7 +232,7 @@ class EvaluatePanel(QWidget):
             return
         self._busy = True
         self.result = None
-        w = Worker(fn, *args, name="evaluate", **kwargs)
+        w = Worker(fn, *args, name="Evaluation", **kwargs)
         w.progress.connect(self._on_progress)
         w.finished.connect(self._on_result)
         w.failed.connect(self._on_failed)
@@ -274,17 +260,18 @@ class EvaluatePanel(QWidget):
                                      "(pt_inception-2015-12-05); it is never downloaded.")
                 extractor = w
             train = self.train_row.path() if self.memo_check.isChecked() else None
-            limit = self.limit_spin.value() or None
-            return evaluate_sets, (real, fake), {
-                "extractor": extractor, "memorization": self.memo_check.isChecked(),
-                "train": train, "limit": limit}
+            return run_unpaired, (UnpairedSpec(
+                real, fake, extractor=str(extractor), memorization=self.memo_check.isChecked(),
+                train=train, limit=self.limit_spin.value()),), {}
         if self.mode_tabs.currentIndex() == 2:
             dirs = [self.u_train_row.path(), self.u_fake_row.path(), self.u_test_row.path()]
             if any(d is None or not d.is_dir() for d in dirs):
                 raise ValueError("Choose the real training, synthetic and real test folders "
                                  "(each with one sub-folder per class).")
-            return utility_job, tuple(dirs), {"seeds": self.seeds_spin.value(),
-                                              "limit": self.limit_spin.value() or None}
+            train_dir, fake_dir, test_dir = (Path(d) for d in dirs if d is not None)
+            return run_utility, (UtilitySpec(train_dir, fake_dir, test_dir,
+                                             seeds=self.seeds_spin.value(),
+                                             limit=self.limit_spin.value()),), {}
         pred, ref = self.pred_row.path(), self.ref_row.path()
         if pred is None or ref is None:
             raise ValueError("Choose the synthetic and the reference volume.")
@@ -294,9 +281,9 @@ class EvaluatePanel(QWidget):
         for q in (pred, ref, self.mask_row.path(), *sources):
             if q is not None and not q.exists():
                 raise ValueError(f"{q} does not exist.")
-        return evaluate_paths, (pred, ref, self.mask_row.path()), {
-            "window": self.window_combo.currentText(),
-            "sources": [q for q in sources if q is not None] or None}
+        both = (sources[0], sources[1]) if sources[0] is not None and sources[1] is not None else None
+        return run_paired, (PairedSpec(pred, ref, self.mask_row.path(),
+                                       window=self.window_combo.currentText(), sources=both),), {}
 
     def cancel(self) -> None:
         if self.worker is not None:
@@ -318,6 +305,8 @@ class EvaluatePanel(QWidget):
         self._update_buttons()
 
     def _on_result(self, result: Any) -> None:
+        if isinstance(result, tuple):  # the utility job: (report, class names)
+            result = result[0]
         self.result = result
         self.progress_bar.setValue(100)
         if isinstance(result, PairedReport):
@@ -386,7 +375,7 @@ class EvaluatePanel(QWidget):
                                        res.train_thumbs[e["real_index"]]], axis=1)
                 label = (f"{'⚠ NEAR-COPY ' if e['flagged'] else ''}{Path(e['fake']).name}\n"
                          f"≈ {Path(e['nearest_real']).name}  d={e['distance']:.3g}")
-                item = QListWidgetItem(QIcon(_grey_pixmap(pair)), label)
+                item = QListWidgetItem(QIcon(unit_pixmap(pair)), label)
                 item.setData(Qt.ItemDataRole.UserRole, e)
                 self.gallery.addItem(item)
         flagged = len(m.flagged) if m is not None else 0
@@ -457,19 +446,11 @@ class EvaluatePanel(QWidget):
     # -- export ---------------------------------------------------------------------------
     def export_report(self, path: str | Path | None = None) -> Path | None:
         """Write the HTML report (asks for a file name when ``path`` is None)."""
-        from medgan_desktop.core.metrics.report import (
-            paired_html,
-            unpaired_html,
-            utility_html,
-            write_html,
-        )
-
         if self.result is None:
             QMessageBox.information(self, "Export", "Run an evaluation first.")
             return None
         if path is None:
-            chosen, _ = QFileDialog.getSaveFileName(self, "Save report", "evaluation.html",
-                                                    "HTML (*.html)")
+            chosen = save_file_name(self, "Save report", "evaluation.html", "HTML (*.html)")
             if not chosen:
                 return None
             path = chosen

@@ -1,9 +1,9 @@
 """Export dialog: anonymise an indexed series or study, or write a synthetic volume, then send.
 
-The work runs in a :class:`~medgan_desktop.qt.workers.base.Worker` calling the same core
-functions as ``medgan anonymize`` / ``medgan send`` (:func:`run_export`). A study (or all of
-a patient's studies) is exported as one anonymisation job, exactly as ``medgan anonymize``
-treats a folder tree: one UID mapping, one pseudonym and one date shift per patient, one
+The dialog builds an :class:`~medgan_desktop.core.jobs.export.ExportSpec` and runs
+:func:`~medgan_desktop.core.jobs.export.run_export` in a worker: the job of ``medgan
+anonymize`` / ``medgan send``. A study (or all of a patient's studies) is exported as one
+anonymisation job: one UID mapping, one pseudonym and one date shift per patient, one
 report, written to a temporary folder and moved into place only when complete.
 """
 
@@ -13,15 +13,12 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pydicom
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
-    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -36,19 +33,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medgan_desktop import __version__
-from medgan_desktop.core.dicom.anonymize import (
-    AnonymizeOptions,
-    Anonymizer,
-    AnonymizeReport,
-    BurnedInAnnotationError,
-    burned_in_reason,
+from medgan_desktop.core.dicom.anonymize import AnonymizeOptions
+from medgan_desktop.core.dicom.pacs import DicomNode, echo_message
+from medgan_desktop.core.jobs.export import (
+    ExportResult,
+    ExportSpec,
+    SeriesGroup,
+    run_export,
+    study_series_groups,
 )
-from medgan_desktop.core.dicom.pacs import DicomNode, SendReport, echo_message, send_files
-from medgan_desktop.core.dicom.write import write_synthetic_series
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
 from medgan_desktop.core.volume import Volume
 from medgan_desktop.qt.context import AppContext
+from medgan_desktop.qt.dialogs import existing_folder, save_file_name
 from medgan_desktop.qt.workers.base import Worker
 
 log = logging.getLogger(__name__)
@@ -59,164 +56,6 @@ BURNED_IN_WARNING = (
     "cannot remove text burned into the image. Such images are refused unless you tick "
     "this box after checking every image yourself."
 )
-
-
-@dataclass(frozen=True)
-class SeriesGroup:
-    """One series of a study export: a label for messages and the report, and its files."""
-
-    label: str
-    files: tuple[Path, ...]
-
-
-def study_series_groups(index: Any, study_uids: Sequence[str]) -> tuple[list[str], list[SeriesGroup]]:
-    """The series of the given indexed studies, in the browser's order.
-
-    Returns:
-        (one line per study found, the series groups of all those studies).
-    """
-    wanted = set(study_uids)
-    studies: list[str] = []
-    groups: list[SeriesGroup] = []
-    for patient in index.tree():
-        for st in patient.studies:
-            if st.study_uid not in wanted:
-                continue
-            date = st.date
-            date = f"{date[:4]}-{date[4:6]}-{date[6:8]}" if len(date) == 8 else date
-            studies.append(f"{st.description or '(study)'}{' ' + date if date else ''}")
-            prefix = f"{st.description or 'study'}: " if len(wanted) > 1 else ""
-            for se in st.series:
-                num = "" if se.number is None else f"#{se.number} "
-                label = (f"{prefix}{num}{se.description or '(no description)'}"
-                         f" ({se.modality or '?'})")
-                files = tuple(index.series_files(se.series_uid))
-                if files:
-                    groups.append(SeriesGroup(label, files))
-    return studies, groups
-
-
-def burned_in_series(groups: Sequence[SeriesGroup], progress: ProgressCallback = no_progress,
-                     cancel: CancelToken | None = None) -> list[str]:
-    """One line per series holding images that may show identity in their pixels."""
-    total = sum(len(g.files) for g in groups)
-    done = 0
-    found: list[str] = []
-    for g in groups:
-        reasons: dict[str, int] = {}
-        for f in g.files:
-            if cancel is not None:
-                cancel.check()
-            done += 1
-            progress(Progress(done, total, "checking for burned-in annotation"))
-            try:
-                head = pydicom.dcmread(f, stop_before_pixels=True)
-            except (OSError, ValueError, EOFError, pydicom.errors.InvalidDicomError):
-                continue  # reported as skipped by the anonymiser
-            reason = burned_in_reason(head)
-            if reason:
-                reasons[reason] = reasons.get(reason, 0) + 1
-        if reasons:
-            n = sum(reasons.values())
-            found.append(f"{g.label}: {n} of {len(g.files)} image(s), "
-                         + "; ".join(sorted(reasons)))
-    return found
-
-
-def _source_names(groups: Sequence[SeriesGroup]) -> dict[Path, str]:
-    """Report names ``<series label>/<file name>`` (file names repeat across series)."""
-    names: dict[Path, str] = {}
-    for g in groups:
-        for f in g.files:
-            names[Path(f)] = f"{g.label}/{Path(f).name}"
-    return names
-
-
-@dataclass
-class ExportResult:
-    """What an export job produced."""
-
-    out_dir: Path
-    files: list[Path] = field(default_factory=list)
-    report: AnonymizeReport | None = None
-    send: SendReport | None = None
-
-    def summary(self) -> str:
-        lines = [f"Exported {len(self.files)} file(s) to {self.out_dir}"]
-        if self.report is not None:
-            lines.append(self.report.summary_text())
-        if self.send is not None:
-            lines.append(self.send.summary())
-            lines += [f"  {f.status}: {Path(f.path).name} {f.message}" for f in self.send.files
-                      if f.status != "ok"]
-        return "\n".join(lines)
-
-
-def run_export(
-    *,
-    out_dir: Path,
-    options: AnonymizeOptions,
-    files: list[Path] | None = None,
-    series: Sequence[SeriesGroup] | None = None,
-    volume: Volume | None = None,
-    within_source_study: bool = False,
-    node: DicomNode | None = None,
-    progress: ProgressCallback = no_progress,
-    cancel: CancelToken | None = None,
-) -> ExportResult:
-    """Anonymise ``files`` or write ``volume`` as a synthetic series, then optionally send.
-
-    Args:
-        out_dir: the folder to create.
-        options: anonymiser options.
-        files: source DICOM files of a series (anonymised copies are written).
-        series: the series of a study (or of several studies) to anonymise together as
-            one job; images that may show burned-in text are refused per series (all
-            offending series are named) unless ``options.accept_burned_in``.
-        volume: a synthetic volume (written with :func:`write_synthetic_series`).
-        within_source_study: for a volume: keep the source study and patient.
-        node: a PACS to C-STORE the written files to.
-    """
-    result = ExportResult(out_dir=Path(out_dir))
-    if series:
-        if not options.accept_burned_in:
-            refused = burned_in_series(series, progress=progress, cancel=cancel)
-            if refused:
-                raise BurnedInAnnotationError(
-                    f"{len(refused)} of {len(series)} series may show patient details burned "
-                    "into the pixels, which the anonymiser cannot remove:\n  "
-                    + "\n  ".join(refused)
-                    + "\nNothing was exported. Check the images of these series and accept "
-                    "the risk explicitly to export the study.")
-        all_files = [f for g in series for f in g.files]
-        report = Anonymizer(options).anonymize_files(
-            all_files, out_dir, source_names=_source_names(series), progress=progress,
-            cancel=cancel)
-        result.report = report
-        result.files = sorted(Path(report.out_dir).rglob("*.dcm"))
-    elif files:
-        report = Anonymizer(options).anonymize_files(files, out_dir, progress=progress,
-                                                     cancel=cancel)
-        result.report = report
-        result.files = sorted(Path(report.out_dir).rglob("*.dcm"))
-    elif volume is not None:
-        sources = []
-        for f in volume.source.files:
-            try:
-                sources.append(pydicom.dcmread(f, stop_before_pixels=True))
-            except (OSError, pydicom.errors.InvalidDicomError) as exc:
-                log.warning("source header %s unreadable: %s", f, exc)
-        result.files = write_synthetic_series(
-            volume, out_dir, source_datasets=sources or None,
-            model_id=str(volume.meta.get("model_id", "unknown-model")),
-            model_version=str(volume.meta.get("model_version", "unknown")),
-            software_version=__version__, within_source_study=within_source_study,
-            anonymize=options, progress=progress, cancel=cancel)
-    else:
-        raise ValueError("nothing to export: no series files and no volume")
-    if node is not None:
-        result.send = send_files(node, result.files, progress=progress, cancel=cancel)
-    return result
 
 
 class ExportDialog(QDialog):
@@ -415,7 +254,7 @@ class ExportDialog(QDialog):
 
     # -- actions -----------------------------------------------------------------------
     def _browse(self) -> None:
-        chosen = QFileDialog.getExistingDirectory(self, "Choose the export folder")
+        chosen = existing_folder(self, "Choose the export folder")
         if not chosen:
             return
         path = Path(chosen)
@@ -462,15 +301,13 @@ class ExportDialog(QDialog):
             except ValueError as exc:
                 QMessageBox.warning(self, "Export", f"PACS destination: {exc}")
                 return
-        kwargs: dict[str, Any] = {"out_dir": Path(out), "options": self.options(), "node": node}
-        if self.series_groups:
-            kwargs["series"] = self.series_groups
-        elif self.files:
-            kwargs["files"] = self.files
-        else:
-            kwargs["volume"] = self.volume
-            kwargs["within_source_study"] = self.within_study.isChecked()
-        self.worker = Worker(run_export, name="export", **kwargs)
+        spec = ExportSpec(
+            out_dir=Path(out), options=self.options(), node=node,
+            series=tuple(self.series_groups), files=tuple(self.files) if not self.series_groups else (),
+            volume=self.volume if not (self.series_groups or self.files) else None,
+            within_source_study=self.within_study.isChecked() if self.volume is not None else False,
+        )
+        self.worker = Worker(run_export, spec, name="export")
         self.worker.progress.connect(self._on_progress)
         self.worker.finished.connect(self._on_finished)
         self.worker.failed.connect(self._on_failed)
@@ -495,8 +332,12 @@ class ExportDialog(QDialog):
     def _on_finished(self, result: ExportResult) -> None:
         self.export_result = result
         self.summary.setPlainText(result.summary())
-        ok = result.send is None or result.send.ok
-        self.status.setText("Export complete." if ok else "Exported, but sending failed.")
+        if result.complete:
+            self.status.setText("Export complete.")
+        elif result.send is not None and not result.send.ok:
+            self.status.setText("Exported, but sending failed.")
+        else:
+            self.status.setText("Exported with problems: some files were skipped (see the list).")
         self.report_btn.setEnabled(result.report is not None)
         if result.send is not None and result.send.ok and self.pacs_box.isChecked():
             self._save_node(self.node())
@@ -514,9 +355,9 @@ class ExportDialog(QDialog):
     def _save_report(self) -> None:
         if self.export_result is None or self.export_result.report is None:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Save the anonymisation report",
-                                              str(self.export_result.out_dir) + "_report.json",
-                                              "JSON (*.json);;CSV (*.csv)")
+        path = save_file_name(self, "Save the anonymisation report",
+                              Path(str(self.export_result.out_dir) + "_report.json").name,
+                              "JSON (*.json);;CSV (*.csv)")
         if path:
             try:
                 self.export_result.report.save(Path(path))

@@ -52,8 +52,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medgan_desktop.core.jobs.review import CreateSpec, run_create
 from medgan_desktop.core.review.scoring import score_session, write_ratings_csv, write_summary_csv
-from medgan_desktop.core.review.session import ReviewError, ReviewItem, ReviewStore, Truth
+from medgan_desktop.core.review.session import (
+    ReviewError,
+    ReviewItem,
+    ReviewStore,
+    SessionInfo,
+    Truth,
+)
 from medgan_desktop.qt.context import AppContext
 from medgan_desktop.qt.panels.evaluate import _PathRow
 from medgan_desktop.qt.workers.base import Worker
@@ -64,6 +71,13 @@ _DIGITS = {Qt.Key.Key_1: 1, Qt.Key.Key_2: 2, Qt.Key.Key_3: 3, Qt.Key.Key_4: 4, Q
 #: Keys that scroll a series (slices per press); Home/End go to the first/last slice.
 _SCROLL = {Qt.Key.Key_Up: 1, Qt.Key.Key_Right: 1, Qt.Key.Key_Down: -1, Qt.Key.Key_Left: -1,
            Qt.Key.Key_PageUp: 10, Qt.Key.Key_PageDown: -10}
+
+
+def _paths(value: Any) -> tuple[Path, ...]:
+    """A pool as the dialog gives it (one path or several) as a tuple of paths."""
+    if isinstance(value, str | Path):
+        return (Path(value),)
+    return tuple(Path(v) for v in value)
 
 
 def unique_name(base: str, taken: set[str]) -> str:
@@ -427,9 +441,12 @@ class ReviewPanel(QWidget):
                                     "exists; choose another name.")
             return
         self._busy = True
-        w = Worker(self.store.create_session, values["name"], values["real"], values["synthetic"],
-                   seed=values.get("seed"), confidence_scale=tuple(values.get("confidence_scale", (1, 5))),
-                   series=bool(values.get("series", True)), name="create review session")
+        spec = CreateSpec(
+            db=str(self.store.path), name=str(values["name"]), real=_paths(values["real"]),
+            fake=_paths(values["synthetic"]), seed=values.get("seed"),
+            scale=tuple(values.get("confidence_scale", (1, 5))),
+            series=bool(values.get("series", True)))
+        w = Worker(run_create, spec, name="create review session")
         # bound methods (not lambdas) so the slots run in the GUI thread
         w.progress.connect(self._on_create_progress)
         w.finished.connect(self._on_created)
@@ -445,8 +462,8 @@ class ReviewPanel(QWidget):
     def _on_create_progress(self, p: Any) -> None:
         self.read_label.setText(p.message)
 
-    def _on_created(self, sid: str) -> None:
-        self.refresh_sessions(select=sid)
+    def _on_created(self, info: SessionInfo) -> None:
+        self.refresh_sessions(select=info.id)
         self.read_label.setText("Session created: enter your name and press Start.")
 
     def _on_done(self) -> None:

@@ -1,9 +1,9 @@
 """The Sample panel: generate images from a run or a shipped model, same seed -> same images.
 
-Calls :func:`medgan_desktop.core.inference.sample.sample` / ``interpolate`` in a worker (the
-``medgan sample`` CLI calls the same functions); exports PNG or synthetic Secondary Capture
-DICOM. Shipped and imported models are loaded through the model registry, which checks
-their weights against the manifest's sha256 first.
+The panel builds a :class:`~medgan_desktop.core.jobs.sample.SampleSpec` and runs
+:func:`~medgan_desktop.core.jobs.sample.run_sample` in a worker, the job of ``medgan
+sample`` (one model kept loaded between calls); export writes the same images again as
+PNG or synthetic Secondary Capture DICOM. Results are shown as a grid with a zoom.
 """
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -30,72 +29,39 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMessageBox,
     QPushButton,
+    QSlider,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from medgan_desktop.core.config import AppPaths
-from medgan_desktop.core.progress import CancelToken, ProgressCallback, no_progress
-from medgan_desktop.core.training.run import WEIGHTS, LoadedModel, load_run
-from medgan_desktop.qt.context import AppContext
-from medgan_desktop.qt.panels.model_choice import (
-    card_text,
-    load_ref,
-    model_ref,
-    ref_folder,
-    ref_name,
-    run_ref,
-    show_card_dialog,
+from medgan_desktop.core.gan.methods.base import get_method
+from medgan_desktop.core.imaging.display import to_display
+from medgan_desktop.core.inference.sample import truncation_mode
+from medgan_desktop.core.jobs.sample import (
+    ModelCache,
+    SampleFormat,
+    SampleResult,
+    SampleSpec,
+    run_sample,
 )
+from medgan_desktop.core.models.refs import card_text, model_ref, resolve_ref, run_ref
+from medgan_desktop.core.models.registry import ModelError, ModelRegistry
+from medgan_desktop.core.models.runs import WEIGHTS, ModelLoadError, RunInfo, load_run
+from medgan_desktop.qt.context import AppContext
+from medgan_desktop.qt.dialogs import existing_folder
+from medgan_desktop.qt.panels.model_choice import show_card_dialog
+from medgan_desktop.qt.widgets import array_pixmap
 from medgan_desktop.qt.workers.base import Worker
 
 log = logging.getLogger(__name__)
 
+#: Thumbnail side of the result grid at zoom 1 (the slider scales it).
+_ICON = 160
+
 
 def _pixmap(img: np.ndarray) -> QPixmap:
-    from medgan_desktop.core.inference.sample import to_display
-
-    arr = np.ascontiguousarray(to_display(img))
-    fmt = QImage.Format.Format_Grayscale8 if arr.ndim == 2 else QImage.Format.Format_RGB888
-    return QPixmap.fromImage(QImage(arr.data, arr.shape[1], arr.shape[0], arr.strides[0], fmt).copy())
-
-
-def _is_conditional(method: str, num_classes: int) -> bool:
-    from medgan_desktop.core.gan.methods.base import get_method
-
-    try:
-        cls = get_method(method)
-    except KeyError:
-        return False
-    return num_classes > 0 and bool(getattr(cls, "conditional", False))
-
-
-def sample_job(
-    ref: str,
-    mode: str,
-    params: dict[str, Any],
-    cache: dict[str, LoadedModel],
-    paths: AppPaths,
-    progress: ProgressCallback = no_progress,
-    cancel: CancelToken | None = None,
-) -> np.ndarray:
-    """Load (once) and sample or interpolate; returns ``(n, C, H, W)`` in [-1, 1].
-
-    Args:
-        ref: ``"model:<id>"`` (verified against the manifest's sha256 before loading) or
-            ``"run:<folder>"`` (a training run, loaded directly).
-    """
-    from medgan_desktop.core.inference.sample import interpolate, sample
-
-    model = cache.get(ref)
-    if model is None:
-        model = load_ref(ref, paths, "cpu")
-        cache.clear()
-        cache[ref] = model
-    if mode == "interpolate":
-        return interpolate(model, params["seed_a"], params["seed_b"], params["steps"], label=params.get("label"))
-    return sample(model, params["n"], seed=params["seed"], label=params.get("label"), truncation=params.get("truncation"))
+    return array_pixmap(to_display(img))
 
 
 class SamplePanel(QWidget):
@@ -106,8 +72,8 @@ class SamplePanel(QWidget):
         self.context = context
         self.images: np.ndarray | None = None
         self.worker: Worker | None = None
-        self._cache: dict[str, LoadedModel] = {}
-        self._last_params: dict[str, Any] = {}
+        self._cache = ModelCache()
+        self._last_spec: SampleSpec | None = None
         self._busy = False
         self._build()
         context.models_changed.connect(self.refresh_models)
@@ -195,24 +161,40 @@ class SamplePanel(QWidget):
 
         self.grid = QListWidget()
         self.grid.setViewMode(QListView.ViewMode.IconMode)
-        self.grid.setIconSize(QSize(128, 128))
+        self.grid.setIconSize(QSize(_ICON, _ICON))
         self.grid.setResizeMode(QListView.ResizeMode.Adjust)
         self.grid.setMovement(QListView.Movement.Static)
+        self.grid.setSpacing(6)
+        self.grid.setUniformItemSizes(True)
         self.grid.itemClicked.connect(self._enlarge)
         self.grid.setToolTip("Click an image to enlarge it.")
+        self.zoom = QSlider(Qt.Orientation.Horizontal)
+        self.zoom.setRange(64, 512)
+        self.zoom.setValue(_ICON)
+        self.zoom.setToolTip("Size of the images in the grid (pixels on screen).")
+        self.zoom.valueChanged.connect(lambda v: self.grid.setIconSize(QSize(v, v)))
+        right = QVBoxLayout()
+        zrow = QHBoxLayout()
+        zrow.addWidget(QLabel("Zoom"))
+        zrow.addWidget(self.zoom, 1)
+        right.addLayout(zrow)
+        right.addWidget(self.grid, 1)
 
         lay = QHBoxLayout(self)
         lw = QWidget()
         lw.setLayout(left)
+        lw.setMaximumWidth(380)
         lay.addWidget(lw)
-        lay.addWidget(self.grid, 1)
+        rw = QWidget()
+        rw.setLayout(right)
+        lay.addWidget(rw, 1)
         self._update_buttons()
 
     # -- models ------------------------------------------------------------------------------
     def refresh_models(self, *_: object) -> None:
         """Runs with weights under the data dir, then shipped/imported synthesis models."""
         current = self.model_combo.currentData()
-        self._cache.clear()  # an imported model may have replaced one with the same id
+        self._cache = ModelCache()  # an imported model may have replaced one with the same id
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
         runs = self.context.paths.runs_dir
@@ -221,16 +203,15 @@ class SamplePanel(QWidget):
                 if (d / "run.json").is_file() and (d / WEIGHTS).is_file():
                     try:
                         info = load_run(d)
-                    except Exception:  # damaged runs are simply not offered
+                    except ModelLoadError:  # damaged runs are simply not offered
                         continue
                     if info.task == "synthesis":
-                        self.model_combo.addItem(f"run: {d.name} ({info.method})", run_ref(d))
+                        what = info.label.split(":")[0] if info.label else info.method
+                        self.model_combo.addItem(f"run: {d.name} ({what})", run_ref(d))
         try:
-            from medgan_desktop.core.models.registry import ModelRegistry
-
             for e in ModelRegistry(self.context.paths).find(task="synthesis"):
                 self.model_combo.addItem(f"model: {e.label}", model_ref(e.id))
-        except Exception as exc:  # a broken catalogue must not hide the runs
+        except ModelError as exc:  # a broken catalogue must not hide the runs
             log.warning("model catalogue unavailable: %s", exc)
         self.model_combo.blockSignals(False)
         i = self.model_combo.findData(current) if current else -1
@@ -242,9 +223,14 @@ class SamplePanel(QWidget):
         ref = self.model_combo.currentData()
         return str(ref) if ref else None
 
-    def current_model_dir(self) -> Path | None:
-        """The chosen model's folder, for its description only (loading verifies it)."""
-        return ref_folder(self.current_ref(), self.context.paths)
+    def _info(self) -> RunInfo | None:
+        ref = self.current_ref()
+        if ref is None:
+            return None
+        try:
+            return load_run(resolve_ref(ref, self.context.paths, verify=False).folder)
+        except (ModelError, ModelLoadError):
+            return None
 
     def card_text(self) -> str:
         return card_text(self.current_ref(), self.context.paths)
@@ -256,33 +242,32 @@ class SamplePanel(QWidget):
     def _on_model_changed(self, *_: object) -> None:
         self.model_combo.setToolTip(self.model_combo.currentText())
         self.label_combo.clear()
-        d = self.current_model_dir()
-        if d is None:
+        if self.current_ref() is None:
             self.info_label.setText("No trained synthesis model yet: train one in the Train panel.")
             self._update_buttons()
             return
-        try:
-            info = load_run(d)
-        except Exception as exc:
-            self.info_label.setText(f"Cannot read this model: {exc}")
+        info = self._info()
+        if info is None:
+            self.info_label.setText("Cannot read this model.")
             self._update_buttons()
             return
         pre = info.preprocessing
         self.info_label.setText(f"{info.method}, {pre.size} px, {pre.channels} channel(s), {pre.modality_out}")
-        conditional = _is_conditional(info.method, info.method_config.num_classes)
+        try:
+            cls = get_method(info.method)
+            conditional = info.method_config.num_classes > 0 and (cls.requires_labels or cls.supports_labels)
+        except KeyError:
+            conditional = False
         self._set_truncation_range(info.method)
         self.label_combo.setEnabled(conditional)
         if conditional:
             self.label_combo.addItem("any", None)
             names = pre.class_names or tuple(str(i) for i in range(info.method_config.num_classes))
-            for i, n in enumerate(names):
-                self.label_combo.addItem(n, i)
+            for n in names:
+                self.label_combo.addItem(n, n)
         self._update_buttons()
 
     def _set_truncation_range(self, method: str) -> None:
-        from medgan_desktop.core.gan.methods.base import get_method
-        from medgan_desktop.core.inference.sample import truncation_mode
-
         try:
             mode = truncation_mode(get_method(method))
         except KeyError:
@@ -303,7 +288,7 @@ class SamplePanel(QWidget):
 
     def _update_buttons(self) -> None:
         busy = self._busy
-        has_model = self.current_model_dir() is not None
+        has_model = self.current_ref() is not None
         self.card_button.setEnabled(has_model)
         self.generate_btn.setEnabled(has_model and not busy)
         self.interp_btn.setEnabled(has_model and not busy)
@@ -312,36 +297,32 @@ class SamplePanel(QWidget):
         self.export_dcm_btn.setEnabled(has_images and not busy)
 
     # -- work --------------------------------------------------------------------------------
-    def _params(self) -> dict[str, Any]:
-        return {
-            "n": self.n_spin.value(),
-            "seed": self.seed_spin.value(),
-            "label": self.label_combo.currentData() if self.label_combo.isEnabled() else None,
-            "truncation": self.trunc_spin.value() if self.trunc_check.isChecked() else None,
-        }
-
-    def generate(self) -> None:
-        self._run("sample", self._params())
-
-    def interpolate(self) -> None:
-        p = {
-            "seed_a": self.seed_a.value(),
-            "seed_b": self.seed_b.value(),
-            "steps": self.interp_steps.value(),
-            "label": self.label_combo.currentData() if self.label_combo.isEnabled() else None,
-        }
-        self._run("interpolate", p)
-
-    def _run(self, mode: str, params: dict[str, Any]) -> None:
+    def _spec(self, interpolate: bool = False) -> SampleSpec | None:
         ref = self.current_ref()
         if ref is None:
             QMessageBox.information(self, "Sample", "No model selected: train one in the Train panel first.")
-            return
-        if self._busy:
+            return None
+        label = self.label_combo.currentData() if self.label_combo.isEnabled() else None
+        return SampleSpec(
+            model=ref, n=self.n_spin.value(), seed=self.seed_spin.value(),
+            label=None if label is None else str(label),
+            truncation=self.trunc_spin.value() if self.trunc_check.isChecked() else None,
+            interpolate=(self.seed_a.value(), self.seed_b.value(), self.interp_steps.value())
+            if interpolate else None,
+        )
+
+    def generate(self) -> None:
+        self._run(self._spec())
+
+    def interpolate(self) -> None:
+        self._run(self._spec(interpolate=True))
+
+    def _run(self, spec: SampleSpec | None) -> None:
+        if spec is None or self._busy:
             return
         self._busy = True
-        self._last_params = {"mode": mode, **params}
-        w = Worker(sample_job, ref, mode, params, self._cache, self.context.paths, name="Sampling")
+        self._last_spec = spec
+        w = Worker(run_sample, spec, self.context.paths, cache=self._cache, name="Sampling")
         w.finished.connect(self._on_images)
         w.failed.connect(self._on_failed)
         w.done.connect(self._on_done)
@@ -360,18 +341,23 @@ class SamplePanel(QWidget):
         self.status_label.setText(message)
         QMessageBox.warning(self, "Sampling failed", message)
 
-    def _on_images(self, images: np.ndarray) -> None:
+    def _on_images(self, result: SampleResult) -> None:
+        images = result.images
         self.images = images
         self.grid.clear()
         for i, img in enumerate(images):
-            it = QListWidgetItem(QIcon(_pixmap(img)), str(i))
+            cls = result.classes[i] if i < len(result.classes) else ""
+            it = QListWidgetItem(QIcon(_pixmap(img)), f"{i}" + (f" {cls}" if cls else ""))
             it.setData(Qt.ItemDataRole.UserRole, i)
             self.grid.addItem(it)
-        p = self._last_params
-        what = (
-            f"seeds {p['seed_a']}→{p['seed_b']}" if p.get("mode") == "interpolate" else f"seed {p.get('seed')}"
-        )
-        self.status_label.setText(f"{len(images)} images ({what})")
+        spec = self._last_spec
+        if spec is not None and spec.interpolate is not None:
+            what = f"seeds {spec.interpolate[0]}→{spec.interpolate[1]}"
+        else:
+            what = f"seed {spec.seed if spec else ''}"
+        note = f"; {'; '.join(result.warnings)}" if result.warnings else ""
+        self.status_label.setText(f"{len(images)} images ({what}) from {result.model} "
+                                  f"{result.model_version}{note}")
         self._update_buttons()
 
     def _enlarge(self, item: QListWidgetItem) -> None:
@@ -388,39 +374,26 @@ class SamplePanel(QWidget):
         dlg.show()
 
     def export(self, fmt: str, out_dir: Path | None = None) -> list[Path]:
-        """Write the current images as PNG (one per image) or synthetic Secondary Capture DICOM."""
-        if self.images is None:
+        """Write the shown images (the same spec again) as PNG or synthetic SC DICOM."""
+        if self.images is None or self._last_spec is None:
             QMessageBox.information(self, "Export", "Generate images first.")
             return []
         if out_dir is None:
-            chosen = QFileDialog.getExistingDirectory(self, "Export to folder")
+            chosen = existing_folder(self, "Export to folder")
             if not chosen:
                 return []
             out_dir = Path(chosen) / ("synthetic_dicom" if fmt == "dicom" else "synthetic_png")
-        try:
-            if fmt == "png":
-                from medgan_desktop.core.inference.sample import save_pngs
+        from dataclasses import replace
 
-                seed = self._last_params.get("seed", self._last_params.get("seed_a", 0))
-                paths = save_pngs(self.images, out_dir, prefix=f"seed{seed}")
-            else:
-                from medgan_desktop.core.dicom.write import write_secondary_capture
-
-                d = self.current_model_dir()
-                info = load_run(d) if d else None
-                grey = [img.mean(axis=0) for img in self.images]
-                paths = list(
-                    write_secondary_capture(
-                        grey,
-                        out_dir,
-                        description=f"{info.method if info else 'GAN'} seed {self._last_params.get('seed', '')}",
-                        model_id=ref_name(self.current_ref()),
-                        value_range=(-1.0, 1.0),
-                    )
-                )
-        except Exception as exc:  # shown to the user, not swallowed
-            QMessageBox.warning(self, "Export failed", str(exc))
+        spec = replace(self._last_spec, out=str(out_dir), format=SampleFormat(fmt))
+        w = Worker(run_sample, spec, self.context.paths, cache=self._cache, name="Export")
+        done: list[Any] = []
+        w.finished.connect(done.append)
+        w.failed.connect(lambda msg, _tb: QMessageBox.warning(self, "Export failed", msg))
+        w.run()  # quick: the model is cached and the images are small
+        if not done:
             return []
+        paths = list(done[0].written)
         self.status_label.setText(f"Exported {len(paths)} {fmt.upper()} files to {out_dir}")
         self.context.status.emit(f"Exported {len(paths)} synthetic images")
         return paths

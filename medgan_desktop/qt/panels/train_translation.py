@@ -3,24 +3,19 @@
 The widget collects MR/CT pairs (files, folders, 2D image folders, or the MR and CT
 series of a patient in the study index), the registration settings, the method
 (pix2pix, unet_l1, cyclegan, unit, distilled with its teacher) and the training
-settings into a :class:`~medgan_desktop.core.training.translation_job.TranslationJobSpec`
-and runs :func:`~medgan_desktop.core.training.translation_job.run_translation_job` in a
+settings into a :class:`~medgan_desktop.core.jobs.train_translation.TranslationTrainSpec`
+and runs :func:`~medgan_desktop.core.jobs.train_translation.run_train_translation` in a
 :class:`~medgan_desktop.qt.workers.base.Worker`: the same core job as
 ``medgan translate-train``. It shows each pair's registration quality as it is
-prepared, the loss curves, the held-out metrics and the run folder.
+prepared, which part is held out, the loss curves, the held-out metrics and the run folder.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -43,41 +38,34 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medgan_desktop.core.config import AppPaths
-from medgan_desktop.core.gan.methods.base import Task, available_methods
-from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
-from medgan_desktop.core.training.devices import list_devices
-from medgan_desktop.core.training.translation_job import (
+from medgan_desktop.core.gan.methods.base import Task, available_methods, get_method
+from medgan_desktop.core.gan.recommend import ALIAS, translation_recipe
+from medgan_desktop.core.jobs.base import JobError
+from medgan_desktop.core.jobs.train import new_run_dir
+from medgan_desktop.core.jobs.train_translation import (
     PairSpec,
-    TranslationJobError,
-    TranslationJobResult,
-    TranslationJobSpec,
-    registration_text,
-    run_translation_job,
+    TranslationTrainResult,
+    TranslationTrainSpec,
+    index_pair_specs,
+    resolved_spec,
+    run_train_translation,
+    validate,
 )
+from medgan_desktop.core.jobs.translate import translation_models
+from medgan_desktop.core.models.refs import run_ref
+from medgan_desktop.core.models.runs import RUN_JSON, WEIGHTS, ModelLoadError, load_run
+from medgan_desktop.core.progress import NoticeEvent, PairEvent, Progress
+from medgan_desktop.core.training.devices import list_devices
 from medgan_desktop.qt.context import AppContext
-from medgan_desktop.qt.panels.model_choice import model_ref, run_ref, verified_folder
+from medgan_desktop.qt.panels.loss_plot import LossPlot
+from medgan_desktop.qt.panels.method_form import MethodOptionsForm
 from medgan_desktop.qt.workers.base import Worker
 
 log = logging.getLogger(__name__)
 
-_DEFAULTS = TranslationJobSpec(method="pix2pix", pairs=(), out="")
-_COLOURS = ("#e6550d", "#3182bd", "#31a354", "#756bb1", "#636363", "#d6616b", "#8c6d31")
+_DEFAULTS = TranslationTrainSpec(method="pix2pix", pairs=(), out="")
 _COL_PATIENT, _COL_MR, _COL_CT, _COL_FROM, _COL_REG = range(5)
 _SIZES = (32, 64, 128, 256)
-
-
-def translation_train_job(
-    spec: TranslationJobSpec,
-    teacher_ref: str,
-    paths: AppPaths,
-    progress: ProgressCallback = no_progress,
-    cancel: CancelToken | None = None,
-) -> TranslationJobResult:
-    """Resolve the teacher (catalogue models verified against their sha256) and run the job."""
-    if teacher_ref:
-        spec = dataclasses.replace(spec, teacher=str(verified_folder(teacher_ref, paths)))
-    return run_translation_job(spec, progress=progress, cancel=cancel)
 
 
 class TranslationTrainWidget(QWidget):
@@ -87,13 +75,11 @@ class TranslationTrainWidget(QWidget):
         super().__init__(parent)
         self.ctx = ctx
         self.worker: Worker | None = None
-        self.result: TranslationJobResult | None = None
+        self.result: TranslationTrainResult | None = None
         self.current_run: Path | None = None
         self.selected_series = ""
         self._running = False
-        self._curves: dict[str, list[tuple[int, float]]] = {}
-        self._plot_items: dict[str, Any] = {}
-        self._last_plot = 0.0
+        self._recipe_applied = False
         self._build()
         ctx.series_selected.connect(self._on_series_selected)
         self._on_method_changed()
@@ -120,14 +106,8 @@ class TranslationTrainWidget(QWidget):
         self.status_label.setWordWrap(True)
         lay.addWidget(self.status_label)
 
-        self.plot = pg.PlotWidget()
-        self.plot.setLabel("bottom", "step")
-        self.plot.setLabel("left", "loss (log scale)")
         # log y: pix2pix's total G loss (with 100 x L1) would flatten the other curves
-        self.plot.setLogMode(x=False, y=True)
-        self.plot.addLegend()
-        self.plot.setMinimumHeight(180)
-        self.plot.setMaximumHeight(260)
+        self.plot = LossPlot(log_y=True)
         lay.addWidget(self.plot)
 
         res = QFormLayout()
@@ -205,12 +185,17 @@ class TranslationTrainWidget(QWidget):
         box = QGroupBox("Method and training")
         g = QGridLayout(box)
         self.method_combo = QComboBox()
+        recipe = translation_recipe()
+        self.method_combo.addItem(f"{recipe.method} (recommended recipe)", ALIAS)
+        self.method_combo.setItemData(
+            0, f"The measured recipe: {recipe.method} with {recipe.options} and {recipe.settings} "
+            f"({recipe.measured})", Qt.ItemDataRole.ToolTipRole)
         for name, cls in available_methods(Task.TRANSLATION).items():
             self.method_combo.addItem(name, name)
             self.method_combo.setItemData(
                 self.method_combo.count() - 1, cls.description, Qt.ItemDataRole.ToolTipRole
             )
-        self.method_combo.setCurrentIndex(max(0, self.method_combo.findData("pix2pix")))
+        self.method_combo.setCurrentIndex(0)
         self.method_combo.currentIndexChanged.connect(self._on_method_changed)
         self.method_note = QLabel()
         self.method_note.setWordWrap(True)
@@ -251,6 +236,12 @@ class TranslationTrainWidget(QWidget):
         self.device_combo.addItem("Auto (GPU if present)", "auto")
         for d in list_devices():
             self.device_combo.addItem(d.label, d.key)
+        self.minutes_spin = self._spin(0, 7 * 24 * 60, 0)
+        self.minutes_spin.setSuffix(" min")
+        self.minutes_spin.setSpecialValueText("until Steps")
+        self.minutes_spin.setToolTip("Stop after this many minutes (a checkpoint is written), or "
+                                     "at Steps, whichever comes first. 0: until Steps.")
+        self.options_form = MethodOptionsForm()
 
         g.addWidget(QLabel("Method"), 0, 0)
         g.addWidget(self.method_combo, 0, 1)
@@ -264,12 +255,14 @@ class TranslationTrainWidget(QWidget):
             ("Base filters", self.filters_spin),
             ("Hold-out", self.holdout_spin),
             ("Device", self.device_combo),
+            ("Train for", self.minutes_spin),
         ]
         for n, (label, w) in enumerate(fields):
             r, c = 2 + n // 2, (n % 2) * 2
             g.addWidget(QLabel(label), r, c)
             g.addWidget(w, r, c + 1)
         g.addWidget(self.flip_check, 2 + len(fields) // 2, 2, 1, 2)
+        g.addWidget(self.options_form, 3 + len(fields) // 2, 0, 1, 4)
         g.setColumnStretch(1, 1)
         g.setColumnStretch(3, 1)
         return box
@@ -283,11 +276,25 @@ class TranslationTrainWidget(QWidget):
 
     # -- method and teacher -------------------------------------------------------------------
     def selected_method(self) -> str:
-        return str(self.method_combo.currentData() or "")
+        """The chosen method (the recipe's method for the recommended entry)."""
+        key = str(self.method_combo.currentData() or "")
+        return translation_recipe().method if key == ALIAS else key
 
     def _on_method_changed(self, *_: object) -> None:
         method = self.selected_method()
         cls = available_methods(Task.TRANSLATION).get(method)
+        recommended = str(self.method_combo.currentData() or "") == ALIAS
+        self.options_form.set_method(cls, translation_recipe().options if recommended else None)
+        boxes = {"register": self.register_check, "flip": self.flip_check}
+        if recommended:  # the recipe's settings, undone when another method is chosen
+            for key, value in translation_recipe().settings.items():
+                if key in boxes:
+                    boxes[key].setChecked(bool(value))
+            self._recipe_applied = True
+        elif self._recipe_applied:
+            for key, box in boxes.items():
+                box.setChecked(bool(getattr(_DEFAULTS, key)))
+            self._recipe_applied = False
         note = cls.description if cls is not None else ""
         if method in ("cyclegan", "unit"):
             note += " (MR and CT slices are drawn independently; flips are not used)"
@@ -302,18 +309,8 @@ class TranslationTrainWidget(QWidget):
         """Shipped/imported translation models and local translation runs."""
         current = self.teacher_combo.currentData()
         self.teacher_combo.clear()
-        try:
-            from medgan_desktop.core.models.registry import ModelRegistry
-
-            for e in ModelRegistry(self.ctx.paths).find(task="translation"):
-                self.teacher_combo.addItem(f"model: {e.label}", model_ref(e.id))
-        except Exception as exc:  # a broken catalogue must not hide the local runs
-            log.warning("model catalogue unavailable: %s", exc)
-        runs = self.ctx.paths.runs_dir
-        if runs.is_dir():
-            for d in sorted(runs.iterdir(), reverse=True):
-                if _translation_run(d):
-                    self.teacher_combo.addItem(f"run: {d.name}", run_ref(d))
+        for ref, _app, label in translation_models(self.ctx.paths):
+            self.teacher_combo.addItem(label, ref)
         i = self.teacher_combo.findData(current) if current else -1
         self.teacher_combo.setCurrentIndex(
             i if i >= 0 else (0 if self.teacher_combo.count() else -1)
@@ -407,31 +404,29 @@ class TranslationTrainWidget(QWidget):
 
     def add_from_index(self) -> int:
         """Add the MR/CT pairs of the browser's patient (all patients when none is selected)."""
-        from medgan_desktop.core.training.paired import index_pairs
-
         if not self.ctx.paths.index_db.exists():
             self._error("The study index is empty: import the MR and CT series first.")
             return 0
+        patient = None
         try:
             index = self.ctx.index
-            found = index_pairs(index)
-            patient = None
             if self.selected_series:
                 rec = index.series(self.selected_series)
                 if rec is not None:
                     patient = rec.patient_id or rec.study_uid
-            chosen = [f for f in found if patient is None or f[0] == patient]
-            have = {(s.mr, s.ct) for s in self.pair_specs()}
-            added = 0
-            for pid, mr, ct in chosen:
-                if (mr, ct) in have:
-                    continue
-                self._add_row(mr, ct, pid, True, _series_text(index, mr), _series_text(index, ct))
-                added += 1
-        except Exception as exc:  # an unreadable index is reported, the widget keeps working
-            log.warning("study index unavailable", exc_info=True)
-            self._error(f"Cannot read the study index: {exc}")
+            _db, found = index_pair_specs(self.ctx.paths.index_db)
+        except JobError as exc:
+            self._error(str(exc))
             return 0
+        chosen = [f for f in found if patient is None or f.patient == patient]
+        have = {(s.mr, s.ct) for s in self.pair_specs()}
+        added = 0
+        for ps in chosen:
+            if (ps.mr, ps.ct) in have:
+                continue
+            self._add_row(ps.mr, ps.ct, ps.patient, True, _series_text(index, ps.mr),
+                          _series_text(index, ps.ct))
+            added += 1
         if not chosen:
             who = f"patient {patient}" if patient else "any patient"
             self._error(f"The study index holds no MR and CT series of {who}.")
@@ -440,14 +435,20 @@ class TranslationTrainWidget(QWidget):
         return added
 
     # -- running ----------------------------------------------------------------------------
-    def job_spec(self, out: Path) -> TranslationJobSpec:
-        """The job the settings describe (the teacher is resolved in the worker)."""
+    def job_spec(self, out: Path) -> TranslationTrainSpec:
+        """The job the settings describe (the teacher is resolved and verified by the job)."""
         pairs = self.pair_specs()
         if not pairs:
-            raise TranslationJobError("add at least one MR/CT pair")
+            raise JobError("add at least one MR/CT pair")
         index_db = str(self.ctx.paths.index_db) if any(p.from_index for p in pairs) else ""
-        return TranslationJobSpec(
+        teacher = ""
+        if get_method(self.selected_method()).frozen_inputs:
+            teacher = str(self.teacher_combo.currentData() or "")
+        return TranslationTrainSpec(
             method=self.selected_method(),
+            teacher=teacher,
+            extra=self.options_form.values(),
+            budget_minutes=float(self.minutes_spin.value()),
             pairs=pairs,
             out=str(out),
             register=self.register_check.isChecked(),
@@ -471,44 +472,26 @@ class TranslationTrainWidget(QWidget):
         if self._running:
             return
         method = self.selected_method()
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_dir = self.ctx.paths.ensure().runs_dir / f"{method}-mrct-{stamp}"
-        n = 1
-        while run_dir.exists():
-            n += 1
-            run_dir = run_dir.with_name(f"{method}-mrct-{stamp}-{n}")
-        teacher = ""
-        if method == "distilled":
-            teacher = str(self.teacher_combo.currentData() or "")
-            if not teacher:
-                self._error("Choose a teacher model or run folder for the distilled student.")
-                return
+        run_dir = new_run_dir(self.ctx.paths, f"{method}-mrct")
+        if get_method(method).frozen_inputs and not self.teacher_combo.currentData():
+            self._error("Choose a teacher model or run folder for the distilled student.")
+            return
         try:
             spec = self.job_spec(run_dir)
-            spec = dataclasses.replace(spec, teacher=teacher or spec.teacher)
-            spec.validate()
-        except ValueError as exc:
+            validate(resolved_spec(spec))
+        except JobError as exc:
             self._error(str(exc))
             return
         self.current_run = run_dir
         self.result = None
-        self._curves = {}
-        for item in self._plot_items.values():
-            self.plot.removeItem(item)
-        self._plot_items = {}
+        self.plot.clear_curves()
         for r in range(self.pairs_table.rowCount()):
             self._cell(r, _COL_REG).setText("")
         self.metrics_label.setText("—")
         self.run_label.setText(str(run_dir))
         self.progress_bar.setRange(0, spec.steps)
         self.progress_bar.setValue(0)
-        w = Worker(
-            translation_train_job,
-            spec,
-            teacher,
-            self.ctx.paths,
-            name=f"translate-train {run_dir.name}",
-        )
+        w = Worker(run_train_translation, spec, name=f"translate-train {run_dir.name}")
         w.progress.connect(self._on_progress)
         w.finished.connect(self._on_finished)
         w.failed.connect(self._on_failed)
@@ -533,44 +516,28 @@ class TranslationTrainWidget(QWidget):
             w.setEnabled(not busy)
 
     def _on_progress(self, p: Progress) -> None:
-        d = p.data or {}
-        stage = d.get("stage")
-        losses = d.get("losses")
-        if isinstance(losses, dict):
-            step = int(d.get("step", p.done))  # type: ignore[call-overload]
-            for k, v in losses.items():
-                self._curves.setdefault(str(k), []).append((step, float(v)))
-            now = time.monotonic()
-            if now - self._last_plot > 0.25 or p.done >= p.total:
-                self._last_plot = now
-                self._redraw_curves()
-            self.progress_bar.setValue(min(p.done, self.progress_bar.maximum()))
-            eta = float(d.get("eta_s", 0.0) or 0.0)  # type: ignore[arg-type]
-            self._info(f"{p.message}  ·  ETA {int(eta // 60)} min {int(eta % 60)} s")
+        ev = p.event
+        step = p.step
+        if step is not None:
+            self.plot.add(step)
+            self.progress_bar.setValue(min(step.step, self.progress_bar.maximum()))
+            eta = step.eta_s
+            self._info(f"{p.message}  ·  CPU {step.cpu_s:.0f} s  ·  ETA {int(eta // 60)} min {int(eta % 60)} s")
             return
-        if stage == "pair":
-            info = d.get("pair")
+        if isinstance(ev, PairEvent):
             row = p.done - 1
-            if isinstance(info, dict) and 0 <= row < self.pairs_table.rowCount():
-                text = registration_text(info.get("registration"))
-                self._cell(row, _COL_REG).setText(text)
-                self._cell(row, _COL_REG).setToolTip(text)
+            if 0 <= row < self.pairs_table.rowCount():
+                self._cell(row, _COL_REG).setText(ev.registration)
+                self._cell(row, _COL_REG).setToolTip(ev.registration)
                 pat = self._cell(row, _COL_PATIENT)
                 if not pat.text():
-                    pat.setText(str(info.get("patient", "")))
+                    pat.setText(ev.patient)
+        if isinstance(ev, NoticeEvent):
+            self._error(ev.text)
+            return
         self._info(p.message)
 
-    def _redraw_curves(self) -> None:
-        for i, (k, pts) in enumerate(sorted(self._curves.items())):
-            xs = np.fromiter((s for s, _ in pts), dtype=np.float64)
-            ys = np.maximum(np.fromiter((v for _, v in pts), dtype=np.float64), 1e-6)
-            item = self._plot_items.get(k)
-            if item is None:
-                item = self.plot.plot(name=k, pen=pg.mkPen(_COLOURS[i % len(_COLOURS)], width=1.5))
-                self._plot_items[k] = item
-            item.setData(xs, ys)
-
-    def _on_finished(self, result: TranslationJobResult) -> None:
+    def _on_finished(self, result: TranslationTrainResult) -> None:
         self.result = result
         s = result.summary
         state = "stopped" if s.cancelled else "finished"
@@ -587,7 +554,7 @@ class TranslationTrainWidget(QWidget):
 
     def _on_done(self) -> None:
         self._running = False
-        self._redraw_curves()
+        self.plot.redraw()
         self._update_buttons()
 
     def _info(self, text: str) -> None:
@@ -599,7 +566,7 @@ class TranslationTrainWidget(QWidget):
         self.status_label.setText(text)
 
 
-def metrics_text(result: TranslationJobResult) -> str:
+def metrics_text(result: TranslationTrainResult) -> str:
     """The held-out metrics as one line, saying what was held out."""
     m = result.heldout
     if m is None:
@@ -619,13 +586,11 @@ def metrics_text(result: TranslationJobResult) -> str:
 
 
 def _translation_run(folder: Path) -> bool:
-    from medgan_desktop.core.training.run import RUN_JSON, WEIGHTS, load_run
-
     if not ((folder / RUN_JSON).is_file() and (folder / WEIGHTS).is_file()):
         return False
     try:
         return load_run(folder).task == "translation"
-    except Exception:  # a damaged run is simply not offered
+    except ModelLoadError:  # a damaged run is simply not offered
         return False
 
 

@@ -1,25 +1,23 @@
-"""The Translate panel: an MR series in, a synthetic CT beside it in the comparison viewer.
+"""The Translate panel: a series in, a synthetic image beside it in the comparison viewer.
 
-The work runs in a :class:`Worker` calling :func:`translate_job`, which uses the same
-core functions as ``medgan translate``: load the series (study index or file),
-:func:`~medgan_desktop.core.inference.translate.translate`, and, when the index holds
-a CT of the same patient, register it onto the MR and score the synthetic CT
-(SynthRAD MAE/PSNR/SSIM). Shipped and imported models are loaded through the model
-registry, which checks their weights against the manifest's sha256 first.
+The panel builds a :class:`~medgan_desktop.core.jobs.translate.TranslateSpec` and runs
+:func:`~medgan_desktop.core.jobs.translate.run_translate` in a worker: the job of
+``medgan translate``. When a series is chosen, the models are ranked by how well they fit
+it (modality, MR weighting, body part, field of view, orientation); the best fit is
+selected unless the user picked one, and a warning bar says when the chosen model does
+not fit. Running a model that does not fit asks first. Loader warnings (resampled
+geometry, slices left out) are shown in the same bar.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
-    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -33,130 +31,28 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medgan_desktop.core.config import AppPaths
-from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
-from medgan_desktop.core.training.run import WEIGHTS, load_run
-from medgan_desktop.core.volume import Volume
-from medgan_desktop.qt.context import AppContext
-from medgan_desktop.qt.panels.model_choice import (
-    card_text,
-    load_ref,
-    model_ref,
-    ref_folder,
-    run_ref,
-    show_card_dialog,
+from medgan_desktop.core.dicom.reader import DicomReadError
+from medgan_desktop.core.io import UnsupportedFileError, guess_modality, open_volume
+from medgan_desktop.core.jobs.base import ModelMismatchError
+from medgan_desktop.core.jobs.translate import (
+    TranslateResult,
+    TranslateSpec,
+    fits_for_series,
+    rank_models,
+    run_translate,
+    translation_models,
 )
+from medgan_desktop.core.models.fit import Fit, Ranked
+from medgan_desktop.core.models.refs import card_text
+from medgan_desktop.core.progress import NoticeEvent, Progress
+from medgan_desktop.core.training.devices import list_devices
+from medgan_desktop.qt.context import AppContext
+from medgan_desktop.qt.dialogs import open_file_name
+from medgan_desktop.qt.panels.model_choice import show_card_dialog
+from medgan_desktop.qt.widgets import NoticeBar
 from medgan_desktop.qt.workers.base import Worker
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TranslateResult:
-    """What a finished translation hands back to the panel."""
-
-    source: Volume
-    synthetic: Volume
-    real: Volume | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    note: str = ""
-
-
-def _load_source(source: tuple[str, str], index: Any, progress: ProgressCallback, cancel: CancelToken | None) -> Volume:
-    kind, ref = source
-    if kind == "series":
-        from medgan_desktop.core.dicom.series import load_series_from_index
-
-        return load_series_from_index(index, ref, progress=progress, cancel=cancel)
-    from medgan_desktop.core.training.paired import read_any
-
-    return read_any(Path(ref))
-
-
-def find_real_ct(index: Any, volume: Volume) -> str | None:
-    """A CT series of the same patient (same study preferred) in the index, or None."""
-    if index is None:
-        return None
-    pid = volume.source.patient_id
-    study = volume.source.study_instance_uid
-    if not pid and not study:
-        return None
-    cands = [
-        r
-        for r in index.all_series()
-        if str(r.modality).upper() == "CT"
-        and r.series_uid != volume.source.series_instance_uid
-        and ((pid and r.patient_id == pid) or (study and r.study_uid == study))
-    ]
-    if not cands:
-        return None
-    cands.sort(key=lambda r: (r.study_uid != study, -int(r.instance_count or 0)))
-    return str(cands[0].series_uid)
-
-
-def translate_job(
-    source: tuple[str, str],
-    model: str,
-    paths: AppPaths,
-    index: Any = None,
-    tta: bool = False,
-    batch_size: int = 8,
-    device: str = "cpu",
-    compare_real: bool = True,
-    progress: ProgressCallback = no_progress,
-    cancel: CancelToken | None = None,
-) -> TranslateResult:
-    """Load the source, translate it, and compare with a registered real CT when one exists.
-
-    Args:
-        model: ``"model:<id>"`` (weights checked against the manifest's sha256 before they
-            are loaded; a mismatch raises ModelError) or ``"run:<folder>"`` (a training run).
-    """
-    from medgan_desktop.core.inference.translate import translate
-
-    progress(Progress(0, 0, "checking and loading the model"))
-    loaded = load_ref(model, paths, device)
-    progress(Progress(0, 0, "loading the source"))
-    vol = _load_source(source, index, no_progress, cancel)
-    syn = translate(vol, loaded, progress=progress, cancel=cancel, batch_size=batch_size, tta_flip=tta)
-    result = TranslateResult(source=vol, synthetic=syn)
-    uid = find_real_ct(index, vol) if compare_real else None
-    if uid is None:
-        result.note = "No CT of this patient in the index: nothing to compare with."
-        return result
-    from medgan_desktop.core.dicom.series import load_series_from_index
-    from medgan_desktop.core.imaging.registration import register_volumes
-
-    progress(Progress(0, 0, "registering the real CT onto the MR"))
-    real = load_series_from_index(index, uid, cancel=cancel)
-    reg = register_volumes(vol, real, try_orientations=True, iterations=60, max_size=96, cancel=cancel)
-    result.real = reg.resampled
-    progress(Progress(0, 0, "scoring the synthetic CT"))
-    try:
-        from medgan_desktop.core.metrics.paired import evaluate_pair
-        from medgan_desktop.core.training.paired import ct_body_mask, volume_slab
-
-        mask = ct_body_mask(reg.resampled)
-        ks = [int(k) for k in range(mask.shape[0]) if mask[k].any()]
-        if not ks:
-            raise ValueError("the registered CT does not overlap the MR")
-        k0, k1 = ks[0], ks[-1] + 1  # score only the slices the real CT covers
-        rep = evaluate_pair(
-            volume_slab(syn, range(k0, k1)),
-            volume_slab(reg.resampled, range(k0, k1)),
-            mask=mask[k0:k1],
-            cancel=cancel,
-        )
-        result.metrics = {"MAE (HU)": rep.mae, "PSNR (dB)": rep.psnr, "SSIM": rep.ssim}
-    except ImportError:
-        import numpy as np
-
-        m = reg.resampled.array > -500
-        result.metrics = {"MAE (HU)": float(np.abs(syn.array - reg.resampled.array)[m].mean())}
-    except ValueError as exc:  # empty overlap after registration
-        result.note = f"Real CT found but not comparable: {exc}"
-    result.note = result.note or f"Compared with CT series {uid} (rigid registration, MI {reg.quality.final_mi:.3f})."
-    return result
 
 
 class TranslatePanel(QWidget):
@@ -170,6 +66,10 @@ class TranslatePanel(QWidget):
         self.worker: Worker | None = None
         self.result: TranslateResult | None = None
         self._busy = False
+        self._ranked: Ranked | None = None
+        self._user_model = ""  # a model the user picked (kept when the series changes)
+        self._loading_models = False
+        self._rerun_forced = False
         self._build()
         context.series_selected.connect(self.set_source_series)
         context.volume_opened.connect(self._volume_opened)
@@ -202,6 +102,7 @@ class TranslatePanel(QWidget):
         self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.model_combo.setMinimumContentsLength(16)
         self.model_combo.currentIndexChanged.connect(self._on_model_changed)
+        self.model_combo.activated.connect(self._on_model_picked)
         self.card_button = QPushButton("Model card")
         self.card_button.setToolTip("What the model was trained on, how it was measured, and its intended use.")
         self.card_button.clicked.connect(self.show_card)
@@ -220,16 +121,16 @@ class TranslatePanel(QWidget):
         self.batch_spin.setValue(8)
         form.addRow("Batch (slices)", self.batch_spin)
         self.device_combo = QComboBox()
-        self.device_combo.addItem("CPU", "cpu")
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                self.device_combo.addItem("CUDA GPU", "cuda")
-        except ImportError:  # pragma: no cover - torch is a dependency
-            pass
+        for d in list_devices():
+            self.device_combo.addItem(d.label, d.key)
         form.addRow("Device", self.device_combo)
+        self.fit_label = QLabel("")
+        self.fit_label.setWordWrap(True)
+        self.fit_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        form.addRow(self.fit_label)
         lay.addWidget(mdl)
+        self.notice_bar = NoticeBar()
+        lay.addWidget(self.notice_bar)
 
         run = QHBoxLayout()
         self.run_button = QPushButton("Translate")
@@ -262,14 +163,22 @@ class TranslatePanel(QWidget):
         rec = None
         try:
             rec = self.context.index.series(uid)
-        except Exception as exc:  # the browser may hand over non-DICOM keys
+        except Exception as exc:  # noqa: BLE001 - the browser may hand over non-DICOM keys
             log.debug("series %s not in the index: %s", uid, exc)
         if rec is None:
             return
         self.source = ("series", uid)
         self.source_modality = str(rec.modality or "").upper()
         desc = rec.description or uid
-        self.source_label.setText(f"{self.source_modality} series: {desc} ({rec.instance_count} images)")
+        mark = "SYNTHETIC " if rec.synthetic else ""
+        self.source_label.setText(f"{mark}{self.source_modality} series: {desc} ({rec.instance_count} images)")
+        try:
+            self._ranked = fits_for_series(self.context.index, uid, self.context.paths)
+        except Exception:  # noqa: BLE001 - ranking is advice; translating still checks the fit
+            log.warning("could not rank the models for %s", uid, exc_info=True)
+            self._ranked = None
+        self.notice_bar.show_lines(["this series is synthetic: translating it again compounds "
+                                    "model errors"] if rec.synthetic else [])
         self.refresh_models()
 
     def _volume_opened(self, volume: object) -> None:
@@ -279,67 +188,78 @@ class TranslatePanel(QWidget):
             self.set_source_series(uid)
 
     def set_source_file(self, path: Path) -> None:
-        """Use a volume file or DICOM folder."""
-        from medgan_desktop.core.io import guess_modality
-
+        """Use a volume file, DICOM folder, or PNG/JPEG slices (the fit is checked on Translate)."""
         self.source = ("file", str(path))
         self.source_modality = guess_modality(Path(path).name)
         if self.source_modality == "OT":
             self.source_modality = ""
         self.source_label.setText(f"File: {path}")
+        self.notice_bar.show_lines([])
+        try:  # read it once to rank the models by fit (translating reads it again)
+            vol = open_volume(Path(path))
+            self._ranked = rank_models(vol, self.context.paths)
+            self.notice_bar.show_lines(list(vol.warnings))
+        except (UnsupportedFileError, FileNotFoundError, DicomReadError, OSError, ValueError) as exc:
+            self._ranked = None
+            self.notice_bar.show_lines([f"cannot read {Path(path).name}: {exc}"])
         self.refresh_models()
 
     def choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Open an MR volume", "", "Volumes (*.nii *.nii.gz *.mha *.mhd *.nrrd *.dcm);;All files (*)"
+        path = open_file_name(
+            self, "Open an MR volume or 2D slices",
+            "Volumes and images (*.nii *.nii.gz *.mha *.mhd *.nrrd *.dcm *.png *.jpg *.jpeg);;All files (*)",
         )
         if path:
             self.set_source_file(Path(path))
 
     # -- models ---------------------------------------------------------------------------
     def refresh_models(self, *_: object) -> None:
-        """Translation runs under the data dir and shipped/imported models, filtered by modality."""
-        current = self.model_combo.currentData()
+        """Catalogue models and local runs, filtered by modality, best fit first selected."""
+        current = self._user_model or self.model_combo.currentData()
+        self._loading_models = True
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
         want = "" if self.all_models.isChecked() else self.source_modality
-        runs = self.context.paths.runs_dir
-        if runs.is_dir():
-            for d in sorted(runs.iterdir(), reverse=True):
-                if not ((d / "run.json").is_file() and (d / WEIGHTS).is_file()):
-                    continue
-                try:
-                    info = load_run(d)
-                except Exception:  # damaged runs are simply not offered
-                    continue
-                mod_in = (info.preprocessing.modality_in or "").upper()
-                if info.task == "translation" and (not want or not mod_in or mod_in == want):
-                    self.model_combo.addItem(
-                        f"run: {d.name} ({mod_in or '?'}→{info.preprocessing.modality_out}, {info.method})", run_ref(d)
-                    )
-        try:
-            from medgan_desktop.core.models.registry import ModelRegistry
-
-            for e in ModelRegistry(self.context.paths).find(task="translation", modality_in=want or None):
-                self.model_combo.addItem(f"model: {e.label}", model_ref(e.id))
-        except Exception as exc:  # a broken catalogue must not hide the runs
-            log.warning("model catalogue unavailable: %s", exc)
+        for ref, app, label in translation_models(self.context.paths):
+            if want and app.modality and app.modality != want:
+                continue
+            self.model_combo.addItem(label, ref)
         self.model_combo.blockSignals(False)
-        i = self.model_combo.findData(current) if current else -1
+        best = self._ranked.best if self._ranked is not None else None
+        choice = current if self._user_model else (best.model if best is not None else current)
+        i = self.model_combo.findData(choice) if choice else -1
         self.model_combo.setCurrentIndex(i if i >= 0 else (0 if self.model_combo.count() else -1))
-        self._update_buttons()
+        self._loading_models = False
+        self._on_model_changed()
+
+    def _on_model_picked(self, _index: int) -> None:
+        """The user chose a model: keep it when the series changes."""
+        self._user_model = str(self.model_combo.currentData() or "")
+
+    def current_fit(self) -> Fit | None:
+        """How the chosen model fits the chosen series (None when unknown)."""
+        if self._ranked is None:
+            return None
+        ref = self.current_ref()
+        return next((f for f in self._ranked.fits if f.model == ref), None)
 
     def current_ref(self) -> str | None:
         """``"model:<id>"`` or ``"run:<folder>"`` of the chosen entry (None when empty)."""
         ref = self.model_combo.currentData()
         return str(ref) if ref else None
 
-    def current_model_dir(self) -> Path | None:
-        """The chosen model's folder, for its description only (loading verifies it)."""
-        return ref_folder(self.current_ref(), self.context.paths)
-
     def _on_model_changed(self, *_: object) -> None:
         self.model_combo.setToolTip(self.model_combo.currentText())
+        fit = self.current_fit()
+        if fit is None:
+            self.fit_label.setText("")
+        elif fit.ok:
+            why = self._ranked.why() if self._ranked is not None and self._ranked.best is fit else fit.sentence()
+            self.fit_label.setStyleSheet("")
+            self.fit_label.setText(why)
+        else:
+            self.fit_label.setStyleSheet("background: #fff3cd; color: #5c4400; padding: 4px;")
+            self.fit_label.setText("⚠ " + fit.sentence())
         self._update_buttons()
 
     def card_text(self) -> str:
@@ -353,7 +273,7 @@ class TranslatePanel(QWidget):
     # -- running --------------------------------------------------------------------------
     def _update_buttons(self, *_: object) -> None:
         busy = self._busy
-        has_model = self.current_model_dir() is not None
+        has_model = self.current_ref() is not None
         self.run_button.setEnabled(not busy and has_model and self.source is not None)
         self.cancel_button.setEnabled(busy)
         self.card_button.setEnabled(has_model)
@@ -367,31 +287,29 @@ class TranslatePanel(QWidget):
         elif self.status_label.text() == no_model:
             self.status_label.setText("")
 
-    def run(self) -> None:
+    def run(self, force: bool = False) -> None:
         model = self.current_ref()
         if self.source is None or model is None:
             QMessageBox.warning(self, "Translate", "Choose an MR source and a model first.")
             return
-        index = None
-        try:
-            index = self.context.index
-        except Exception as exc:  # no index: translate without comparison
-            log.warning("study index unavailable: %s", exc)
+        fit = self.current_fit()
+        if fit is not None and not fit.ok and not force:
+            if not self._confirm_mismatch(fit.sentence()):
+                return
+            force = True
+        kind, ref = self.source
+        spec = TranslateSpec(
+            source=ref, from_index=kind == "series", index_db=str(self.context.paths.index_db),
+            model=model, tta=self.tta_check.isChecked(), batch=self.batch_spin.value(),
+            device=str(self.device_combo.currentData()), compare_real=True, force=force,
+        )
         self.result = None
         self.metrics_label.setText("")
         self.progress_bar.setRange(0, 0)
         self.status_label.setText("Translating…")
-        w = Worker(
-            translate_job,
-            self.source,
-            model,
-            self.context.paths,
-            index,
-            self.tta_check.isChecked(),
-            self.batch_spin.value(),
-            str(self.device_combo.currentData()),
-            name="Translation",
-        )
+        keep = self.notice_bar.lines()[:1] if kind == "series" else []
+        self.notice_bar.show_lines(keep)
+        w = Worker(run_translate, spec, self.context.paths, name="Translation")
         w.progress.connect(self._on_progress)
         w.finished.connect(self._on_finished)
         w.failed.connect(self._on_failed)
@@ -402,9 +320,21 @@ class TranslatePanel(QWidget):
         self.context.workers.submit(w)
         self._update_buttons()
 
+    def _confirm_mismatch(self, sentence: str) -> bool:
+        answer = QMessageBox.question(
+            self, "Model does not fit",
+            f"{sentence}\n\nThe result may be wrong in ways that are hard to see. Translate anyway?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
     def _on_done(self) -> None:
         self._busy = False
         self._update_buttons()
+        if self._rerun_forced:
+            self._rerun_forced = False
+            self.run(force=True)
 
     def cancel(self) -> None:
         if self.worker is not None:
@@ -412,6 +342,9 @@ class TranslatePanel(QWidget):
             self.status_label.setText("Cancelling…")
 
     def _on_progress(self, p: Progress) -> None:
+        if isinstance(p.event, NoticeEvent):
+            self.notice_bar.add(p.event.text)
+            return
         if p.total > 0:
             self.progress_bar.setRange(0, p.total)
             self.progress_bar.setValue(p.done)
@@ -424,7 +357,9 @@ class TranslatePanel(QWidget):
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(1)
         vols = [result.source, result.synthetic] + ([result.real] if result.real is not None else [])
-        self.status_label.setText(f"{result.synthetic.description}: done. {result.note}")
+        self.status_label.setText(f"{result.synthetic.description}: done in {result.seconds:.1f} s. "
+                                  f"{result.note}")
+        self.notice_bar.show_lines([*self.notice_bar.lines(), *result.warnings])
         if result.metrics:
             self.metrics_label.setText(
                 "Against the registered real CT: " + ", ".join(f"{k} {v:.3g}" for k, v in result.metrics.items())
@@ -434,10 +369,14 @@ class TranslatePanel(QWidget):
         self._update_buttons()
 
     def _on_failed(self, message: str, _tb: str) -> None:
+        error = self.worker.error if self.worker is not None else None
         self.result = None
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
         self.status_label.setText(message)
+        if isinstance(error, ModelMismatchError):
+            self._rerun_forced = self._confirm_mismatch(str(error))  # run again when this one is done
+            return
         QMessageBox.warning(self, "Translate", message)
 
     def _on_cancelled(self) -> None:

@@ -16,6 +16,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
+from medgan_desktop.core.atomic import WriteError
+from medgan_desktop.core.jobs.base import JobError
 from medgan_desktop.core.progress import Cancelled, CancelToken, Progress
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ class _Runner(QObject):
         self._token, self._name = token, name
         self._min_interval = min_interval
         self._last_emit = 0.0
+        self.error: BaseException | None = None
 
     def _report(self, p: Progress) -> None:
         now = time.monotonic()
@@ -53,11 +56,18 @@ class _Runner(QObject):
         except Cancelled:
             log.info("%s cancelled", self._name)
             self.cancelled.emit()
-        except MemoryError:
+        except MemoryError as exc:
+            self.error = exc
             tb = traceback.format_exc()
             log.error("%s ran out of memory\n%s", self._name, tb)
             self.failed.emit(f"{self._name}: out of memory. Try a smaller batch or volume.", tb)
+        except (JobError, WriteError) as exc:  # one sentence for the user, no traceback
+            self.error = exc
+            tb = traceback.format_exc()
+            log.warning("%s: %s", self._name, exc)
+            self.failed.emit(exc.strerror if isinstance(exc, WriteError) and exc.strerror else str(exc), tb)
         except Exception as exc:  # reported to the GUI and the log, never swallowed
+            self.error = exc
             tb = traceback.format_exc()
             log.error("%s failed: %s\n%s", self._name, exc, tb)
             self.failed.emit(f"{self._name} failed: {exc}", tb)
@@ -114,6 +124,11 @@ class Worker(QObject):
 
     def cancel(self) -> None:
         self.token.cancel()
+
+    @property
+    def error(self) -> BaseException | None:
+        """The exception the function raised (after ``failed``), else None."""
+        return self._runner.error
 
     def start(self) -> QThread:
         """Move the runner onto a new QThread and start it; the thread quits when done."""

@@ -1,43 +1,84 @@
 """Pieces shared by the image-to-image translation methods.
 
-Kept private to the translation methods: the image pool of CycleGAN/UNIT,
-freezing networks during the other player's step, the adversarial criteria
-(vanilla and least-squares) and the base class wiring ``translate()``.
+Kept private to the translation methods: the image pool of CycleGAN/UNIT, the masked L1,
+the option groups of the U-Net generator and the PatchGAN discriminator, and the base
+class wiring ``translate()``. (Adversarial criteria and freezing are in
+:mod:`medgan_desktop.core.gan.losses`, shared with the synthesis methods.)
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterable
-from enum import StrEnum
+from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from medgan_desktop.core.gan.methods.base import Batch, GanMethod, Task
+from medgan_desktop.core.gan.losses import AdvLoss
+from medgan_desktop.core.gan.methods.base import Batch, GanMethod, MethodConfig, Task
+from medgan_desktop.core.gan.networks.patchgan import PatchDiscriminator
+from medgan_desktop.core.gan.networks.unet import UNetGenerator, max_depth
+from medgan_desktop.core.gan.options import MethodOptions, option
+
+#: Adversarial criteria a translation method accepts ("vanilla": the pix2pix name of ns).
+_LOSSES = (*(a.value for a in AdvLoss), "vanilla")
 
 
-class GanLoss(StrEnum):
-    """Adversarial criterion."""
+@dataclass(frozen=True)
+class UNetOptions(MethodOptions):
+    """The U-Net generator (pix2pix, the L1 baseline, distilled students) and its L1 mask."""
 
-    VANILLA = "vanilla"  # BCE with logits (pix2pix)
-    LSGAN = "lsgan"  # least squares (CycleGAN, UNIT)
+    depth: int | None = option(
+        None, "U-Net depth", "Down-sampling levels of the U-Net (auto: the deepest that fits, up to 8).",
+        lo=0, hi=8, special="auto",
+    )
+    norm: str = option("batch", "Normalisation", "Normalisation layers of the generator.",
+                       choices=("batch", "instance", "none"))
+    dropout: float = option(0.0, "Dropout", "Dropout in the inner decoder levels (pix2pix: 0.5).",
+                            hi=0.9, decimals=2)
+    mask_weight: float = option(
+        0.0, "Body weight", "Extra L1 weight inside the body mask (0: the whole image counts alike).",
+        hi=100.0, decimals=2,
+    )
 
 
-def adversarial(logits: torch.Tensor, real: bool, kind: GanLoss | str) -> torch.Tensor:
-    """The adversarial loss of ``logits`` against the label real/fake."""
-    target = torch.ones_like(logits) if real else torch.zeros_like(logits)
-    if GanLoss(kind) == GanLoss.LSGAN:
-        return F.mse_loss(logits, target)
-    return F.binary_cross_entropy_with_logits(logits, target)
+@dataclass(frozen=True)
+class PatchOptions(MethodOptions):
+    """The PatchGAN discriminator(s) of a translation method."""
+
+    d_layers: int | None = option(
+        None, "PatchGAN layers", "Discriminator depth (auto: 3, i.e. 70x70 patches, from 64 px).",
+        lo=0, hi=6, special="auto", form=False,
+    )
+    d_filters: int | None = option(
+        None, "PatchGAN width", "Discriminator base filters (auto: the generator's).",
+        lo=0, hi=512, special="auto", form=False,
+    )
+    d_norm: str = option("instance", "PatchGAN norm", "Normalisation of the discriminator.",
+                         choices=("batch", "instance", "none"), form=False)
 
 
-def set_requires_grad(nets: Iterable[nn.Module], flag: bool) -> None:
-    """Freeze (``False``) or unfreeze networks, e.g. the discriminators during the G step."""
-    for net in nets:
-        for p in net.parameters():
-            p.requires_grad_(flag)
+def build_unet(config: MethodConfig, opts: UNetOptions) -> UNetGenerator:
+    """The U-Net generator described by ``config`` and ``opts``."""
+    return UNetGenerator(
+        in_channels=config.in_channels,
+        out_channels=config.channels,
+        base_filters=config.base_filters,
+        depth=opts.depth if opts.depth else min(max_depth(config.size), 8),
+        norm=opts.norm,
+        dropout=opts.dropout,
+    )
+
+
+def build_patch_d(in_channels: int, config: MethodConfig, opts: PatchOptions) -> PatchDiscriminator:
+    """A PatchGAN discriminator on ``in_channels`` described by ``opts``."""
+    return PatchDiscriminator(
+        in_channels=in_channels,
+        base_filters=opts.d_filters or config.base_filters,
+        n_layers=opts.d_layers or default_d_layers(config.size),
+        norm=opts.d_norm,
+    )
 
 
 def masked_l1(

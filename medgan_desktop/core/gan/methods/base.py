@@ -28,6 +28,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from medgan_desktop.core.gan.options import MethodOptions
+
 
 class Task(StrEnum):
     """What a method learns."""
@@ -52,7 +54,8 @@ class MethodConfig:
         betas: Adam betas.
         diffaugment: DiffAugment policy ("" to switch off), e.g. "color,translation,cutout".
         ema_decay: generator EMA decay (0 disables EMA).
-        extra: method-specific options (e.g. ``{"lambda_l1": 100.0}``).
+        extra: method-specific options (e.g. ``{"lambda_l1": 100.0}``), read through the
+            method's typed ``Options`` dataclass (:mod:`medgan_desktop.core.gan.options`).
     """
 
     size: int = 64
@@ -67,9 +70,6 @@ class MethodConfig:
     diffaugment: str = ""
     ema_decay: float = 0.0
     extra: Mapping[str, Any] = field(default_factory=dict)
-
-    def option(self, key: str, default: Any) -> Any:
-        return self.extra.get(key, default)
 
 
 @dataclass
@@ -139,6 +139,18 @@ class GanMethod(ABC):
     file per run with ``"<network>.<param>"`` keys); ``inference_network()`` is
     the module used to generate (the EMA copy when EMA is on).
 
+    What the rest of the product may ask a method, without looking inside it:
+
+    * ``task``: synthesis (noise -> image) or translation (image -> image);
+    * ``requires_labels``: training needs class labels (one folder per class);
+      ``supports_labels``: it conditions on labels when the data has them; the
+      instance's :attr:`uses_labels` says whether this one does;
+    * ``Options``: the typed dataclass of its own hyperparameters (``self.options``);
+    * ``frozen_inputs``: networks it uses but does not train (a distillation teacher),
+      handed in with :meth:`provide`;
+    * :meth:`extra_state` / :meth:`load_extra_state`: training state beyond weights and
+      optimisers that a checkpoint must keep.
+
     In :meth:`train_step`, call a network through :meth:`parallel` (or
     :meth:`parallel_apply`) whenever the backward is to update that network, and
     directly when it is frozen or not trained. Outside data-parallel training both
@@ -148,14 +160,67 @@ class GanMethod(ABC):
     name: ClassVar[str]
     task: ClassVar[Task]
     description: ClassVar[str] = ""
+    Options: ClassVar[type[MethodOptions]] = MethodOptions
+    requires_labels: ClassVar[bool] = False
+    supports_labels: ClassVar[bool] = False
+    frozen_inputs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: MethodConfig, device: torch.device) -> None:
         self.config = config
         self.device = device
+        self.options = self.Options.from_extra(config.extra, strict=False)
+        if self.requires_labels and config.num_classes < 1:
+            raise ValueError(
+                f"{self.name} is class-conditional: num_classes must be >= 1 (label data by subfolder)"
+            )
         self.dp_rank = 0  # this process and the number of processes (data parallel)
         self.dp_world = 1
         self._wrappers: dict[str, nn.Module] = {}
         self._wrapper_of: dict[int, nn.Module] = {}
+        self._frozen: dict[str, nn.Module] = {}
+
+    @classmethod
+    def default_config(cls, **overrides: Any) -> MethodConfig:
+        """A :class:`MethodConfig` with the method's published settings, then ``overrides``."""
+        return MethodConfig(**overrides)
+
+    @property
+    def uses_labels(self) -> bool:
+        """Whether this instance is conditioned on class labels."""
+        return self.config.num_classes > 0 and (self.requires_labels or self.supports_labels)
+
+    def provide(self, networks: Mapping[str, nn.Module]) -> None:
+        """Hand in the frozen networks named in ``frozen_inputs`` (before training).
+
+        Raises:
+            ValueError: an unexpected name.
+        """
+        unknown = sorted(set(networks) - set(self.frozen_inputs))
+        if unknown:
+            raise ValueError(f"{self.name} takes no network named {', '.join(unknown)}")
+        for key, net in networks.items():
+            net.eval()
+            for p in net.parameters():
+                p.requires_grad_(False)
+            self._frozen[key] = net.to(self.device)
+
+    def frozen(self, key: str) -> nn.Module:
+        """A network handed in with :meth:`provide`.
+
+        Raises:
+            ValueError: it was not provided.
+        """
+        try:
+            return self._frozen[key]
+        except KeyError:
+            raise ValueError(f"{self.name} needs its {key} network, which was not provided") from None
+
+    def extra_state(self) -> dict[str, Any]:
+        """Training state beyond weights and optimisers, for checkpoints (default: none)."""
+        return {}
+
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Restore what :meth:`extra_state` returned (default: nothing to restore)."""
 
     @abstractmethod
     def networks(self) -> dict[str, nn.Module]:

@@ -9,8 +9,25 @@ EMA and R1 are available through :class:`~medgan_desktop.core.gan.methods.base.M
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from medgan_desktop.core.gan.methods.base import register_method
-from medgan_desktop.core.gan.methods.dcgan import AdversarialSynthesis
+from medgan_desktop.core.gan.methods.dcgan import _R1, _SPECTRAL, AdversarialSynthesis, DCGANOptions
+from medgan_desktop.core.gan.options import option
+
+
+@dataclass(frozen=True)
+class CGANOptions(DCGANOptions):
+    loss: str = option("hinge", "Loss", "Adversarial loss: ns (BCE), lsgan, wgan or hinge.",
+                       choices=("ns", "lsgan", "wgan", "hinge"), form=False)
+    spectral_norm: bool = option(True, "Spectral norm", _SPECTRAL)
+    r1_gamma: float = option(0.0, "R1 γ", _R1, hi=100.0)
+    d_norm: str = option("none", "D normalisation", "Normalisation of the discriminator.",
+                         choices=("batch", "layer", "none"), form=False)
+    g_cond: str = option("cbn", "Label input", "How the generator sees the class: conditional batch "
+                         "norm (cbn) or a label embedding concatenated to the noise (concat).",
+                         choices=("cbn", "concat"))
 
 
 @register_method("cgan")
@@ -19,8 +36,6 @@ class ConditionalGAN(AdversarialSynthesis):
         "Class-conditional GAN: projection discriminator with spectral norm, hinge loss, "
         "conditional batch norm generator. Needs labels (subfolders)."
     )
-    conditional = True
-    default_loss = "hinge"
-    default_spectral = True
-    default_d_norm = "none"
+    requires_labels = True
+    Options: ClassVar[type[CGANOptions]] = CGANOptions
     recommended = {"betas": (0.0, 0.9)}  # SNGAN / projection discriminator setting

@@ -7,32 +7,47 @@ as in the reference implementation: the generators' step with both
 discriminators frozen, then the discriminators on fakes drawn from image pools.
 
 Batches are unpaired: ``batch.source`` from domain A (MR), ``batch.target`` from
-domain B (CT). Options in ``extra``: ``n_blocks`` (6), ``n_down`` (2),
+domain B (CT). Options (:class:`CycleGanOptions`): ``n_blocks`` (6), ``n_down`` (2),
 ``lambda_cycle`` (10), ``lambda_identity`` (0.5, relative to the cycle weight;
-only used when A and B have the same channel count), ``pool_size`` (50),
-``d_layers`` (3).
+only used when A and B have the same channel count), ``pool_size`` (50) and the
+PatchGANs' ``d_layers``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from torch import nn
 
+from medgan_desktop.core.gan.losses import AdvLoss, adversarial, set_requires_grad
 from medgan_desktop.core.gan.methods._translation import (
-    GanLoss,
     ImagePool,
+    PatchOptions,
     TranslationMethod,
     adam,
-    adversarial,
-    default_d_layers,
+    build_patch_d,
     require_source,
-    set_requires_grad,
 )
 from medgan_desktop.core.gan.methods.base import Batch, LossDict, MethodConfig, register_method
-from medgan_desktop.core.gan.networks.patchgan import PatchDiscriminator
 from medgan_desktop.core.gan.networks.resnet_gen import ResnetGenerator
+from medgan_desktop.core.gan.options import option
 
-_LS = GanLoss.LSGAN
+_LS = AdvLoss.LSGAN
+
+
+@dataclass(frozen=True)
+class CycleGanOptions(PatchOptions):
+    n_blocks: int = option(6, "Residual blocks", "Residual blocks of each generator (CycleGAN: 6 at 128 px, 9 at 256).",
+                           lo=1, hi=12)
+    n_down: int = option(2, "Down-samplings", "Stride-2 levels of each generator.", lo=1, hi=4, form=False)
+    lambda_cycle: float = option(10.0, "Cycle weight λ", "Weight of the cycle-consistency loss (CycleGAN: 10).",
+                                 hi=100.0, decimals=1)
+    lambda_identity: float = option(0.5, "Identity weight", "Identity loss, relative to the cycle weight (0.5).",
+                                    hi=10.0, decimals=2)
+    pool_size: int = option(50, "Image pool", "Older fakes kept for the discriminators (0: none).", lo=0, hi=500,
+                            form=False)
 
 
 @register_method("cyclegan")
@@ -40,28 +55,27 @@ class CycleGan(TranslationMethod):
     """Unpaired translation with two generators, two discriminators and cycle consistency."""
 
     description = "Unpaired translation (ResNet generators, LSGAN, cycle + identity losses)"
+    Options: ClassVar[type[CycleGanOptions]] = CycleGanOptions
+    options: CycleGanOptions
 
     def __init__(self, config: MethodConfig, device: torch.device) -> None:
         super().__init__(config, device)
         a, b, f = config.in_channels, config.channels, config.base_filters
-        n_blocks = int(config.option("n_blocks", 6))
-        n_down = int(config.option("n_down", 2))
-        d_layers = int(config.option("d_layers", default_d_layers(config.size)))
-        self.G_AB = ResnetGenerator(a, b, f, n_blocks, n_down).to(device)
-        self.G_BA = ResnetGenerator(b, a, f, n_blocks, n_down).to(device)
-        self.D_A = PatchDiscriminator(a, f, d_layers).to(device)
-        self.D_B = PatchDiscriminator(b, f, d_layers).to(device)
+        o = self.options
+        self.G_AB = ResnetGenerator(a, b, f, o.n_blocks, o.n_down).to(device)
+        self.G_BA = ResnetGenerator(b, a, f, o.n_blocks, o.n_down).to(device)
+        self.D_A = build_patch_d(a, config, o).to(device)
+        self.D_B = build_patch_d(b, config, o).to(device)
         self.opt_g = adam(
             [*self.G_AB.parameters(), *self.G_BA.parameters()], config.lr_g, config.betas
         )
         self.opt_d = adam(
             [*self.D_A.parameters(), *self.D_B.parameters()], config.lr_d, config.betas
         )
-        self.lambda_cycle = float(config.option("lambda_cycle", 10.0))
-        self.lambda_identity = float(config.option("lambda_identity", 0.5)) if a == b else 0.0
-        pool = int(config.option("pool_size", 50))
-        self.pool_a = ImagePool(pool, seed=1)
-        self.pool_b = ImagePool(pool, seed=2)
+        self.lambda_cycle = o.lambda_cycle
+        self.lambda_identity = o.lambda_identity if a == b else 0.0
+        self.pool_a = ImagePool(o.pool_size, seed=1)
+        self.pool_b = ImagePool(o.pool_size, seed=2)
 
     def networks(self) -> dict[str, nn.Module]:
         return {"G_AB": self.G_AB, "G_BA": self.G_BA, "D_A": self.D_A, "D_B": self.D_B}
@@ -76,7 +90,7 @@ class CycleGan(TranslationMethod):
         real_a = require_source(batch)
         real_b = batch.target
         # Generators, discriminators frozen (called directly, not through parallel()).
-        set_requires_grad([self.D_A, self.D_B], False)
+        set_requires_grad((self.D_A, self.D_B), False)
         self.opt_g.zero_grad(set_to_none=True)
         g_ab, g_ba = self.parallel(self.G_AB), self.parallel(self.G_BA)
         fake_b = g_ab(real_a)
@@ -93,7 +107,7 @@ class CycleGan(TranslationMethod):
         loss_g.backward()
         self.opt_g.step()
         # Discriminators on pooled fakes.
-        set_requires_grad([self.D_A, self.D_B], True)
+        set_requires_grad((self.D_A, self.D_B), True)
         self.opt_d.zero_grad(set_to_none=True)
         pb = self.pool_b.query(fake_b)
         pa = self.pool_a.query(fake_a)

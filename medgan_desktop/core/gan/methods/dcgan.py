@@ -5,8 +5,8 @@ loss pair (:mod:`..losses`) and the small-data options every synthesis method he
 DiffAugment, generator EMA, R1 / gradient penalties and spectral normalisation. LSGAN,
 WGAN-GP and the conditional GAN are subclasses that change defaults only.
 
-Method-specific options (``MethodConfig.extra``):
-    loss: "ns" | "lsgan" | "wgan" | "hinge" (default per method).
+Method-specific options (:class:`DCGANOptions`; the subclasses change their defaults):
+    loss: "ns" | "lsgan" | "wgan" | "hinge".
     spectral_norm: spectral normalisation in the discriminator (bool).
     d_norm / g_norm: "batch" | "layer" | "none".
     gp_lambda: weight of the WGAN-GP gradient penalty (0 = off).
@@ -17,45 +17,67 @@ Method-specific options (``MethodConfig.extra``):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
-from torch import nn
 
+from medgan_desktop.core.gan.augment import diff_augment
 from medgan_desktop.core.gan.losses import (
+    AdvLoss,
     adversarial_losses,
     gradient_penalty,
     r1_penalty,
     set_requires_grad,
 )
+from medgan_desktop.core.gan.methods._synthesis import SynthesisMethod
 from medgan_desktop.core.gan.methods.base import (
     Batch,
-    GanMethod,
     LossDict,
     MethodConfig,
     ParallelSpec,
-    Task,
     register_method,
 )
 from medgan_desktop.core.gan.networks.dcgan import DCGANDiscriminator, DCGANGenerator
+from medgan_desktop.core.gan.options import MethodOptions, option
+
+_SPECTRAL = ("Spectral normalisation of the discriminator (Miyato et al. 2018): bounds its slope; "
+             "steadier on small data.")
+_R1 = ("R1 penalty on real images (Mescheder et al. 2018), weight γ (adds γ/2·|∇D(x)|²); 0: off. "
+       "Try 0.1–10 on small data.")
+_NORMS = ("batch", "layer", "none")
 
 
-class AdversarialSynthesis(GanMethod):
+@dataclass(frozen=True)
+class DCGANOptions(MethodOptions):
+    loss: str = option("ns", "Loss", "Adversarial loss: ns (BCE), lsgan, wgan or hinge.",
+                       choices=tuple(a.value for a in AdvLoss), form=False)
+    spectral_norm: bool = option(False, "Spectral norm", _SPECTRAL)
+    r1_gamma: float = option(0.0, "R1 γ", _R1, hi=100.0)
+    d_norm: str = option("batch", "D normalisation", "Normalisation of the discriminator.",
+                         choices=_NORMS, form=False)
+    g_norm: str = option("batch", "G normalisation", "Normalisation of the generator.",
+                         choices=_NORMS, form=False)
+    gp_lambda: float = option(0.0, "GP weight λ", "Weight of the WGAN-GP gradient penalty (0: off).",
+                              hi=100.0, form=False)
+    n_critic: int = option(1, "Critic steps", "Discriminator updates per generator update.", lo=1,
+                           hi=20, form=False)
+    g_cond: str = option("cbn", "Label input", "How the generator sees the class (class-conditional "
+                         "methods): conditional batch norm (cbn) or an embedding concatenated to the "
+                         "noise (concat).", choices=("cbn", "concat"), form=False)
+
+
+class AdversarialSynthesis(SynthesisMethod):
     """Unconditional or class-conditional noise -> image GAN on the DCGAN networks.
 
-    Subclasses override the class defaults below; every default can be changed through
+    Subclasses change the defaults of :class:`DCGANOptions` (their own ``Options``) and
+    their published optimiser settings (``recommended``); every option can be set through
     ``MethodConfig.extra`` (see the module docstring).
     """
 
-    task: ClassVar[Task] = Task.SYNTHESIS
-    default_loss: ClassVar[str] = "ns"
-    default_d_norm: ClassVar[str] = "batch"
-    default_g_norm: ClassVar[str] = "batch"
-    default_spectral: ClassVar[bool] = False
-    default_gp_lambda: ClassVar[float] = 0.0
-    default_n_critic: ClassVar[int] = 1
-    default_r1_gamma: ClassVar[float] = 0.0
-    conditional: ClassVar[bool] = False
+    Options: ClassVar[type[DCGANOptions]] = DCGANOptions
+    options: DCGANOptions
     recommended: ClassVar[dict[str, Any]] = {}
 
     @classmethod
@@ -65,45 +87,35 @@ class AdversarialSynthesis(GanMethod):
 
     def __init__(self, config: MethodConfig, device: torch.device) -> None:
         super().__init__(config, device)
-        c = config
-        if self.conditional and c.num_classes < 1:
-            raise ValueError(
-                f"{self.name} is class-conditional: num_classes must be >= 1 (label data by subfolder)"
-            )
-        num_classes = c.num_classes if self.conditional else 0
-        self.loss_kind = str(c.option("loss", self.default_loss))
+        c, o = config, self.options
+        num_classes = c.num_classes if self.uses_labels else 0
+        self.loss_kind = o.loss
         self._d_loss, self._g_loss = adversarial_losses(self.loss_kind)
-        self.gp_lambda = float(c.option("gp_lambda", self.default_gp_lambda))
-        self.r1_gamma = float(c.option("r1_gamma", self.default_r1_gamma))
-        self.n_critic = max(1, int(c.option("n_critic", self.default_n_critic)))
+        self.gp_lambda = o.gp_lambda
+        self.r1_gamma = o.r1_gamma
+        self.n_critic = max(1, o.n_critic)
         self.G = DCGANGenerator(
             latent_dim=c.latent_dim,
             channels=c.channels,
             size=c.size,
             base_filters=c.base_filters,
             num_classes=num_classes,
-            cond=str(c.option("g_cond", "cbn")),
-            norm=str(c.option("g_norm", self.default_g_norm)),
+            cond=o.g_cond,
+            norm=o.g_norm,
         ).to(device)
         self.D = DCGANDiscriminator(
             channels=c.channels,
             size=c.size,
             base_filters=c.base_filters,
             num_classes=num_classes,
-            norm=str(c.option("d_norm", self.default_d_norm)),
-            spectral=bool(c.option("spectral_norm", self.default_spectral)),
+            norm=o.d_norm,
+            spectral=o.spectral_norm,
         ).to(device)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=c.lr_g, betas=c.betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=c.lr_d, betas=c.betas)
-        self.ema: Any = None
-        if c.ema_decay > 0:
-            from medgan_desktop.core.gan.ema import EMA
-
-            self.ema = EMA(self.G, c.ema_decay)
-        self._augment: Any = None
+        self._with_ema()
+        self._augment: Callable[[torch.Tensor], torch.Tensor] | None = None
         if c.diffaugment:
-            from medgan_desktop.core.gan.augment import diff_augment
-
             policy = c.diffaugment
             self._augment = lambda x: diff_augment(x, policy)
         self._last_g = 0.0
@@ -114,39 +126,12 @@ class AdversarialSynthesis(GanMethod):
         penalised = name == "D" and (self.gp_lambda > 0 or self.r1_gamma > 0)
         return ParallelSpec(sync_batchnorm=not penalised)
 
-    def sample_noise(self, b: int) -> torch.Tensor:
-        """Each process draws the *global* batch of noise from the (identically seeded) RNG
-        and keeps its slice, so N processes see exactly the noise one process would."""
-        z = torch.randn(b * self.dp_world, self.config.latent_dim, device=self.device)
-        return z[self.dp_rank * b : (self.dp_rank + 1) * b]
-
-    # -- GanMethod ---------------------------------------------------------------------
-    def networks(self) -> dict[str, nn.Module]:
-        nets: dict[str, nn.Module] = {"G": self.G, "D": self.D}
-        if self.ema is not None:
-            nets["G_ema"] = self.ema.shadow
-        return nets
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"G": self.opt_g, "D": self.opt_d}
-
-    def inference_network(self) -> nn.Module:
-        return self.ema.shadow if self.ema is not None else self.G
-
-    def train(self, mode: bool = True) -> None:
-        self.G.train(mode)
-        self.D.train(mode)
-        if self.ema is not None:
-            self.ema.shadow.eval()
-
     def _aug(self, x: torch.Tensor) -> torch.Tensor:
         return self._augment(x) if self._augment is not None else x
 
     def train_step(self, batch: Batch, step: int) -> LossDict:
         real = batch.target
-        y = batch.labels if self.conditional else None
-        if self.conditional and y is None:
-            raise ValueError(f"{self.name} needs class labels in the batch")
+        y = self.batch_labels(batch.labels)
         b = real.shape[0]
         z = self.sample_noise(b)
         fake = self.parallel(self.G)(z, y)
@@ -183,17 +168,12 @@ class AdversarialSynthesis(GanMethod):
             loss_g.backward()
             self.opt_g.step()
             set_requires_grad(self.D, True)
-            if self.ema is not None:
-                self.ema.update(self.G, step=step)
+            self._update_ema(step)
             self._last_g = float(loss_g.detach())
         losses["g"] = self._last_g
         return losses
 
     # -- inference ---------------------------------------------------------------------
-    @property
-    def latent_dim(self) -> int:
-        return self.config.latent_dim
-
     def latents(
         self, n: int, generator: torch.Generator | None = None, truncation: float | None = None
     ) -> torch.Tensor:
@@ -208,32 +188,6 @@ class AdversarialSynthesis(GanMethod):
                 z = torch.where(bad, torch.randn(z.shape, generator=generator), z)
             z = z.clamp(-truncation, truncation)
         return z
-
-    @torch.no_grad()
-    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Images from given latents (eval mode; the EMA generator when EMA is on)."""
-        net = self.inference_network()
-        was_training = net.training
-        net.eval()
-        try:
-            y = None
-            if self.conditional:
-                if labels is None:
-                    raise ValueError(f"{self.name} is class-conditional: pass a label")
-                y = labels.to(self.device, torch.long)
-            out: torch.Tensor = net(z.to(self.device), y)
-        finally:
-            net.train(was_training)
-        return out.float().clamp(-1.0, 1.0)
-
-    @torch.no_grad()
-    def generate(
-        self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        z = self.latents(n, generator)
-        if self.conditional and labels is None:
-            labels = torch.randint(0, self.config.num_classes, (n,), generator=generator)
-        return self.decode(z, labels)
 
 
 @register_method("dcgan")

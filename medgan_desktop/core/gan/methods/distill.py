@@ -9,11 +9,13 @@ knowledge distillation"):
 * hard loss: ``|S(x) - y|`` against the real target,
 * the conditional PatchGAN adversarial loss (discriminator frozen in the G step).
 
-The teacher is a finished run (folder path in ``extra["teacher"]``), loaded
-lazily at the first training step so that loading a *trained* student for
-inference never needs the teacher. Options: ``lambda_soft`` (50),
-``lambda_hard`` (50), ``lambda_adv`` (1), ``gan_loss`` ("vanilla"),
-``depth``, ``norm``, ``d_filters``, ``d_layers``, ``mask_weight``,
+The teacher is a finished translation run (its folder is recorded in the option
+``teacher``); the job that trains the student loads it and hands its network in
+(:meth:`~medgan_desktop.core.gan.methods.base.GanMethod.provide`, frozen input
+``"teacher"``), so the method never loads models itself and a *trained* student is
+used for inference without its teacher. Options (:class:`DistilledOptions`):
+``lambda_soft`` (50), ``lambda_hard`` (50), ``lambda_adv`` (1), ``gan_loss`` ("ns"),
+the U-Net's ``depth``/``norm``, the PatchGAN's, ``mask_weight``,
 ``augment`` ("" or a comma list of ``affine``, ``intensity``) and ``adv_real``
 ("target": the discriminator's real pairs are (source, real target); "teacher":
 (source, teacher output), for a teacher trained on *unpaired* data such as a
@@ -33,23 +35,50 @@ what carries the teacher's behaviour to unseen anatomy (Beyer et al. 2022,
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medgan_desktop.core.gan.losses import AdvLoss, adversarial, set_requires_grad
 from medgan_desktop.core.gan.methods._translation import (
-    GanLoss,
+    _LOSSES,
+    PatchOptions,
     TranslationMethod,
+    UNetOptions,
     adam,
-    adversarial,
+    build_patch_d,
+    build_unet,
     masked_l1,
     require_source,
-    set_requires_grad,
 )
 from medgan_desktop.core.gan.methods.base import Batch, LossDict, MethodConfig, register_method
-from medgan_desktop.core.gan.methods.pix2pix import build_conditional_d, build_unet
+from medgan_desktop.core.gan.options import option
+
+AUGMENTS = ("affine", "intensity")
+
+
+@dataclass(frozen=True)
+class DistilledOptions(UNetOptions, PatchOptions):
+    teacher: str = option("", "Teacher", "The teacher translation run (folder).", form=False)
+    lambda_soft: float = option(50.0, "Soft weight", "Weight of |S(x) - T(x)| (imitating the teacher).",
+                                hi=1000.0, decimals=1)
+    lambda_hard: float = option(50.0, "Hard weight", "Weight of |S(x) - y| (the real target; 0 for an unpaired teacher).",
+                                hi=1000.0, decimals=1)
+    lambda_adv: float = option(1.0, "Adversarial weight", "Weight of the PatchGAN loss.", hi=100.0, decimals=2)
+    gan_loss: str = option("ns", "Adversarial loss", "ns (BCE), lsgan, hinge or wgan.", choices=_LOSSES,
+                           form=False)
+    augment: str = option(
+        "", "Augment", "Inputs the teacher labels on the fly: '' (none), 'affine', 'intensity' or "
+        "'affine,intensity'.", choices=("", "affine", "intensity", "affine,intensity", "intensity,affine"),
+    )
+    adv_real: str = option(
+        "target", "Discriminator's real side",
+        "target: (source, real target) pairs; teacher: (source, teacher output), for a teacher "
+        "trained on unpaired data.", choices=("target", "teacher"),
+    )
 
 
 @register_method("distilled")
@@ -59,27 +88,19 @@ class Distilled(TranslationMethod):
     description = (
         "Small student U-Net distilled from a teacher translation model (soft + hard + adversarial)"
     )
+    Options: ClassVar[type[DistilledOptions]] = DistilledOptions
+    options: DistilledOptions
+    frozen_inputs: ClassVar[tuple[str, ...]] = ("teacher",)
 
     def __init__(self, config: MethodConfig, device: torch.device) -> None:
         super().__init__(config, device)
-        self.G = build_unet(config, default_dropout=0.0).to(device)
-        self.D = build_conditional_d(config).to(device)
+        o = self.options
+        self.G = build_unet(config, o).to(device)
+        self.D = build_patch_d(config.in_channels + config.channels, config, o).to(device)
         self.opt_g = adam(self.G.parameters(), config.lr_g, config.betas)
         self.opt_d = adam(self.D.parameters(), config.lr_d, config.betas)
-        self.w_soft = float(config.option("lambda_soft", 50.0))
-        self.w_hard = float(config.option("lambda_hard", 50.0))
-        self.w_adv = float(config.option("lambda_adv", 1.0))
-        self.gan_loss = GanLoss(str(config.option("gan_loss", "vanilla")))
-        self.mask_weight = float(config.option("mask_weight", 0.0))
-        self._teacher: nn.Module | None = None
-        kinds = {k.strip() for k in str(config.option("augment", "")).split(",") if k.strip()}
-        unknown = kinds - {"affine", "intensity"}
-        if unknown:
-            raise ValueError(f"unknown distillation augment {sorted(unknown)}: use affine, intensity")
-        self.augment = kinds
-        self.adv_real = str(config.option("adv_real", "target"))
-        if self.adv_real not in ("target", "teacher"):
-            raise ValueError(f"adv_real must be 'target' or 'teacher', got {self.adv_real!r}")
+        self.gan_loss = AdvLoss(o.gan_loss)
+        self.augment = {k.strip() for k in o.augment.split(",") if k.strip()}
 
     def networks(self) -> dict[str, nn.Module]:
         return {"G": self.G, "D": self.D}
@@ -90,37 +111,9 @@ class Distilled(TranslationMethod):
     def inference_network(self) -> nn.Module:
         return self.G
 
-    def set_teacher(self, teacher: nn.Module) -> None:
-        """Use ``teacher`` (source -> target in [-1, 1]) instead of loading a run."""
-        teacher.eval()
-        set_requires_grad([teacher], False)
-        self._teacher = teacher.to(self.device)
-
     def teacher(self) -> nn.Module:
-        """The frozen teacher network, loaded from ``extra["teacher"]`` on first use."""
-        if self._teacher is None:
-            path = self.config.option("teacher", None)
-            if not path:
-                raise ValueError(
-                    "the distilled method needs extra['teacher']: a finished translation run"
-                )
-            from medgan_desktop.core.training.run import load_model
-
-            loaded = load_model(Path(str(path)), device=self.device)
-            pre = loaded.info.preprocessing
-            if pre.size != self.config.size or pre.channels != self.config.channels:
-                raise ValueError(
-                    f"teacher works at {pre.size}px/{pre.channels}ch, student at "
-                    f"{self.config.size}px/{self.config.channels}ch: they must match"
-                )
-            if loaded.method.config.in_channels != self.config.in_channels:
-                raise ValueError(
-                    f"teacher takes {loaded.method.config.in_channels} input channels, "
-                    f"student {self.config.in_channels}: use the same 2.5D context"
-                )
-            self.set_teacher(loaded.method.inference_network())
-        assert self._teacher is not None
-        return self._teacher
+        """The frozen teacher network (handed in with ``provide({"teacher": net})``)."""
+        return self.frozen("teacher")
 
     def _augmented(
         self, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None
@@ -165,9 +158,9 @@ class Distilled(TranslationMethod):
         with torch.no_grad():
             soft_target = self.teacher()(x)
         fake = self.parallel(self.G)(x)
-        set_requires_grad([self.D], True)
+        set_requires_grad(self.D, True)
         self.opt_d.zero_grad(set_to_none=True)
-        real = soft_target if self.adv_real == "teacher" else y
+        real = soft_target if self.options.adv_real == "teacher" else y
         d = self.parallel(self.D)
         loss_d = 0.5 * (
             adversarial(d(torch.cat([x, real], 1)), True, self.gan_loss)
@@ -175,15 +168,15 @@ class Distilled(TranslationMethod):
         )
         loss_d.backward()
         self.opt_d.step()
-        set_requires_grad([self.D], False)  # frozen: called directly, not through parallel()
+        set_requires_grad(self.D, False)  # frozen: called directly, not through parallel()
         self.opt_g.zero_grad(set_to_none=True)
         adv = adversarial(self.D(torch.cat([x, fake], 1)), True, self.gan_loss)
-        soft = masked_l1(fake, soft_target, mask, self.mask_weight)
-        hard = masked_l1(fake, y, mask, self.mask_weight)
-        loss_g = self.w_adv * adv + self.w_soft * soft + self.w_hard * hard
+        soft = masked_l1(fake, soft_target, mask, self.options.mask_weight)
+        hard = masked_l1(fake, y, mask, self.options.mask_weight)
+        loss_g = self.options.lambda_adv * adv + self.options.lambda_soft * soft + self.options.lambda_hard * hard
         loss_g.backward()
         self.opt_g.step()
-        set_requires_grad([self.D], True)
+        set_requires_grad(self.D, True)
         return {
             "d": loss_d.item(),
             "g_adv": adv.item(),

@@ -7,53 +7,48 @@ The discriminator is frozen during the generator step.
 ``unet_l1``: the same U-Net trained with the L1 loss alone, the baseline every
 translation method is compared with at equal budget.
 
-Options in ``MethodConfig.extra``: ``depth`` (U-Net levels, default the
-deepest that fits), ``norm`` ("batch"/"instance"/"none"), ``dropout`` (0.5),
-``lambda_l1`` (100), ``gan_loss`` ("vanilla"/"lsgan"), ``d_layers`` (3),
-``d_filters`` (base_filters), ``mask_weight`` (extra L1 weight inside the body
-mask, 0).
+Options (:class:`Pix2PixOptions`, :class:`UNetL1Options`): the U-Net's depth, norm and
+dropout, ``lambda_l1``, ``gan_loss`` and the PatchGAN's layers, width and norm, and
+``mask_weight`` (extra L1 weight inside the body mask).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from torch import nn
 
+from medgan_desktop.core.gan.losses import AdvLoss, adversarial, set_requires_grad
 from medgan_desktop.core.gan.methods._translation import (
-    GanLoss,
+    _LOSSES,
+    PatchOptions,
     TranslationMethod,
+    UNetOptions,
     adam,
-    adversarial,
-    default_d_layers,
+    build_patch_d,
+    build_unet,
     masked_l1,
     require_source,
-    set_requires_grad,
 )
 from medgan_desktop.core.gan.methods.base import Batch, LossDict, MethodConfig, register_method
-from medgan_desktop.core.gan.networks.patchgan import PatchDiscriminator
-from medgan_desktop.core.gan.networks.unet import UNetGenerator, max_depth
+from medgan_desktop.core.gan.options import option
 
 
-def build_unet(config: MethodConfig, default_dropout: float) -> UNetGenerator:
-    """The U-Net generator described by ``config`` (shared by pix2pix, baseline and student)."""
-    depth = int(config.option("depth", min(max_depth(config.size), 8)))
-    return UNetGenerator(
-        in_channels=config.in_channels,
-        out_channels=config.channels,
-        base_filters=config.base_filters,
-        depth=depth,
-        norm=str(config.option("norm", "batch")),
-        dropout=float(config.option("dropout", default_dropout)),
-    )
+@dataclass(frozen=True)
+class Pix2PixOptions(UNetOptions, PatchOptions):
+    dropout: float = option(0.5, "Dropout", "Dropout in the inner decoder levels (pix2pix: 0.5).",
+                            hi=0.9, decimals=2)
+    lambda_l1: float = option(100.0, "L1 weight λ", "Weight of the L1 loss against the adversarial loss (pix2pix: 100).",
+                              hi=1000.0, decimals=1)
+    gan_loss: str = option("ns", "Adversarial loss", "ns (pix2pix's BCE), lsgan, hinge or wgan.",
+                           choices=_LOSSES, form=False)
 
 
-def build_conditional_d(config: MethodConfig) -> PatchDiscriminator:
-    return PatchDiscriminator(
-        in_channels=config.in_channels + config.channels,
-        base_filters=int(config.option("d_filters", config.base_filters)),
-        n_layers=int(config.option("d_layers", default_d_layers(config.size))),
-        norm=str(config.option("d_norm", "instance")),
-    )
+@dataclass(frozen=True)
+class UNetL1Options(UNetOptions):
+    pass
 
 
 @register_method("pix2pix")
@@ -63,16 +58,17 @@ class Pix2Pix(TranslationMethod):
     description = (
         "Paired image-to-image translation (U-Net + PatchGAN + L1), e.g. MR -> synthetic CT"
     )
+    Options: ClassVar[type[Pix2PixOptions]] = Pix2PixOptions
+    options: Pix2PixOptions
 
     def __init__(self, config: MethodConfig, device: torch.device) -> None:
         super().__init__(config, device)
-        self.G = build_unet(config, default_dropout=0.5).to(device)
-        self.D = build_conditional_d(config).to(device)
+        o = self.options
+        self.G = build_unet(config, o).to(device)
+        self.D = build_patch_d(config.in_channels + config.channels, config, o).to(device)
         self.opt_g = adam(self.G.parameters(), config.lr_g, config.betas)
         self.opt_d = adam(self.D.parameters(), config.lr_d, config.betas)
-        self.lambda_l1 = float(config.option("lambda_l1", 100.0))
-        self.gan_loss = GanLoss(str(config.option("gan_loss", "vanilla")))
-        self.mask_weight = float(config.option("mask_weight", 0.0))
+        self.gan_loss = AdvLoss(o.gan_loss)
 
     def networks(self) -> dict[str, nn.Module]:
         return {"G": self.G, "D": self.D}
@@ -88,7 +84,7 @@ class Pix2Pix(TranslationMethod):
         y = batch.target
         fake = self.parallel(self.G)(x)
         # D step: real pairs vs generated pairs.
-        set_requires_grad([self.D], True)
+        set_requires_grad(self.D, True)
         self.opt_d.zero_grad(set_to_none=True)
         d = self.parallel(self.D)
         d_real = d(torch.cat([x, y], 1))
@@ -99,14 +95,14 @@ class Pix2Pix(TranslationMethod):
         loss_d.backward()
         self.opt_d.step()
         # G step with D frozen (called directly, not through parallel()).
-        set_requires_grad([self.D], False)
+        set_requires_grad(self.D, False)
         self.opt_g.zero_grad(set_to_none=True)
         loss_adv = adversarial(self.D(torch.cat([x, fake], 1)), True, self.gan_loss)
-        loss_l1 = masked_l1(fake, y, batch.mask, self.mask_weight)
-        loss_g = loss_adv + self.lambda_l1 * loss_l1
+        loss_l1 = masked_l1(fake, y, batch.mask, self.options.mask_weight)
+        loss_g = loss_adv + self.options.lambda_l1 * loss_l1
         loss_g.backward()
         self.opt_g.step()
-        set_requires_grad([self.D], True)
+        set_requires_grad(self.D, True)
         return {
             "d": loss_d.item(),
             "g_adv": loss_adv.item(),
@@ -120,12 +116,13 @@ class UNetL1(TranslationMethod):
     """Baseline: the pix2pix U-Net trained by L1 regression alone (no discriminator)."""
 
     description = "Plain U-Net regression baseline (L1 loss only) for translation benchmarks"
+    Options: ClassVar[type[UNetL1Options]] = UNetL1Options
+    options: UNetL1Options
 
     def __init__(self, config: MethodConfig, device: torch.device) -> None:
         super().__init__(config, device)
-        self.G = build_unet(config, default_dropout=0.0).to(device)
+        self.G = build_unet(config, self.options).to(device)
         self.opt_g = adam(self.G.parameters(), config.lr_g, config.betas)
-        self.mask_weight = float(config.option("mask_weight", 0.0))
 
     def networks(self) -> dict[str, nn.Module]:
         return {"G": self.G}
@@ -139,7 +136,8 @@ class UNetL1(TranslationMethod):
     def train_step(self, batch: Batch, step: int) -> LossDict:
         x = require_source(batch)
         self.opt_g.zero_grad(set_to_none=True)
-        loss = masked_l1(self.parallel(self.G)(x), batch.target, batch.mask, self.mask_weight)
+        pred = self.parallel(self.G)(x)
+        loss = masked_l1(pred, batch.target, batch.mask, self.options.mask_weight)
         loss.backward()
         self.opt_g.step()
         return {"l1": loss.item()}

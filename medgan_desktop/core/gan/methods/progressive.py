@@ -8,12 +8,12 @@ sets the stage from the step it is given, so a resumed run continues exactly
 where it stopped. Real images are downsampled to the active resolution and, while
 fading in, blended with their blurred lower-resolution version as in the paper.
 
-Method-specific options (``MethodConfig.extra``):
+Method-specific options (:class:`ProgressiveOptions`, in ``MethodConfig.extra``):
     phase_steps: steps per fade-in and per stabilisation phase (500).
     loss: "wgan" (the paper's WGAN-GP, default), "ns", "lsgan" or "hinge".
-    gp_lambda: gradient-penalty weight for "wgan" (10).
-    drift: the paper's drift term ``eps * E[D(x)^2]`` (0.001).
-    r1_gamma: R1 weight for the other losses (0 = off).
+    gp_lambda: gradient-penalty weight (default 10 for "wgan", 0 for the others).
+    drift: the paper's drift term ``eps * E[D(x)^2]`` (default 0.001 for "wgan", else 0).
+    r1_gamma: R1 weight (0 = off).
 
 :meth:`Progressive.default_config` returns the paper's optimiser (lr 0.001,
 betas (0, 0.99)) with generator EMA on.
@@ -21,27 +21,27 @@ betas (0, 0.99)) with generator EMA on.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from medgan_desktop.core.gan.augment import diff_augment, validate_policy
-from medgan_desktop.core.gan.ema import EMA
 from medgan_desktop.core.gan.losses import (
+    AdvLoss,
     adversarial_losses,
     gradient_penalty,
     r1_penalty,
     set_requires_grad,
 )
+from medgan_desktop.core.gan.methods._synthesis import SynthesisMethod
 from medgan_desktop.core.gan.methods.base import (
     Batch,
-    GanMethod,
     LossDict,
     MethodConfig,
     ParallelSpec,
-    Task,
     register_method,
 )
 from medgan_desktop.core.gan.networks.progressive import (
@@ -49,6 +49,7 @@ from medgan_desktop.core.gan.networks.progressive import (
     ProgressiveGenerator,
     resolutions,
 )
+from medgan_desktop.core.gan.options import MethodOptions, option
 
 RECOMMENDED: dict[str, Any] = {
     "lr_g": 0.001,
@@ -56,6 +57,23 @@ RECOMMENDED: dict[str, Any] = {
     "betas": (0.0, 0.99),
     "ema_decay": 0.999,
 }
+
+
+@dataclass(frozen=True)
+class ProgressiveOptions(MethodOptions):
+    phase_steps: int = option(
+        500, "Phase steps", "Steps per fade-in and per stabilisation phase; 8×8 trains first, each "
+        "larger size fades in over this many steps.", lo=1, hi=1_000_000,
+    )
+    loss: str = option("wgan", "Loss", "Adversarial loss: wgan (the paper's), ns, lsgan or hinge.",
+                       choices=tuple(a.value for a in AdvLoss), form=False)
+    gp_lambda: float | None = option(
+        None, "GP weight λ", "WGAN-GP gradient-penalty weight; auto: 10 (the paper's) with the wgan "
+        "loss, 0 with the others.", lo=-1.0, hi=100.0, special="auto")
+    drift: float | None = option(
+        None, "Drift ε", "The paper's drift term ε·E[D(x)²] that keeps critic outputs near 0; auto: "
+        "0.001 with the wgan loss, 0 with the others.", lo=-1.0, hi=1.0, decimals=4, special="auto")
+    r1_gamma: float = option(0.0, "R1 γ", "R1 penalty weight (0: off).", hi=100.0, form=False)
 
 
 def stage_at(step: int, size: int, phase_steps: int) -> tuple[int, float]:
@@ -88,14 +106,18 @@ def steps_to_full_size(size: int, phase_steps: int) -> int:
 
 
 @register_method("progressive")
-class Progressive(GanMethod):
+class Progressive(SynthesisMethod):
     """ProGAN: growing generator/discriminator, WGAN-GP + drift, optional EMA and DiffAugment."""
 
-    task: ClassVar[Task] = Task.SYNTHESIS
     description: ClassVar[str] = (
         "Progressive growing (Karras et al. 2018): trains 8x8 first and fades in each larger "
         "resolution; WGAN-GP loss. Stable on small images, slower to reach full size."
     )
+    Options: ClassVar[type[ProgressiveOptions]] = ProgressiveOptions
+    options: ProgressiveOptions
+    supports_labels: ClassVar[bool] = True
+    G: ProgressiveGenerator
+    D: ProgressiveDiscriminator
 
     @classmethod
     def default_config(cls, **overrides: Any) -> MethodConfig:
@@ -104,15 +126,15 @@ class Progressive(GanMethod):
 
     def __init__(self, config: MethodConfig, device: torch.device) -> None:
         super().__init__(config, device)
-        c = config
-        self.conditional = c.num_classes > 0
-        self.phase_steps = int(c.option("phase_steps", 500))
+        c, o = config, self.options
+        self.phase_steps = o.phase_steps
         stage_at(0, c.size, self.phase_steps)  # validates size and phase_steps
-        self.loss_kind = str(c.option("loss", "wgan"))
+        self.loss_kind = o.loss
         self._d_loss, self._g_loss = adversarial_losses(self.loss_kind)
-        self.gp_lambda = float(c.option("gp_lambda", 10.0 if self.loss_kind == "wgan" else 0.0))
-        self.drift = float(c.option("drift", 0.001 if self.loss_kind == "wgan" else 0.0))
-        self.r1_gamma = float(c.option("r1_gamma", 0.0))
+        wgan = self.loss_kind == "wgan"
+        self.gp_lambda = o.gp_lambda if o.gp_lambda is not None else (10.0 if wgan else 0.0)
+        self.drift = o.drift if o.drift is not None else (0.001 if wgan else 0.0)
+        self.r1_gamma = o.r1_gamma
         self.G = ProgressiveGenerator(
             size=c.size,
             channels=c.channels,
@@ -126,7 +148,7 @@ class Progressive(GanMethod):
         self.G.set_stage(*stage_at(0, c.size, self.phase_steps))
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=c.lr_g, betas=c.betas, eps=1e-8)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=c.lr_d, betas=c.betas, eps=1e-8)
-        self.ema = EMA(self.G, c.ema_decay) if c.ema_decay > 0 else None
+        self._with_ema()
         self.policy = validate_policy(c.diffaugment)
 
     # -- data parallel -----------------------------------------------------------------
@@ -134,30 +156,6 @@ class Progressive(GanMethod):
         # Blocks above the active resolution get no gradient; GP/R1 differentiate D twice.
         penalised = name == "D" and (self.gp_lambda > 0 or self.r1_gamma > 0)
         return ParallelSpec(sync_batchnorm=not penalised, find_unused_parameters=True)
-
-    def sample_noise(self, b: int) -> Tensor:
-        """Each process draws the global batch of noise and keeps its slice (see DCGAN)."""
-        z = torch.randn(b * self.dp_world, self.config.latent_dim, device=self.device)
-        return z[self.dp_rank * b : (self.dp_rank + 1) * b]
-
-    # -- GanMethod ---------------------------------------------------------------------
-    def networks(self) -> dict[str, nn.Module]:
-        nets: dict[str, nn.Module] = {"G": self.G, "D": self.D}
-        if self.ema is not None:
-            nets["G_ema"] = self.ema.shadow
-        return nets
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"G": self.opt_g, "D": self.opt_d}
-
-    def inference_network(self) -> nn.Module:
-        return self.ema.shadow if self.ema is not None else self.G
-
-    def train(self, mode: bool = True) -> None:
-        self.G.train(mode)
-        self.D.train(mode)
-        if self.ema is not None:
-            self.ema.shadow.eval()
 
     def stage(self, step: int) -> tuple[int, float]:
         """The ``(resolution, alpha)`` this method trains at ``step``."""
@@ -179,9 +177,7 @@ class Progressive(GanMethod):
     def train_step(self, batch: Batch, step: int) -> LossDict:
         res, alpha = self.stage(step)
         self.G.set_stage(res, alpha)
-        y = batch.labels if self.conditional else None
-        if self.conditional and y is None:
-            raise ValueError("class-conditional progressive GAN needs labels in the batch")
+        y = self.batch_labels(batch.labels)
         real = self.real_at(batch.target, res, alpha)
         b = real.shape[0]
         fake = self.parallel(self.G)(self.sample_noise(b), y, full_size=False)
@@ -217,40 +213,11 @@ class Progressive(GanMethod):
         loss_g.backward()
         self.opt_g.step()
         set_requires_grad(self.D, True)
-        if self.ema is not None:
-            self.ema.update(self.G, step=step)  # also copies the stage buffers
+        self._update_ema(step)  # also copies the stage buffers
         losses["g"] = float(loss_g.detach())
         losses["resolution"] = float(res)
         losses["alpha"] = alpha
         return losses
 
     # -- inference ---------------------------------------------------------------------
-    @property
-    def latent_dim(self) -> int:
-        return self.config.latent_dim
-
-    def latents(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` noise vectors drawn on the CPU, so a seed gives the same images on any device."""
-        return torch.randn(n, self.config.latent_dim, generator=generator)
-
-    @torch.no_grad()
-    def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        """Full-size images from given latents at the stage the network has grown to."""
-        net = self.inference_network()
-        y = None
-        if self.conditional:
-            if labels is None:
-                raise ValueError("class-conditional progressive GAN: pass a label")
-            y = labels.to(self.device, torch.long)
-        out: Tensor = net(z.to(self.device), y)
-        return out.float().clamp(-1.0, 1.0)
-
-    @torch.no_grad()
-    def generate(
-        self, n: int, generator: torch.Generator | None = None, labels: Tensor | None = None
-    ) -> Tensor:
-        """``n`` images in [-1, 1] at ``config.size``; the same generator state gives the same images."""
-        z = self.latents(n, generator)
-        if self.conditional and labels is None:
-            labels = torch.randint(0, self.config.num_classes, (n,), generator=generator)
-        return self.decode(z, labels)
+    # decode/generate: the base class's, at the stage the network has grown to.

@@ -10,7 +10,7 @@ Every schedule is a function of the ``step`` passed to :meth:`train_step`;
 the ADA probability and the path-length mean live in buffers of the ``aug``
 network so they are saved and restored with the weights.
 
-Method-specific options (``MethodConfig.extra``):
+Method-specific options (:class:`StyleGAN2Options`, in ``MethodConfig.extra``):
     r1_gamma: R1 weight (default ``0.0002 * size**2 / batch``, the paper's heuristic).
     r1_interval: lazy R1 interval (16; 1 = every step, 0 = off).
     pl_weight: path-length weight (0 = off; 2 in the paper).
@@ -29,24 +29,24 @@ Method-specific options (``MethodConfig.extra``):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from medgan_desktop.core.gan.augment import AdaptiveAugment, diff_augment, validate_policy
-from medgan_desktop.core.gan.ema import EMA
 from medgan_desktop.core.gan.losses import ns_d, ns_g, r1_penalty, set_requires_grad
+from medgan_desktop.core.gan.methods._synthesis import SynthesisMethod
 from medgan_desktop.core.gan.methods.base import (
     Batch,
-    GanMethod,
     LossDict,
     MethodConfig,
     ParallelSpec,
-    Task,
     register_method,
 )
 from medgan_desktop.core.gan.networks.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+from medgan_desktop.core.gan.options import MethodOptions, option
 
 RECOMMENDED: dict[str, Any] = {
     "lr_g": 0.0025,
@@ -55,6 +55,34 @@ RECOMMENDED: dict[str, Any] = {
     "ema_decay": 0.999,
     "diffaugment": "color,translation,cutout",
 }
+
+
+@dataclass(frozen=True)
+class StyleGAN2Options(MethodOptions):
+    r1_gamma: float | None = option(
+        None, "R1 γ", "R1 weight γ; auto: 0.0002·size²/batch (the StyleGAN2-ADA heuristic). Set the "
+        "R1 interval to 0 to switch R1 off.", hi=100.0, decimals=4, special="auto",
+    )
+    r1_interval: int = option(16, "R1 interval", "Lazy R1: apply it every N steps (1: every step; 0: off).",
+                              lo=0, hi=64)
+    ada: bool = option(
+        False, "Adaptive augmentation",
+        "StyleGAN2-ADA: apply the DiffAugment policy with a probability tuned so that the "
+        "discriminator's overfitting measure r_t stays at the target. Needs a DiffAugment policy.",
+    )
+    ada_target: float = option(0.6, "ADA target r_t", "Target of ADA's overfitting measure r_t (paper: 0.6).",
+                               hi=1.0, decimals=2)
+    ada_speed: float = option(1e-4, "ADA speed", "Change of p per real image while off target.", hi=1.0,
+                              decimals=5, form=False)
+    pl_weight: float = option(0.0, "Path length weight", "Path-length regularisation of the generator "
+                              "(paper: 2; 0: off). Costs a second generator pass.", hi=10.0, decimals=2)
+    pl_interval: int = option(4, "Path length interval", "Lazy path-length interval.", lo=1, hi=64,
+                              form=False)
+    mapping_layers: int = option(4, "Mapping layers", "Depth of the mapping network z → w.", lo=1, hi=8)
+    w_dim: int | None = option(None, "w size", "Length of w (auto: the latent size).", lo=0, hi=1024,
+                               special="auto", form=False)
+    truncation: float = option(1.0, "Truncation ψ", "Default truncation psi at sampling (1: none).",
+                               hi=1.0, decimals=2, form=False)
 
 
 class AugState(nn.Module):
@@ -93,14 +121,16 @@ class AugState(nn.Module):
 
 
 @register_method("stylegan2")
-class StyleGAN2(GanMethod):
+class StyleGAN2(SynthesisMethod):
     """StyleGAN2 generator + residual discriminator, logistic loss, lazy R1, EMA, DiffAugment/ADA."""
 
-    task: ClassVar[Task] = Task.SYNTHESIS
     description: ClassVar[str] = (
         "StyleGAN2 (Karras et al. 2020): mapping network, modulated convolutions, noise inputs, "
         "lazy R1, EMA, DiffAugment/ADA. Truncation trick at sampling time."
     )
+    Options: ClassVar[type[StyleGAN2Options]] = StyleGAN2Options
+    options: StyleGAN2Options
+    supports_labels: ClassVar[bool] = True
 
     @classmethod
     def default_config(cls, **overrides: Any) -> MethodConfig:
@@ -109,38 +139,34 @@ class StyleGAN2(GanMethod):
 
     def __init__(self, config: MethodConfig, device: torch.device) -> None:
         super().__init__(config, device)
-        c = config
-        self.conditional = c.num_classes > 0
+        c, o = config, self.options
         self.G = StyleGAN2Generator(
             size=c.size,
             channels=c.channels,
             latent_dim=c.latent_dim,
-            w_dim=int(c.option("w_dim", c.latent_dim)),
+            w_dim=o.w_dim or c.latent_dim,
             base_filters=c.base_filters,
             num_classes=c.num_classes,
-            mapping_layers=int(c.option("mapping_layers", 4)),
+            mapping_layers=o.mapping_layers,
         ).to(device)
         self.D = StyleGAN2Discriminator(
             size=c.size, channels=c.channels, base_filters=c.base_filters, num_classes=c.num_classes
         ).to(device)
         self.aug_state = AugState().to(device)
-        r1 = c.option("r1_gamma", None)
-        self.r1_gamma: float | None = None if r1 is None else float(r1)
-        self.r1_interval = int(c.option("r1_interval", 16))
-        self.pl_weight = float(c.option("pl_weight", 0.0))
-        self.pl_interval = int(c.option("pl_interval", 4))
+        self.r1_gamma = o.r1_gamma
+        self.r1_interval = o.r1_interval
+        self.pl_weight = o.pl_weight
+        self.pl_interval = o.pl_interval
         self.pl_decay = 0.01
         # Lazy regularisation: scale lr and betas so the regulariser's sparse steps do not
         # change the effective optimiser (StyleGAN2, appendix B).
         self.opt_g = self._adam(self.G, c.lr_g, self.pl_interval if self.pl_weight > 0 else 0)
         self.opt_d = self._adam(self.D, c.lr_d, self.r1_interval)
-        self.ema = EMA(self.G, c.ema_decay) if c.ema_decay > 0 else None
+        self._with_ema()
         self.policy = validate_policy(c.diffaugment)
         self.ada: AdaptiveAugment | None = None
-        if bool(c.option("ada", False)) and self.policy:
-            self.ada = AdaptiveAugment(
-                target=float(c.option("ada_target", 0.6)), speed=float(c.option("ada_speed", 1e-4))
-            )
+        if o.ada and self.policy:
+            self.ada = AdaptiveAugment(target=o.ada_target, speed=o.ada_speed)
         self._last_g = 0.0
 
     def _adam(self, net: nn.Module, lr: float, interval: int) -> torch.optim.Adam:
@@ -156,29 +182,8 @@ class StyleGAN2(GanMethod):
         twice = (name == "D" and self.r1_interval > 0) or (name == "G" and self.pl_weight > 0)
         return ParallelSpec(sync_batchnorm=not twice)
 
-    def sample_noise(self, b: int) -> Tensor:
-        """Each process draws the global batch of noise and keeps its slice (see DCGAN)."""
-        z = torch.randn(b * self.dp_world, self.config.latent_dim, device=self.device)
-        return z[self.dp_rank * b : (self.dp_rank + 1) * b]
-
-    # -- GanMethod ---------------------------------------------------------------------
-    def networks(self) -> dict[str, nn.Module]:
-        nets: dict[str, nn.Module] = {"G": self.G, "D": self.D, "aug": self.aug_state}
-        if self.ema is not None:
-            nets["G_ema"] = self.ema.shadow
-        return nets
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"G": self.opt_g, "D": self.opt_d}
-
-    def inference_network(self) -> nn.Module:
-        return self.ema.shadow if self.ema is not None else self.G
-
-    def train(self, mode: bool = True) -> None:
-        self.G.train(mode)
-        self.D.train(mode)
-        if self.ema is not None:
-            self.ema.shadow.eval()
+    def state_networks(self) -> dict[str, nn.Module]:
+        return {"aug": self.aug_state}
 
     @property
     def augment_p(self) -> float:
@@ -201,9 +206,7 @@ class StyleGAN2(GanMethod):
 
     def train_step(self, batch: Batch, step: int) -> LossDict:
         real = batch.target
-        y = batch.labels if self.conditional else None
-        if self.conditional and y is None:
-            raise ValueError("class-conditional StyleGAN2 needs labels in the batch")
+        y = self.batch_labels(batch.labels)
         if self.ada is not None:
             self.aug_state.load_ada(self.ada)
         b = real.shape[0]
@@ -245,8 +248,7 @@ class StyleGAN2(GanMethod):
         loss_g.backward()
         self.opt_g.step()
         set_requires_grad(self.D, True)
-        if self.ema is not None:
-            self.ema.update(self.G, step=step)
+        self._update_ema(step)
         return losses
 
     def _path_length(self, n: int, y: Tensor | None) -> Tensor:
@@ -265,14 +267,6 @@ class StyleGAN2(GanMethod):
         return (lengths - pl_mean.float()).square().mean()
 
     # -- inference ---------------------------------------------------------------------
-    @property
-    def latent_dim(self) -> int:
-        return self.config.latent_dim
-
-    def latents(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` noise vectors drawn on the CPU, so a seed gives the same images on any device."""
-        return torch.randn(n, self.config.latent_dim, generator=generator)
-
     @torch.no_grad()
     def decode(
         self, z: Tensor, labels: Tensor | None = None, truncation: float | None = None
@@ -284,26 +278,8 @@ class StyleGAN2(GanMethod):
             labels: class labels ``(n,)`` for a conditional model.
             truncation: psi in [0, 1]; 1 = none, 0 = the average image ``G(w_avg)``.
         """
-        psi = float(self.config.option("truncation", 1.0) if truncation is None else truncation)
+        psi = float(self.options.truncation if truncation is None else truncation)
         net = self.inference_network()
-        y = None
-        if self.conditional:
-            if labels is None:
-                raise ValueError("class-conditional StyleGAN2: pass a label")
-            y = labels.to(self.device, torch.long)
+        y = self.decode_labels(labels)
         out: Tensor = net(z.to(self.device), y, truncation=psi, noise_mode="const")
         return out.float().clamp(-1.0, 1.0)
-
-    @torch.no_grad()
-    def generate(
-        self,
-        n: int,
-        generator: torch.Generator | None = None,
-        labels: Tensor | None = None,
-        truncation: float | None = None,
-    ) -> Tensor:
-        """``n`` images in [-1, 1]; the same generator state gives the same images."""
-        z = self.latents(n, generator)
-        if self.conditional and labels is None:
-            labels = torch.randint(0, self.config.num_classes, (n,), generator=generator)
-        return self.decode(z, labels, truncation)

@@ -7,29 +7,45 @@ cycle reconstruction through the other domain (``lambda_cycle`` 10, KL
 ``lambda_kl_cycle`` 0.01), and least-squares adversarial losses of two
 PatchGAN discriminators, frozen during the generator step.
 
-Batches are unpaired (``source`` domain A, ``target`` domain B). Options in
-``extra``: ``n_down`` (2), ``n_res`` (2), ``d_layers`` (3) and the weights.
+Batches are unpaired (``source`` domain A, ``target`` domain B). Options
+(:class:`UnitOptions`): ``n_down`` (2), ``n_res`` (2), the PatchGANs' ``d_layers`` and
+the weights.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from torch import nn
 
+from medgan_desktop.core.gan.losses import AdvLoss, adversarial, set_requires_grad
 from medgan_desktop.core.gan.methods._translation import (
-    GanLoss,
+    PatchOptions,
     TranslationMethod,
     adam,
-    adversarial,
-    default_d_layers,
+    build_patch_d,
     require_source,
-    set_requires_grad,
 )
 from medgan_desktop.core.gan.methods.base import Batch, LossDict, MethodConfig, register_method
-from medgan_desktop.core.gan.networks.patchgan import PatchDiscriminator
 from medgan_desktop.core.gan.networks.unit import UnitNetworks
+from medgan_desktop.core.gan.options import option
 
-_LS = GanLoss.LSGAN
+_LS = AdvLoss.LSGAN
+
+
+@dataclass(frozen=True)
+class UnitOptions(PatchOptions):
+    n_down: int = option(2, "Down-samplings", "Stride-2 levels of the encoders.", lo=1, hi=4, form=False)
+    n_res: int = option(2, "Shared blocks", "Residual blocks of the shared latent space.", lo=1, hi=8)
+    lambda_recon: float = option(10.0, "Reconstruction weight", "Within-domain reconstruction (10).",
+                                 hi=100.0, decimals=1)
+    lambda_kl: float = option(0.01, "KL weight", "KL term of the latent (0.01).", hi=1.0, decimals=3)
+    lambda_cycle: float = option(10.0, "Cycle weight", "Cycle reconstruction through the other domain (10).",
+                                 hi=100.0, decimals=1)
+    lambda_kl_cycle: float = option(0.01, "Cycle KL weight", "KL term of the cycle latent (0.01).", hi=1.0,
+                                    decimals=3, form=False)
 
 
 def _kl(mu: torch.Tensor) -> torch.Tensor:
@@ -55,24 +71,22 @@ class Unit(TranslationMethod):
     """Shared-latent VAE-GAN translation (unpaired)."""
 
     description = "Unpaired translation through a shared latent space (VAE-GAN, UNIT)"
+    Options: ClassVar[type[UnitOptions]] = UnitOptions
+    options: UnitOptions
 
     def __init__(self, config: MethodConfig, device: torch.device) -> None:
         super().__init__(config, device)
         a, b, f = config.in_channels, config.channels, config.base_filters
-        self.nets = UnitNetworks(
-            a, b, f, n_down=int(config.option("n_down", 2)), n_res=int(config.option("n_res", 2))
-        ).to(device)
-        d_layers = int(config.option("d_layers", default_d_layers(config.size)))
-        self.D_A = PatchDiscriminator(a, f, d_layers).to(device)
-        self.D_B = PatchDiscriminator(b, f, d_layers).to(device)
+        o = self.options
+        self.nets = UnitNetworks(a, b, f, n_down=o.n_down, n_res=o.n_res).to(device)
+        self.D_A = build_patch_d(a, config, o).to(device)
+        self.D_B = build_patch_d(b, config, o).to(device)
         self.opt_g = adam(self.nets.parameters(), config.lr_g, config.betas)
         self.opt_d = adam(
             [*self.D_A.parameters(), *self.D_B.parameters()], config.lr_d, config.betas
         )
-        self.w_recon = float(config.option("lambda_recon", 10.0))
-        self.w_kl = float(config.option("lambda_kl", 0.01))
-        self.w_cyc = float(config.option("lambda_cycle", 10.0))
-        self.w_kl_cyc = float(config.option("lambda_kl_cycle", 0.01))
+        self.w_recon, self.w_kl = o.lambda_recon, o.lambda_kl
+        self.w_cyc, self.w_kl_cyc = o.lambda_cycle, o.lambda_kl_cycle
 
     def networks(self) -> dict[str, nn.Module]:
         return {"nets": self.nets, "D_A": self.D_A, "D_B": self.D_B}
@@ -87,7 +101,7 @@ class Unit(TranslationMethod):
         xa = require_source(batch)
         xb = batch.target
         # Generator / VAE step, discriminators frozen (called directly, not through parallel()).
-        set_requires_grad([self.D_A, self.D_B], False)
+        set_requires_grad((self.D_A, self.D_B), False)
         self.opt_g.zero_grad(set_to_none=True)
         ha, hb, rec_a, rec_b, ab, ba, h_ab, h_ba, cyc_a, cyc_b = self.parallel_apply(
             self.nets, _generator_pass, xa, xb
@@ -103,7 +117,7 @@ class Unit(TranslationMethod):
         loss_g.backward()
         self.opt_g.step()
         # Discriminator step.
-        set_requires_grad([self.D_A, self.D_B], True)
+        set_requires_grad((self.D_A, self.D_B), True)
         self.opt_d.zero_grad(set_to_none=True)
         d_a, d_b = self.parallel(self.D_A), self.parallel(self.D_B)
         loss_d = 0.5 * (

@@ -1,26 +1,19 @@
-"""MR/CT slice datasets for translation training (paired and unpaired).
+"""MR/CT pairs for translation training: reading, registering, splitting by patient.
 
-Both follow the training loop's dataset protocol (see
-:mod:`medgan_desktop.core.training.data`): items are dicts with ``"source"``
-``(2c+1, S, S)`` (2.5D: ``c`` neighbouring slices each side as channels),
-``"target"`` ``(1, S, S)`` and ``"mask"`` ``(1, S, S)`` (the body mask), all
-float32, images in [-1, 1]; the loop turns them into
-``Batch(source=, target=, mask=)``.
-
-* CT is clipped to [-1024, 3000] HU (SynthRAD) and mapped linearly to [-1, 1].
-* MR is normalised per volume between its 0.5 and 99.5 percentiles, the same
-  rule :func:`medgan_desktop.core.inference.translate.translate` applies.
-* Slices are padded to a centred square (with the window floor) and resized;
-  inference inverts exactly this mapping (:func:`fit_square` / :func:`unfit_square`).
+* A pair is an MR and a CT of one patient on the MR's grid (:class:`PairedVolume`): series
+  or volume files (:func:`load_pair`, rigid/affine 3D registration on request), 2D image
+  slices registered one by one (:func:`load_image_pair`), or the MR and CT series of each
+  patient in the study index (:func:`index_pairs`).
 * Splits are by patient (:func:`patient_split`) or, for a single volume, by
   contiguous slab with a gap of the 2.5D context (:func:`slab_split`), never by
   random slices: neighbouring slices are nearly identical and would leak.
+* The datasets built from pairs are in :mod:`medgan_desktop.core.training.slice_data`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +22,17 @@ import torch
 import torch.nn.functional as F
 from numpy.typing import NDArray
 
-from medgan_desktop.core.imaging.intensity import CT_HU_RANGE, IntensityWindow
+from medgan_desktop.core.imaging.intensity import CT_HU_RANGE
+from medgan_desktop.core.imaging.registration import register_2d, register_volumes
+from medgan_desktop.core.imaging.resample import resample_to_reference
+from medgan_desktop.core.io import (
+    IMAGE_SUFFIXES,
+    guess_modality,
+    natural_key,
+    open_volume,
+    read_image_file,
+)
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
-from medgan_desktop.core.training.run import Preprocessing
 from medgan_desktop.core.volume import Volume
 
 
@@ -40,38 +41,6 @@ class PairedDataError(ValueError):
 
 
 # -- geometry of one slice <-> the network square -------------------------------------------
-def fit_square(img: torch.Tensor, size: int, pad_value: float = -1.0) -> torch.Tensor:
-    """Pad ``(..., H, W)`` to a centred square with ``pad_value`` and resize to ``size``."""
-    h, w = img.shape[-2:]
-    s = max(h, w)
-    if h != w:
-        top, left = (s - h) // 2, (s - w) // 2
-        img = F.pad(img, (left, s - w - left, top, s - h - top), value=pad_value)
-    if s != size:
-        x = img.reshape(-1, 1, s, s) if img.ndim != 4 else img
-        x = F.interpolate(
-            x, size=(size, size), mode="bilinear", antialias=s > size, align_corners=False
-        )
-        img = x.reshape(*img.shape[:-2], size, size)
-    return img
-
-
-def unfit_square(img: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Inverse of :func:`fit_square`: resize ``(B, C, S, S)`` back and crop to ``height x width``."""
-    s = max(height, width)
-    if img.shape[-1] != s:
-        img = F.interpolate(
-            img, size=(s, s), mode="bilinear", antialias=img.shape[-1] > s, align_corners=False
-        )
-    top, left = (s - height) // 2, (s - width) // 2
-    return img[..., top : top + height, left : left + width]
-
-
-def context_indices(k: int, n: int, context: int) -> list[int]:
-    """Slice indices ``k - c .. k + c`` clamped to ``[0, n)`` (edge slices repeat)."""
-    return [min(max(k + d, 0), n - 1) for d in range(-context, context + 1)]
-
-
 # -- splits -----------------------------------------------------------------------------------
 def slab_split(
     n_slices: int, test_fraction: float = 0.2, gap: int = 1, at_end: bool = True
@@ -118,13 +87,6 @@ def patient_split(
 
 
 # -- volumes ------------------------------------------------------------------------------------
-def ct_body_mask(ct: Volume | NDArray[Any]) -> NDArray[np.bool_]:
-    """Body mask of a CT in HU (threshold -500 HU, largest component, holes filled)."""
-    from medgan_desktop.core.metrics.paired import body_mask
-
-    return body_mask(ct if isinstance(ct, Volume) else np.asarray(ct), threshold=-500.0)
-
-
 @dataclass(frozen=True)
 class PairedVolume:
     """An MR and a CT of one patient on the same grid.
@@ -148,25 +110,6 @@ class PairedVolume:
             raise PairedDataError(
                 f"MR {self.source.shape} and CT {self.target.shape} are not on the same grid: register first"
             )
-
-
-def read_any(path: Path) -> Volume:
-    """Open a DICOM series folder/file or NIfTI/MHA file as one volume."""
-    path = Path(path)
-    try:
-        from medgan_desktop.core.io import open_path
-    except ImportError:  # pragma: no cover - fallback while core.io is absent
-        import SimpleITK as sitk
-
-        if path.is_dir():
-            r = sitk.ImageSeriesReader()
-            r.SetFileNames(r.GetGDCMSeriesFileNames(str(path)))
-            return Volume.from_sitk(r.Execute())
-        return Volume.from_sitk(sitk.ReadImage(str(path)))
-    vols = open_path(path)
-    if len(vols) != 1:
-        raise PairedDataError(f"{path} holds {len(vols)} series; point at one series")
-    return vols[0]
 
 
 def patient_name(path: Path | str) -> str:
@@ -219,8 +162,6 @@ def pair_volumes(
         progress: registration progress.
         cancel: cancel token checked during registration.
     """
-    from dataclasses import replace
-
     mr = replace(mr, modality="MR") if mr.modality in ("", "OT") else mr
     ct = replace(ct, modality="CT", units="HU") if ct.modality in ("", "OT") else ct
     if mr.modality.upper() != "MR":
@@ -229,8 +170,6 @@ def pair_volumes(
         raise PairedDataError(f"the target is {ct.modality}, not CT")
     quality: dict[str, Any] | None = None
     if register:
-        from medgan_desktop.core.imaging.registration import register_volumes
-
         res = register_volumes(
             mr,
             ct,
@@ -241,8 +180,6 @@ def pair_volumes(
         )
         ct, quality = res.resampled, res.quality.to_dict()
     else:  # a no-op when the CT already lies on the MR grid
-        from medgan_desktop.core.imaging.resample import resample_to_reference
-
         ct = resample_to_reference(ct, mr, default_value=CT_HU_RANGE[0])
     key = patient or mr.source.patient_id or ""
     return PairedVolume(mr, ct, key, None, quality)
@@ -273,8 +210,8 @@ def load_pair(
         cancel: cancel token.
     """
     pair = pair_volumes(
-        read_any(mr_path),
-        read_any(ct_path),
+        open_volume(mr_path),
+        open_volume(ct_path),
         register=register,
         affine=affine,
         patient=patient,
@@ -284,16 +221,12 @@ def load_pair(
     )
     if pair.patient:
         return pair
-    from dataclasses import replace
-
     return replace(pair, patient=patient_name(mr_path))
 
 
 # -- 2D image pairs -----------------------------------------------------------------------------
 def is_image_source(path: Path | str) -> bool:
     """True for a PNG/JPEG/BMP/TIFF file or a folder holding only such images (a 2D pair)."""
-    from medgan_desktop.core.io import IMAGE_SUFFIXES
-
     p = Path(path)
     if p.is_file():
         return p.name.lower().endswith(IMAGE_SUFFIXES)
@@ -304,12 +237,10 @@ def is_image_source(path: Path | str) -> bool:
 
 
 def _image_files(path: Path) -> list[Path]:
-    from medgan_desktop.core.io import IMAGE_SUFFIXES, _natural_key
-
     if path.is_file():
         return [path]
     files = [f for f in path.iterdir() if f.is_file() and f.name.lower().endswith(IMAGE_SUFFIXES)]
-    return sorted(files, key=_natural_key)
+    return sorted(files, key=natural_key)
 
 
 def _match_images(mr: list[Path], ct: list[Path]) -> list[tuple[Path, Path]]:
@@ -377,8 +308,6 @@ def load_image_pair(
     Returns:
         The pair; ``registration`` holds the mean initial/final MI and the per-slice values.
     """
-    from medgan_desktop.core.io import guess_modality, read_image_file
-
     mr_path, ct_path = Path(mr_path), Path(ct_path)
     if guess_modality(mr_path.name) == "CT" and guess_modality(ct_path.name) == "MR":
         raise PairedDataError(
@@ -408,8 +337,6 @@ def load_image_pair(
         mr = _resize2d(mr, shape)
         ct = read_image_file(cf)
         if register:
-            from medgan_desktop.core.imaging.registration import register_2d
-
             # Registered on non-negative grey levels: the centre-of-mass start needs
             # background ~0 (it would be pulled off by -1024 HU air), MI ignores the scaling.
             floor = float(ct.min())
@@ -456,7 +383,9 @@ def load_image_pair(
         modality="MR",
         units="scanner",
         description=desc,
-        warnings=("pixel spacing unknown for PNG/JPEG images: 1 mm assumed",),
+        warnings=("PNG/JPEG images carry no patient geometry: spacing, position and "
+                  "orientation are unknown (1 mm placeholders)",),
+        geometry_known=False,
     )
     ct_vol = Volume(
         np.stack(ct_slices),
@@ -468,209 +397,16 @@ def load_image_pair(
     return PairedVolume(mr_vol, ct_vol, patient or patient_name(mr_path), None, quality)
 
 
-# -- datasets -----------------------------------------------------------------------------------
-def _split_key(key: Any) -> tuple[int, int | None]:
-    if isinstance(key, tuple | list):
-        return int(key[0]), int(key[1])
-    return int(key), None
-
-
-class _SliceStore:
-    """Normalised volumes and the per-slice bookkeeping shared by both datasets."""
-
-    def __init__(self, volumes: Sequence[Volume], window: IntensityWindow) -> None:
-        self.arrays: list[NDArray[np.float32]] = []
-        self.bounds: list[tuple[float, float]] = []
-        for v in volumes:
-            arr = np.asarray(v.array, dtype=np.float32)
-            b = window.resolve(arr)
-            self.bounds.append(b)
-            self.arrays.append(window.to_unit(arr, b))
-
-    def stack(self, vi: int, k: int, context: int) -> torch.Tensor:
-        arr = self.arrays[vi]
-        idx = context_indices(k, arr.shape[0], context)
-        return torch.from_numpy(np.ascontiguousarray(arr[idx]))
-
-
-def _flip(x: torch.Tensor, seed: int | None, flip: bool) -> torch.Tensor:
-    if not flip or seed is None:
-        return x
-    return torch.flip(x, dims=(-1,)) if (seed % 2) else x
-
-
-class PairedSliceDataset:
-    """Registered MR/CT slice pairs (pix2pix, the baseline, distillation).
-
-    Args:
-        pairs: the paired volumes (MR source, CT target on the same grid).
-        size: network image size.
-        context_slices: 2.5D neighbours each side (input channels ``2c + 1``).
-        min_body_fraction: skip slices whose body mask covers less than this.
-        flip: random left-right flips (the same for source, target and mask).
-        description: JSON-able description stored in ``run.json``.
-    """
-
-    def __init__(
-        self,
-        pairs: Sequence[PairedVolume],
-        size: int = 128,
-        context_slices: int = 0,
-        min_body_fraction: float = 0.02,
-        flip: bool = False,
-        description: dict[str, Any] | None = None,
-    ) -> None:
-        if not pairs:
-            raise PairedDataError("no MR/CT pairs")
-        self.size = size
-        self.context = context_slices
-        self.flip = flip
-        self.source_window = IntensityWindow.mr()
-        self.target_window = IntensityWindow.ct()
-        self._src = _SliceStore([p.source for p in pairs], self.source_window)
-        self._tgt = _SliceStore([p.target for p in pairs], self.target_window)
-        self._masks = [ct_body_mask(p.target) for p in pairs]
-        self.items: list[tuple[int, int]] = []
-        for vi, p in enumerate(pairs):
-            ks = p.slices if p.slices is not None else range(p.source.shape[0])
-            for k in ks:
-                if self._masks[vi][k].mean() >= min_body_fraction:
-                    self.items.append((vi, int(k)))
-        if not self.items:
-            raise PairedDataError(
-                "no slice contains enough body (check the CT is in HU and registered)"
-            )
-        self._description = {
-            "kind": "paired_mr_ct",
-            "patients": sorted({p.patient for p in pairs}),
-            "n_pairs": len(pairs),
-            "n_slices": len(self.items),
-            "registration": [p.registration for p in pairs if p.registration],
-            **(description or {}),
-        }
-        self.preprocessing = Preprocessing(
-            target=self.target_window,
-            source=self.source_window,
-            modality_in="MR",
-            modality_out="CT",
-            size=size,
-            channels=1,
-            context_slices=context_slices,
-        )
-
-    @property
-    def in_channels(self) -> int:
-        return 2 * self.context + 1
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, key: Any) -> dict[str, torch.Tensor]:
-        i, seed = _split_key(key)
-        vi, k = self.items[i]
-        src = fit_square(self._src.stack(vi, k, self.context), self.size).clamp(-1, 1)
-        tgt = fit_square(self._tgt.stack(vi, k, 0), self.size).clamp(-1, 1)
-        m = torch.from_numpy(self._masks[vi][k : k + 1].astype(np.float32))
-        mask = (fit_square(m, self.size, pad_value=0.0) > 0.5).float()
-        return {
-            "source": _flip(src, seed, self.flip).contiguous(),
-            "target": _flip(tgt, seed, self.flip).contiguous(),
-            "mask": _flip(mask, seed, self.flip).contiguous(),
-        }
-
-    def describe(self) -> dict[str, Any]:
-        return dict(self._description)
-
-
-class UnpairedSliceDataset:
-    """MR slices and CT slices drawn independently (CycleGAN, UNIT).
-
-    Item ``i`` is MR slice ``i`` and a CT slice chosen from the per-sample seed
-    (deterministic for a resumed run).
-
-    Args:
-        sources: MR volumes.
-        targets: CT volumes in HU (any grid, other patients allowed).
-        size: network image size.
-        context_slices: 2.5D neighbours each side for the MR.
-        min_body_fraction: skip CT slices with less body than this and MR slices whose
-            normalised intensity is mostly background.
-        description: JSON-able description.
-    """
-
-    def __init__(
-        self,
-        sources: Sequence[Volume],
-        targets: Sequence[Volume],
-        size: int = 128,
-        context_slices: int = 0,
-        min_body_fraction: float = 0.02,
-        description: dict[str, Any] | None = None,
-    ) -> None:
-        if not sources or not targets:
-            raise PairedDataError("unpaired training needs MR and CT volumes")
-        self.size = size
-        self.context = context_slices
-        self.source_window = IntensityWindow.mr()
-        self.target_window = IntensityWindow.ct()
-        self._src = _SliceStore(sources, self.source_window)
-        self._tgt = _SliceStore(targets, self.target_window)
-        self._masks = [ct_body_mask(t.array) for t in targets]
-        self.src_items = [
-            (vi, k)
-            for vi, a in enumerate(self._src.arrays)
-            for k in range(a.shape[0])
-            if float((a[k] > -0.9).mean()) >= min_body_fraction
-        ]
-        self.tgt_items = [
-            (vi, k)
-            for vi, m in enumerate(self._masks)
-            for k in range(m.shape[0])
-            if float(m[k].mean()) >= min_body_fraction
-        ]
-        if not self.src_items or not self.tgt_items:
-            raise PairedDataError("no usable MR or CT slices")
-        self._description = {
-            "kind": "unpaired_mr_ct",
-            "n_mr_slices": len(self.src_items),
-            "n_ct_slices": len(self.tgt_items),
-            **(description or {}),
-        }
-        self.preprocessing = Preprocessing(
-            target=self.target_window,
-            source=self.source_window,
-            modality_in="MR",
-            modality_out="CT",
-            size=size,
-            channels=1,
-            context_slices=context_slices,
-        )
-
-    def __len__(self) -> int:
-        return len(self.src_items)
-
-    def __getitem__(self, key: Any) -> dict[str, torch.Tensor]:
-        i, seed = _split_key(key)
-        vi, k = self.src_items[i]
-        j = (seed if seed is not None else i * 7919) % len(self.tgt_items)
-        ti, tk = self.tgt_items[j]
-        src = fit_square(self._src.stack(vi, k, self.context), self.size).clamp(-1, 1)
-        tgt = fit_square(self._tgt.stack(ti, tk, 0), self.size).clamp(-1, 1)
-        m = torch.from_numpy(self._masks[ti][tk : tk + 1].astype(np.float32))
-        mask = (fit_square(m, self.size, pad_value=0.0) > 0.5).float()
-        return {"source": src.contiguous(), "target": tgt.contiguous(), "mask": mask.contiguous()}
-
-    def describe(self) -> dict[str, Any]:
-        return dict(self._description)
-
-
 def index_pairs(index: Any) -> list[tuple[str, str, str]]:
     """``(patient_id, mr_series_uid, ct_series_uid)`` for every patient holding both in the index.
 
-    The MR and CT of the same study are preferred; otherwise any of the patient's.
+    The MR and CT of the same study are preferred; otherwise any of the patient's. Synthetic
+    series (generated images re-imported) are never taken as training data.
     """
     by_patient: dict[str, dict[str, list[Any]]] = {}
     for rec in index.all_series():
+        if getattr(rec, "synthetic", False):
+            continue
         mod = str(rec.modality).upper()
         if mod in ("MR", "CT"):
             by_patient.setdefault(rec.patient_id or rec.study_uid, {}).setdefault(mod, []).append(
@@ -686,13 +422,3 @@ def index_pairs(index: Any) -> list[tuple[str, str, str]]:
             out.append((pid, mr.series_uid, ct.series_uid))
     return out
 
-
-def volume_slab(vol: Volume, slices: Sequence[int]) -> Volume:
-    """A sub-volume of contiguous slices ``slices`` (origin moved accordingly)."""
-    ks = list(slices)
-    if not ks or ks != list(range(ks[0], ks[0] + len(ks))):
-        raise ValueError("volume_slab needs contiguous ascending slice indices")
-    origin = tuple(float(x) for x in vol.index_to_lps((0.0, 0.0, float(ks[0]))))
-    from dataclasses import replace
-
-    return replace(vol, array=np.ascontiguousarray(vol.array[ks[0] : ks[-1] + 1]), origin=origin)  # type: ignore[arg-type]

@@ -18,8 +18,8 @@ import dataclasses
 import io
 import json
 import os
+import pickle
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +32,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from medgan_desktop import __version__
+from medgan_desktop.core.atomic import atomic_write_bytes
 from medgan_desktop.core.gan.methods.base import GanMethod, MethodConfig, get_method
 from medgan_desktop.core.imaging.intensity import IntensityWindow
 
@@ -129,6 +130,7 @@ class RunInfo:
         data: description of the training data.
         created: ISO timestamp.
         software_version: medgan_desktop version that wrote it.
+        label: what the user asked for, when it was not a plain method ("recommended: ...").
     """
 
     path: Path
@@ -140,11 +142,13 @@ class RunInfo:
     data: dict[str, Any]
     created: str = ""
     software_version: str = ""
+    label: str = ""
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
             "method": self.method,
+            "label": self.label,
             "task": self.task,
             "method_config": method_config_to_dict(self.method_config),
             "train_config": self.train_config,
@@ -163,6 +167,7 @@ def new_run_info(
     train_config: dict[str, Any],
     preprocessing: Preprocessing,
     data: dict[str, Any],
+    label: str = "",
 ) -> RunInfo:
     return RunInfo(
         path=Path(run_dir),
@@ -174,27 +179,8 @@ def new_run_info(
         data=data,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         software_version=__version__,
+        label=label,
     )
-
-
-# -- atomic writes -------------------------------------------------------------------------
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file in the same folder, fsync, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def write_run_json(info: RunInfo) -> Path:
@@ -223,6 +209,7 @@ def load_run(run_dir: Path) -> RunInfo:
             data=dict(d.get("data") or {}),
             created=str(d.get("created", "")),
             software_version=str(d.get("software_version", "")),
+            label=str(d.get("label", "")),
         )
     except ModelLoadError:
         raise
@@ -447,7 +434,12 @@ def read_state(path: Path) -> dict[str, Any]:
     """Load optimiser/RNG state with the safe loader only."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, KeyError) as exc:
+    except pickle.UnpicklingError as exc:
+        raise ModelLoadError(
+            f"checkpoint state {path} is not a weights-only file (it holds objects the safe "
+            "loader refuses to run): it was not written by this program"
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - truncated, corrupt: every failure is a reason
         raise ModelLoadError(f"checkpoint state {path} is corrupt or truncated: {exc}") from exc
     if not isinstance(state, dict) or "step" not in state:
         raise ModelLoadError(f"checkpoint state {path} is not a medgan training state")
@@ -477,6 +469,8 @@ def checkpoint_problem(weights: Path) -> str | None:
 
 
 def _unreadable(path: Path, exc: ModelLoadError) -> str:
+    if "not a weights-only file" in str(exc):
+        return f"{path.name} is not a weights-only file (the safe loader refuses it)"
     cause = str(exc.__cause__ or exc).split(". ")[0].strip()
     return f"{path.name} is corrupt or truncated ({cause[:160]})"
 

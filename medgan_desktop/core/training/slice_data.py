@@ -1,0 +1,226 @@
+"""MR/CT slice datasets for translation training (paired and unpaired).
+
+Both follow the training loop's dataset protocol (see
+:mod:`medgan_desktop.core.training.data`): items are dicts with ``"source"``
+``(2c+1, S, S)`` (2.5D: ``c`` neighbouring slices each side as channels),
+``"target"`` ``(1, S, S)`` and ``"mask"`` ``(1, S, S)`` (the body mask), all
+float32, images in [-1, 1]; the loop turns them into
+``Batch(source=, target=, mask=)``.
+
+* CT is clipped to [-1024, 3000] HU (SynthRAD) and mapped linearly to [-1, 1].
+* MR is normalised per volume between its 0.5 and 99.5 percentiles, the same
+  rule :func:`medgan_desktop.core.inference.translate.translate` applies.
+* Slices are padded to a centred square (with the window floor) and resized;
+  inference inverts exactly this mapping (:mod:`medgan_desktop.core.imaging.slices`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from medgan_desktop.core.imaging.intensity import IntensityWindow
+from medgan_desktop.core.imaging.masks import ct_body_mask
+from medgan_desktop.core.imaging.slices import context_indices, fit_square
+from medgan_desktop.core.models.runs import Preprocessing
+from medgan_desktop.core.training.pairs import PairedDataError, PairedVolume
+from medgan_desktop.core.volume import Volume
+
+
+def _split_key(key: Any) -> tuple[int, int | None]:
+    if isinstance(key, tuple | list):
+        return int(key[0]), int(key[1])
+    return int(key), None
+
+
+class _SliceStore:
+    """Normalised volumes and the per-slice bookkeeping shared by both datasets."""
+
+    def __init__(self, volumes: Sequence[Volume], window: IntensityWindow) -> None:
+        self.arrays: list[NDArray[np.float32]] = []
+        self.bounds: list[tuple[float, float]] = []
+        for v in volumes:
+            arr = np.asarray(v.array, dtype=np.float32)
+            b = window.resolve(arr)
+            self.bounds.append(b)
+            self.arrays.append(window.to_unit(arr, b))
+
+    def stack(self, vi: int, k: int, context: int) -> torch.Tensor:
+        arr = self.arrays[vi]
+        idx = context_indices(k, arr.shape[0], context)
+        return torch.from_numpy(np.ascontiguousarray(arr[idx]))
+
+
+def _flip(x: torch.Tensor, seed: int | None, flip: bool) -> torch.Tensor:
+    if not flip or seed is None:
+        return x
+    return torch.flip(x, dims=(-1,)) if (seed % 2) else x
+
+
+class PairedSliceDataset:
+    """Registered MR/CT slice pairs (pix2pix, the baseline, distillation).
+
+    Args:
+        pairs: the paired volumes (MR source, CT target on the same grid).
+        size: network image size.
+        context_slices: 2.5D neighbours each side (input channels ``2c + 1``).
+        min_body_fraction: skip slices whose body mask covers less than this.
+        flip: random left-right flips (the same for source, target and mask).
+        description: JSON-able description stored in ``run.json``.
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[PairedVolume],
+        size: int = 128,
+        context_slices: int = 0,
+        min_body_fraction: float = 0.02,
+        flip: bool = False,
+        description: dict[str, Any] | None = None,
+    ) -> None:
+        if not pairs:
+            raise PairedDataError("no MR/CT pairs")
+        self.size = size
+        self.context = context_slices
+        self.flip = flip
+        self.source_window = IntensityWindow.mr()
+        self.target_window = IntensityWindow.ct()
+        self._src = _SliceStore([p.source for p in pairs], self.source_window)
+        self._tgt = _SliceStore([p.target for p in pairs], self.target_window)
+        self._masks = [ct_body_mask(p.target) for p in pairs]
+        self.items: list[tuple[int, int]] = []
+        for vi, p in enumerate(pairs):
+            ks = p.slices if p.slices is not None else range(p.source.shape[0])
+            for k in ks:
+                if self._masks[vi][k].mean() >= min_body_fraction:
+                    self.items.append((vi, int(k)))
+        if not self.items:
+            raise PairedDataError(
+                "no slice contains enough body (check the CT is in HU and registered)"
+            )
+        self._description = {
+            "kind": "paired_mr_ct",
+            "patients": sorted({p.patient for p in pairs}),
+            "n_pairs": len(pairs),
+            "n_slices": len(self.items),
+            "registration": [p.registration for p in pairs if p.registration],
+            **(description or {}),
+        }
+        self.preprocessing = Preprocessing(
+            target=self.target_window,
+            source=self.source_window,
+            modality_in="MR",
+            modality_out="CT",
+            size=size,
+            channels=1,
+            context_slices=context_slices,
+        )
+
+    @property
+    def in_channels(self) -> int:
+        return 2 * self.context + 1
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, key: Any) -> dict[str, torch.Tensor]:
+        i, seed = _split_key(key)
+        vi, k = self.items[i]
+        src = fit_square(self._src.stack(vi, k, self.context), self.size).clamp(-1, 1)
+        tgt = fit_square(self._tgt.stack(vi, k, 0), self.size).clamp(-1, 1)
+        m = torch.from_numpy(self._masks[vi][k : k + 1].astype(np.float32))
+        mask = (fit_square(m, self.size, pad_value=0.0) > 0.5).float()
+        return {
+            "source": _flip(src, seed, self.flip).contiguous(),
+            "target": _flip(tgt, seed, self.flip).contiguous(),
+            "mask": _flip(mask, seed, self.flip).contiguous(),
+        }
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self._description)
+
+
+class UnpairedSliceDataset:
+    """MR slices and CT slices drawn independently (CycleGAN, UNIT).
+
+    Item ``i`` is MR slice ``i`` and a CT slice chosen from the per-sample seed
+    (deterministic for a resumed run).
+
+    Args:
+        sources: MR volumes.
+        targets: CT volumes in HU (any grid, other patients allowed).
+        size: network image size.
+        context_slices: 2.5D neighbours each side for the MR.
+        min_body_fraction: skip CT slices with less body than this and MR slices whose
+            normalised intensity is mostly background.
+        description: JSON-able description.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[Volume],
+        targets: Sequence[Volume],
+        size: int = 128,
+        context_slices: int = 0,
+        min_body_fraction: float = 0.02,
+        description: dict[str, Any] | None = None,
+    ) -> None:
+        if not sources or not targets:
+            raise PairedDataError("unpaired training needs MR and CT volumes")
+        self.size = size
+        self.context = context_slices
+        self.source_window = IntensityWindow.mr()
+        self.target_window = IntensityWindow.ct()
+        self._src = _SliceStore(sources, self.source_window)
+        self._tgt = _SliceStore(targets, self.target_window)
+        self._masks = [ct_body_mask(t.array) for t in targets]
+        self.src_items = [
+            (vi, k)
+            for vi, a in enumerate(self._src.arrays)
+            for k in range(a.shape[0])
+            if float((a[k] > -0.9).mean()) >= min_body_fraction
+        ]
+        self.tgt_items = [
+            (vi, k)
+            for vi, m in enumerate(self._masks)
+            for k in range(m.shape[0])
+            if float(m[k].mean()) >= min_body_fraction
+        ]
+        if not self.src_items or not self.tgt_items:
+            raise PairedDataError("no usable MR or CT slices")
+        self._description = {
+            "kind": "unpaired_mr_ct",
+            "n_mr_slices": len(self.src_items),
+            "n_ct_slices": len(self.tgt_items),
+            **(description or {}),
+        }
+        self.preprocessing = Preprocessing(
+            target=self.target_window,
+            source=self.source_window,
+            modality_in="MR",
+            modality_out="CT",
+            size=size,
+            channels=1,
+            context_slices=context_slices,
+        )
+
+    def __len__(self) -> int:
+        return len(self.src_items)
+
+    def __getitem__(self, key: Any) -> dict[str, torch.Tensor]:
+        i, seed = _split_key(key)
+        vi, k = self.src_items[i]
+        j = (seed if seed is not None else i * 7919) % len(self.tgt_items)
+        ti, tk = self.tgt_items[j]
+        src = fit_square(self._src.stack(vi, k, self.context), self.size).clamp(-1, 1)
+        tgt = fit_square(self._tgt.stack(ti, tk, 0), self.size).clamp(-1, 1)
+        m = torch.from_numpy(self._masks[ti][tk : tk + 1].astype(np.float32))
+        mask = (fit_square(m, self.size, pad_value=0.0) > 0.5).float()
+        return {"source": src.contiguous(), "target": tgt.contiguous(), "mask": mask.contiguous()}
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self._description)

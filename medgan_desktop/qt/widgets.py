@@ -1,0 +1,112 @@
+"""Small widgets and image helpers the panels share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QWidget
+
+_PIXMAP_SIDE = 240
+
+
+def array_pixmap(arr: NDArray[Any]) -> QPixmap:
+    """A uint8 ``(H, W)`` grey or ``(H, W, 3)`` RGB array as a pixmap (copied)."""
+    arr = np.ascontiguousarray(arr)
+    fmt = QImage.Format.Format_Grayscale8 if arr.ndim == 2 else QImage.Format.Format_RGB888
+    img = QImage(arr.data, arr.shape[1], arr.shape[0], arr.strides[0], fmt)
+    return QPixmap.fromImage(img.copy())
+
+
+def unit_pixmap(img: NDArray[Any]) -> QPixmap:
+    """A float ``(H, W)`` image in [0, 1] as a grey pixmap."""
+    return array_pixmap((np.clip(img, 0, 1) * 255).astype(np.uint8))
+
+
+class GridImage(QLabel):
+    """A sample/preview grid scaled to the label's width, so it never widens the panel."""
+
+    def __init__(self, text: str, side: int = _PIXMAP_SIDE) -> None:
+        super().__init__(text)
+        self._source: QPixmap | None = None
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setWordWrap(True)
+        self.setMinimumSize(120, 120)
+        self.setFixedHeight(side)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+
+    def set_image(self, pm: QPixmap) -> None:
+        self._source = pm
+        self._rescale()
+
+    def clear_image(self, text: str) -> None:
+        self._source = None
+        self.clear()
+        self.setText(text)
+
+    def _rescale(self) -> None:
+        if self._source is not None and not self._source.isNull():
+            side = max(1, min(self.width(), self.height()))
+            self.setPixmap(
+                self._source.scaled(
+                    side, side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+                )
+            )
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._rescale()
+
+
+def form_grid(pairs: list[tuple[str, QWidget]], columns: int = 2, grid: QGridLayout | None = None) -> QGridLayout:
+    """``label: field`` pairs in ``columns`` columns (an empty label: the field spans both cells)."""
+    g = grid if grid is not None else QGridLayout()
+    g.setHorizontalSpacing(8)
+    for i, (text, w) in enumerate(pairs):
+        r, c = divmod(i, columns)
+        if text:
+            lab = QLabel(text)
+            lab.setToolTip(w.toolTip())
+            lab.setBuddy(w)
+            g.addWidget(lab, r, 2 * c)
+            g.addWidget(w, r, 2 * c + 1)
+        else:
+            g.addWidget(w, r, 2 * c, 1, 2)
+    for c in range(columns):
+        g.setColumnStretch(2 * c + 1, 1)
+    return g
+
+
+def note_label(text: str) -> QLabel:
+    """A wrapped, top-aligned explanatory note with margins."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+    label.setContentsMargins(8, 8, 8, 8)
+    return label
+
+
+class NoticeBar(QLabel):
+    """A yellow bar for what the user must read (loader warnings, a model that does not fit)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.setStyleSheet("background: #fff3cd; color: #5c4400; padding: 4px; border-radius: 3px;")
+        self.setVisible(False)
+        self._lines: list[str] = []
+
+    def show_lines(self, lines: list[str]) -> None:
+        self._lines = [ln for ln in dict.fromkeys(lines) if ln]
+        self.setText("\n".join(f"⚠ {ln}" for ln in self._lines))
+        self.setVisible(bool(self._lines))
+
+    def add(self, line: str) -> None:
+        self.show_lines([*self._lines, line])
+
+    def lines(self) -> list[str]:
+        return list(self._lines)
