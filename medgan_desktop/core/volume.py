@@ -109,11 +109,13 @@ class Volume:
 
     def index_to_lps(self, ijk: tuple[float, float, float]) -> NDArray[np.float64]:
         """Patient (LPS, mm) position of a voxel index ``(i, j, k)``."""
-        return (self.affine_lps @ np.array([*ijk, 1.0]))[:3]
+        xyz: NDArray[np.float64] = (self.affine_lps @ np.array([*ijk, 1.0]))[:3]
+        return xyz
 
     def lps_to_index(self, xyz: tuple[float, float, float]) -> NDArray[np.float64]:
         """Continuous voxel index ``(i, j, k)`` of a patient position."""
-        return (np.linalg.inv(self.affine_lps) @ np.array([*xyz, 1.0]))[:3]
+        ijk: NDArray[np.float64] = (np.linalg.inv(self.affine_lps) @ np.array([*xyz, 1.0]))[:3]
+        return ijk
 
     def with_array(self, array: NDArray[Any], **changes: Any) -> Volume:
         """A copy on the same grid with new voxels (and optional field changes)."""

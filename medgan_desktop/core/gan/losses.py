@@ -120,7 +120,8 @@ def gradient_penalty(
     out = critic(x_hat)
     (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
     norm = grad.flatten(1).norm(2, dim=1)
-    return ((norm - 1.0) ** 2).mean()
+    penalty: torch.Tensor = ((norm - 1.0) ** 2).mean()
+    return penalty
 
 
 def r1_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor) -> torch.Tensor:

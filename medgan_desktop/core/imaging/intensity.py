@@ -83,7 +83,8 @@ class IntensityWindow:
         """Scale to [-1, 1] (float32), clipping outside the window."""
         lo, hi = bounds if bounds is not None else self.resolve(data)
         out = (np.asarray(data, dtype=np.float32) - lo) / (hi - lo) * 2.0 - 1.0
-        return np.clip(out, -1.0, 1.0).astype(np.float32, copy=False)
+        unit: NDArray[np.float32] = np.clip(out, -1.0, 1.0).astype(np.float32, copy=False)
+        return unit
 
     def from_unit(self, data: NDArray[Any], bounds: tuple[float, float] | None = None) -> NDArray[np.float32]:
         """Inverse of :meth:`to_unit` (needs ``bounds`` in percentile mode)."""

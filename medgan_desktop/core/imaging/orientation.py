@@ -20,11 +20,12 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
+_S = TypeVar("_S", bound=np.generic)
 _POS = "LPS"
 _NEG = "RAI"
 _OPPOSITE = {"L": "R", "R": "L", "P": "A", "A": "P", "S": "I", "I": "S"}
@@ -165,10 +166,11 @@ class SliceMapping:
         return float(r), float(c), float(arr[self.slice_axis])
 
 
-def _take(array: NDArray[Any], axis: int, index: int) -> NDArray[Any]:
-    idx: list[Any] = [slice(None)] * array.ndim
+def _take(array: NDArray[_S], axis: int, index: int) -> NDArray[_S]:
+    idx: list[slice | int] = [slice(None)] * array.ndim
     idx[axis] = int(index)
-    return array[tuple(idx)]
+    plane: NDArray[_S] = array[tuple(idx)]
+    return plane
 
 
 def slice_mapping(

@@ -86,7 +86,8 @@ def apply_window(
     if invert:
         np.subtract(np.float32(255.0), out, out=out)
     out += np.float32(0.5)
-    return out.astype(np.uint8)
+    grey: NDArray[np.uint8] = out.astype(np.uint8)
+    return grey
 
 
 def _sample(arr: NDArray[Any]) -> NDArray[Any]:

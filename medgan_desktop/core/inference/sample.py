@@ -102,7 +102,8 @@ def sample(
     else:
         kw: dict[str, Any] = {"truncation": truncation} if where == "generate" else {}
         out = method.generate(n, generator=g, labels=y, **kw)
-    return out.detach().float().cpu().clamp(-1, 1).numpy()
+    images: NDArray[np.float32] = out.detach().float().cpu().clamp(-1, 1).numpy()
+    return images
 
 
 def interpolate(
@@ -124,7 +125,8 @@ def interpolate(
     y = _labels(model, steps, label)
     if y is None and _conditional(method):
         y = torch.zeros(steps, dtype=torch.long)
-    return method.decode(z, y).detach().float().cpu().numpy()
+    images: NDArray[np.float32] = method.decode(z, y).detach().float().cpu().numpy()
+    return images
 
 
 def to_physical(images: NDArray[Any], pre: Preprocessing) -> NDArray[np.float32]:

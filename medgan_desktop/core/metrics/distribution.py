@@ -52,7 +52,8 @@ def frechet_distance(real: NDArray[Any], fake: NDArray[Any]) -> float:
 
 
 def _poly_kernel(x: Features, y: Features) -> Features:
-    return (x @ y.T / x.shape[1] + 1.0) ** 3
+    k: Features = (x @ y.T / x.shape[1] + 1.0) ** 3
+    return k
 
 
 def mmd2_unbiased(x: Features, y: Features) -> float:
@@ -92,7 +93,8 @@ def kid(
 
 def _pairwise(x: Features, y: Features) -> Features:
     d2 = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * x @ y.T
-    return np.sqrt(np.clip(d2, 0.0, None))
+    dist: Features = np.sqrt(np.clip(d2, 0.0, None))
+    return dist
 
 
 def _knn_radii(x: Features, k: int) -> Features:

@@ -55,7 +55,8 @@ def _to_unit(arr: NDArray[Any], lo: float | None = None, hi: float | None = None
         hi = float(finite.max()) if finite.size else 1.0
     if hi <= lo:
         hi = lo + 1.0
-    return np.clip((a - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+    unit: Image = np.clip((a - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+    return unit
 
 
 def _read_dicom(path: Path) -> Image:

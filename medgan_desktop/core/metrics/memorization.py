@@ -65,7 +65,8 @@ def _nearest(
 def _pixels(images: NDArray[Any]) -> NDArray[np.float64]:
     """Flattened thumbnails scaled so the Euclidean distance is the RMS difference."""
     a = np.asarray(images, np.float64)
-    return a.reshape(len(a), -1) / np.sqrt(a[0].size)
+    flat: NDArray[np.float64] = a.reshape(len(a), -1) / np.sqrt(a[0].size)
+    return flat
 
 
 @dataclass

@@ -56,9 +56,12 @@ class SsimWindow(StrEnum):
 
 
 def _filter(x: FloatArray, window: SsimWindow) -> FloatArray:
+    out: FloatArray
     if window == SsimWindow.GAUSSIAN:
-        return ndimage.gaussian_filter(x, sigma=1.5, truncate=3.5, mode="reflect")
-    return ndimage.uniform_filter(x, size=7, mode="reflect")
+        out = ndimage.gaussian_filter(x, sigma=1.5, truncate=3.5, mode="reflect")
+    else:
+        out = ndimage.uniform_filter(x, size=7, mode="reflect")
+    return out
 
 
 def _pad(window: SsimWindow) -> int:
@@ -213,7 +216,7 @@ class PairedReport:
                 return [clean(x) for x in v]
             return v
 
-        return clean({
+        numbers = {
             "mae": self.mae,
             "me": self.me,
             "psnr": self.psnr,
@@ -228,7 +231,8 @@ class PairedReport:
             "scd_sources": self.scd_sources,
             "per_tissue": self.per_tissue,
             "per_slice": self.per_slice,
-        })
+        }
+        return {k: clean(v) for k, v in numbers.items()}
 
 
 def _resample_onto(pred: Volume, ref: Volume) -> Volume:

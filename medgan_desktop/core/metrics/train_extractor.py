@@ -139,7 +139,7 @@ def reevaluate(data: Path, out: Path) -> dict[str, Any]:
     """Recompute the held-out metrics of saved weights and rewrite run.json and card.md."""
     from safetensors.torch import load_file
 
-    run = json.loads((out / "run.json").read_text())
+    run: dict[str, Any] = json.loads((out / "run.json").read_text())
     net = MedFeatureNet()
     net.load_state_dict(load_file(str(out / "weights.safetensors")))
     x, y, names = load_dataset(data)

@@ -35,7 +35,8 @@ class TinyClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.c2(F.relu(self.c1(2.0 * x - 1.0))))
-        return self.fc(torch.flatten(h, 1))
+        logits: torch.Tensor = self.fc(torch.flatten(h, 1))
+        return logits
 
 
 def load_labelled(folder: Path | str, limit_per_class: int | None = None) -> tuple[NDArray[np.float32], NDArray[np.int64], list[str]]:

@@ -149,4 +149,5 @@ class TranslationMethod(GanMethod):
                 f"{self.name} expects (B, {self.config.in_channels}, H, W) input, "
                 f"got {tuple(source.shape)}"
             )
-        return self.inference_network()(source.to(self.device))
+        out: torch.Tensor = self.inference_network()(source.to(self.device))
+        return out

@@ -40,7 +40,8 @@ def _levels(size: int) -> int:
 
 def _width(base: int, level_from_top: int) -> int:
     """Channel count ``level_from_top`` stages away from full resolution (capped at 8x base)."""
-    return base * min(8, 2**level_from_top)
+    width: int = base * min(8, 2**level_from_top)
+    return width
 
 
 class ConditionalBatchNorm2d(nn.Module):
@@ -55,10 +56,10 @@ class ConditionalBatchNorm2d(nn.Module):
         nn.init.zeros_(self.beta.weight)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        out = self.bn(x)
-        g = self.gamma(y)[:, :, None, None]
-        b = self.beta(y)[:, :, None, None]
-        return out * g + b
+        g: torch.Tensor = self.gamma(y)[:, :, None, None]
+        b: torch.Tensor = self.beta(y)[:, :, None, None]
+        out: torch.Tensor = self.bn(x) * g + b
+        return out
 
 
 def _gen_norm(num_features: int, norm: Norm, num_classes: int, cond: GenCond) -> nn.Module:
@@ -173,7 +174,7 @@ class DCGANDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = self.features(x)
-        out = self.head(h).flatten()
+        out: torch.Tensor = self.head(h).flatten()
         if self.embed is not None:
             if y is None:
                 raise ValueError("this discriminator is class-conditional: pass labels")

@@ -27,7 +27,9 @@ from medgan_desktop.core.gan.networks.stylegan2 import (
     EqualConv2d,
     EqualLinear,
     channels_for,
+    critic_head,
     minibatch_stddev,
+    projected_score,
 )
 
 START_RES = 8
@@ -191,13 +193,7 @@ class ProgressiveDiscriminator(nn.Module):
         self.from_rgb = nn.ModuleList([EqualConv2d(channels, ch(r), 1) for r in self.res_list])
         # blocks[i] maps resolution res_list[i] -> res_list[i] / 2
         self.blocks = nn.ModuleList([_DBlock(ch(r), ch(r // 2)) for r in self.res_list])
-        c4 = ch(4)
-        self.conv4 = EqualConv2d(c4 + 1, c4, 3)
-        self.fc = EqualLinear(c4 * 16, c4)
-        self.out = EqualLinear(c4, 1)
-        self.embed = nn.Embedding(num_classes, c4) if num_classes > 0 else None
-        if self.embed is not None:
-            nn.init.normal_(self.embed.weight, std=1.0 / math.sqrt(c4))
+        self.conv4, self.fc, self.out, self.embed = critic_head(ch(4), num_classes)
 
     def forward(self, img: Tensor, labels: Tensor | None = None, alpha: float = 1.0) -> Tensor:
         """Scores ``(B,)`` for images at one of the grown resolutions."""
@@ -214,9 +210,4 @@ class ProgressiveDiscriminator(nn.Module):
         x = minibatch_stddev(x)
         x = _lrelu(self.conv4(x))
         h = _lrelu(self.fc(x.flatten(1)))
-        out = self.out(h)
-        if self.embed is not None:
-            if labels is None:
-                raise ValueError("this discriminator is class-conditional: pass labels")
-            out = out + (self.embed(labels.long()) * h).sum(dim=1, keepdim=True)
-        return out.squeeze(1)
+        return projected_score(self.out(h), h, self.embed, labels)

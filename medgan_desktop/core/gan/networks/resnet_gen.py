@@ -31,7 +31,8 @@ class ResidualBlock(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+        out: torch.Tensor = x + self.body(x)
+        return out
 
 
 def down_path(in_channels: int, base_filters: int, n_down: int) -> tuple[nn.Sequential, int]:
@@ -100,4 +101,5 @@ class ResnetGenerator(nn.Module):
             raise ValueError(
                 f"generator expects {self.in_channels} input channels, got {x.shape[1]}"
             )
-        return self.net(x)
+        out: torch.Tensor = self.net(x)
+        return out

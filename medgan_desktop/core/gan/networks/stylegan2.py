@@ -204,7 +204,8 @@ class ToRGB(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: Tensor, w: Tensor) -> Tensor:
-        return self.conv(x, w) + self.bias[None, :, None, None]
+        out: Tensor = self.conv(x, w) + self.bias[None, :, None, None]
+        return out
 
 
 NOISE_MODES = ("random", "const", "none")
@@ -264,7 +265,7 @@ class StyleGAN2Generator(nn.Module):
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
         x = self.const.expand(w.shape[0], -1, -1, -1)
         x = self.layers[0](x, w, noise_mode, generator)
-        img = self.to_rgbs[0](x, w)
+        img: Tensor = self.to_rgbs[0](x, w)
         for i, to_rgb in enumerate(self.to_rgbs[1:]):
             x = self.layers[1 + 2 * i](x, w, noise_mode, generator)
             x = self.layers[2 + 2 * i](x, w, noise_mode, generator)
@@ -295,7 +296,7 @@ class DBlock(nn.Module):
         self.skip = EqualConv2d(in_ch, out_ch, 1, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.skip(F.avg_pool2d(x, 2))
+        y: Tensor = self.skip(F.avg_pool2d(x, 2))
         x = _lrelu(self.conv0(x))
         x = _lrelu(self.conv1(F.avg_pool2d(x, 2)))
         return (x + y) / _SQRT2
@@ -312,6 +313,32 @@ def minibatch_stddev(x: Tensor, group_size: int = 4) -> Tensor:
     y = (y + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (b/g,)
     y = y.reshape(-1, 1, 1, 1).repeat(g, 1, h, w)
     return torch.cat([x, y], dim=1)
+
+
+def critic_head(
+    c4: int, num_classes: int
+) -> tuple[EqualConv2d, EqualLinear, EqualLinear, nn.Embedding | None]:
+    """The 4x4 end of a critic: a 3x3 conv over the features and their minibatch stddev,
+    a dense layer, the score, and (class-conditional) the label embedding of the projection
+    term."""
+    conv = EqualConv2d(c4 + 1, c4, 3)
+    fc = EqualLinear(c4 * 16, c4)
+    out = EqualLinear(c4, 1)
+    embed = nn.Embedding(num_classes, c4) if num_classes > 0 else None
+    if embed is not None:
+        nn.init.normal_(embed.weight, std=1.0 / math.sqrt(c4))
+    return conv, fc, out, embed
+
+
+def projected_score(
+    score: Tensor, h: Tensor, embed: nn.Embedding | None, labels: Tensor | None
+) -> Tensor:
+    """Scores ``(B,)``: ``score`` ``(B, 1)``, plus ``<embed(labels), h>`` when class-conditional."""
+    if embed is not None:
+        if labels is None:
+            raise ValueError("this discriminator is class-conditional: pass labels")
+        score = score + (embed(labels.long()) * h).sum(dim=1, keepdim=True)
+    return score.squeeze(1)
 
 
 class StyleGAN2Discriminator(nn.Module):
@@ -345,13 +372,7 @@ class StyleGAN2Discriminator(nn.Module):
         self.blocks = nn.ModuleList(
             [DBlock(ch(2**k), ch(2 ** (k - 1))) for k in range(log2, 2, -1)]
         )
-        c4 = ch(4)
-        self.conv = EqualConv2d(c4 + 1, c4, 3)
-        self.fc = EqualLinear(c4 * 16, c4)
-        self.out = EqualLinear(c4, 1)
-        self.embed = nn.Embedding(num_classes, c4) if num_classes > 0 else None
-        if self.embed is not None:
-            nn.init.normal_(self.embed.weight, std=1.0 / math.sqrt(c4))
+        self.conv, self.fc, self.out, self.embed = critic_head(ch(4), num_classes)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         x = _lrelu(self.from_rgb(x))
@@ -360,9 +381,4 @@ class StyleGAN2Discriminator(nn.Module):
         x = minibatch_stddev(x)
         x = _lrelu(self.conv(x))
         h = _lrelu(self.fc(x.flatten(1)))
-        out = self.out(h)
-        if self.embed is not None:
-            if labels is None:
-                raise ValueError("this discriminator is class-conditional: pass labels")
-            out = out + (self.embed(labels.long()) * h).sum(dim=1, keepdim=True)
-        return out.squeeze(1)
+        return projected_score(self.out(h), h, self.embed, labels)

@@ -52,16 +52,20 @@ class UnitNetworks(nn.Module):
         )
 
     def encode_a(self, x: torch.Tensor) -> torch.Tensor:
-        return self.enc_shared(self.enc_a(x))
+        z: torch.Tensor = self.enc_shared(self.enc_a(x))
+        return z
 
     def encode_b(self, x: torch.Tensor) -> torch.Tensor:
-        return self.enc_shared(self.enc_b(x))
+        z: torch.Tensor = self.enc_shared(self.enc_b(x))
+        return z
 
     def decode_a(self, z: torch.Tensor) -> torch.Tensor:
-        return self.dec_a(self.dec_shared(z))
+        x: torch.Tensor = self.dec_a(self.dec_shared(z))
+        return x
 
     def decode_b(self, z: torch.Tensor) -> torch.Tensor:
-        return self.dec_b(self.dec_shared(z))
+        x: torch.Tensor = self.dec_b(self.dec_shared(z))
+        return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Translate A -> B with the latent mean (no sampling noise)."""
