@@ -140,7 +140,7 @@ def _child(spec_path: Path) -> int:
         n = int(spec["n_eval"])
         fractions = spec["class_fractions"]
         if conditional:  # classes in the held-out proportions
-            counts = [int(round(n * f)) for f in fractions]
+            counts = [round(n * f) for f in fractions]
             counts[-1] = n - sum(counts[:-1])
             fake = np.concatenate([sample(model, k, seed=1 + c, label=c) for c, k in enumerate(counts) if k > 0])
         else:

@@ -29,6 +29,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -336,7 +337,7 @@ class ResDisc(nn.Module):
             y = sk(F.avg_pool2d(x, 2))
             x = F.leaky_relu(c1(F.avg_pool2d(F.leaky_relu(c0(x), 0.2), 2)), 0.2)
             x = (x + y) / math.sqrt(2)
-        b, c, h, w = x.shape
+        _, c, h, w = x.shape
         s = x.view(4, -1, c, h, w)
         s = (
             torch.sqrt(s.var(0, unbiased=False) + 1e-8)
@@ -428,7 +429,7 @@ class ZooD(nn.Module):
             x = F.leaky_relu(conv(x), 0.2)
             if i % 2 == 1:
                 x = F.avg_pool2d(x, 2)
-        b, c, h, w = x.shape
+        _, c, h, w = x.shape
         s = x.view(4, -1, c, h, w)
         s = (
             torch.sqrt(s.var(0, unbiased=False) + 1e-8)
@@ -650,7 +651,7 @@ def main() -> None:
     args = ap.parse_args()
     report = run(quick=args.quick, device=args.device, threads=args.threads, only=args.methods)
     if args.json_out:
-        with open(args.json_out, "w", encoding="utf-8") as f:
+        with Path(args.json_out).open("w", encoding="utf-8") as f:
             json.dump(report, f, indent=2)
 
 

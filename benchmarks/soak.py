@@ -38,7 +38,7 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 def rss_bytes() -> int:
     """Resident set size of this process from ``/proc/self/statm``."""
-    with open("/proc/self/statm", encoding="ascii") as fh:
+    with Path("/proc/self/statm").open(encoding="ascii") as fh:
         return int(fh.read().split()[1]) * _PAGE
 
 

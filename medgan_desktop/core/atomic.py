@@ -20,7 +20,7 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 
@@ -30,7 +30,7 @@ class WriteError(OSError):
 
 def why(exc: OSError) -> str:
     """The cause of an OS error in words a user understands."""
-    if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return "the disk is full"
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return "the folder is read-only or access was denied"
@@ -56,13 +56,26 @@ def writable_target(path: Path) -> bool:
 
 
 def _remove(path: Path) -> None:
-    try:
+    with suppress(OSError):
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
-    except OSError:
-        pass
+
+
+@contextmanager
+def _removed_on_failure(tmp: Path, target: Path, what: str) -> Iterator[None]:
+    """Remove ``tmp`` when the block fails; an OS error comes out as a :class:`WriteError`."""
+    try:
+        yield
+    except OSError as exc:
+        _remove(tmp)
+        if isinstance(exc, WriteError):
+            raise
+        raise write_error(exc, target, what) from exc
+    except BaseException:
+        _remove(tmp)
+        raise
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -79,7 +92,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        Path(tmp).replace(path)
     except BaseException:
         _remove(Path(tmp))
         raise
@@ -103,21 +116,13 @@ def atomic_output_file(path: Path, what: str = "") -> Iterator[Path]:
     except OSError as exc:
         raise write_error(exc, path, what) from exc
     tmp = path.parent / f".{secrets.token_hex(4)}.partial-{path.name}"
-    try:
+    with _removed_on_failure(tmp, path, what):
         yield tmp
         if not tmp.is_file():
             raise WriteError(errno.EIO, f"could not write {what or path}: the writer produced no file.")
         with tmp.open("rb") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        _remove(tmp)
-        if isinstance(exc, WriteError):
-            raise
-        raise write_error(exc, path, what) from exc
-    except BaseException:
-        _remove(tmp)
-        raise
+        tmp.replace(path)
 
 
 def check_output_dir(out_dir: Path, *, source_dirs: tuple[Path, ...] = ()) -> Path:
@@ -165,19 +170,11 @@ def atomic_output_dir(
         tmp.mkdir()
     except OSError as exc:
         raise write_error(exc, out, label) from exc
-    try:
+    with _removed_on_failure(tmp, out, label):
         yield tmp
         if out.exists():
             out.rmdir()  # empty (checked above)
-        os.replace(tmp, out)
-    except OSError as exc:
-        _remove(tmp)
-        if isinstance(exc, WriteError):
-            raise
-        raise write_error(exc, out, label) from exc
-    except BaseException:
-        _remove(tmp)
-        raise
+        tmp.replace(out)
 
 
 @contextmanager
@@ -216,7 +213,7 @@ def atomic_files_into(out_dir: Path, names: list[str], *, what: str = "") -> Ite
         if missing:
             raise WriteError(errno.EIO, f"could not write {label}: {missing[0]} was not produced.")
         for n in names:
-            os.replace(tmp / n, out / n)
+            (tmp / n).replace(out / n)
             moved.append(out / n)
         tmp.rmdir()
     except BaseException as exc:
@@ -224,10 +221,8 @@ def atomic_files_into(out_dir: Path, names: list[str], *, what: str = "") -> Ite
             _remove(p)
         _remove(tmp)
         if created:
-            try:
+            with suppress(OSError):
                 out.rmdir()
-            except OSError:
-                pass
         if isinstance(exc, OSError) and not isinstance(exc, WriteError):
             raise write_error(exc, out, label) from exc
         raise

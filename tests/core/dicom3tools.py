@@ -6,6 +6,7 @@ Each allowed finding is listed with the reason it is acceptable; anything else (
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -59,8 +60,8 @@ def _tool(name: str) -> str:
 
 def _problems(lines: Iterable[str], allowed: tuple[tuple[str, str], ...]) -> list[str]:
     out = []
-    for line in lines:
-        line = line.strip()
+    for raw in lines:
+        line = raw.strip()
         if not line.startswith(("Error", "Warning")):
             continue
         if line.startswith("Warning") and any(re.search(p, line) for p, _ in allowed):
@@ -142,10 +143,9 @@ def orthanc_server(root: Path, aet: str) -> Iterator[tuple[int, int]]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     pytest.fail("Orthanc did not start: "
                                 + (root / "orthanc.log").read_text()[-2000:])
-                try:  # wait a little (and notice if Orthanc died) before polling again
+                # wait a little (and notice if Orthanc died) before polling again
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=0.1)
-                except subprocess.TimeoutExpired:
-                    pass
         yield dicom_port, http_port
     finally:
         proc.terminate()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 from pathlib import Path
 
@@ -31,7 +30,7 @@ def dcm_files(folder: Path) -> list[Path]:
 def shipped_file(name: str) -> Path:
     """A file that ships with pydicom / pydicom-data (never downloaded)."""
     for f in get_testdata_files():
-        if os.path.basename(f) == name:
+        if Path(f).name == name:
             return Path(f)
     raise AssertionError(f"{name} is not shipped with pydicom or pydicom-data")
 

@@ -44,7 +44,7 @@ def _read(path: Path, fast: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def _scanned(path: Path) -> bool:
-    with open(path, "rb") as fp:
+    with path.open("rb") as fp:
         return scan_header(fp, path.stat().st_size) is not None
 
 

@@ -14,6 +14,7 @@ synthetic slices by ``tests/fixtures/make_fuzz_fixtures.py``, shipped in
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import tracemalloc
@@ -70,10 +71,8 @@ def _read_bounded(path: Path) -> None:
     t0 = time.perf_counter()
     try:
         read_header(path)
-        try:
+        with contextlib.suppress(EXPECTED):
             load_series([path])
-        except EXPECTED:
-            pass
     except EXPECTED:
         pass
     finally:
@@ -176,7 +175,7 @@ def test_import_of_a_folder_of_mutants_reports_every_bad_file(
 def test_decompression_bomb_is_refused_before_decoding(seeds: list[bytes], tmp_path: Path) -> None:
     path = _bomb(seeds[0], tmp_path)
     tracemalloc.start()
-    with pytest.raises(DicomReadError, match="too large|decompression"):
+    with pytest.raises(DicomReadError, match=r"too large|decompression"):
         load_series([path])
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()

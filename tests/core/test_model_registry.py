@@ -185,7 +185,7 @@ def test_bare_weights_file_with_embedded_run_and_card(tmp_path: Path) -> None:
     assert reg.resolve("chest") == entry.folder
 
     plain = _safetensors(tmp_path / "dl2" / "plain.safetensors", {"method": "dcgan"})
-    with pytest.raises(ModelError, match="no run.json beside it and no run description") as err:
+    with pytest.raises(ModelError, match=r"no run\.json beside it and no run description") as err:
         reg.import_model(plain)
     assert "medgan.run" in str(err.value)
     with pytest.raises(ModelError, match="does not exist"):

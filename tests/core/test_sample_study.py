@@ -185,5 +185,5 @@ def test_cli_prints_the_folder(built: tuple[Path, float], capsys: pytest.Capture
 
 
 def test_source_paths_are_the_debian_ones() -> None:
-    assert MR_SOURCE == Path("/usr/share/mricron/templates/ch2.nii.gz")
+    assert Path("/usr/share/mricron/templates/ch2.nii.gz") == MR_SOURCE
     assert CT_SOURCE.name == "Cranium.inv3"

@@ -113,7 +113,8 @@ def _torchrun(args: list[str]) -> subprocess.CompletedProcess[str]:
         env.pop(k, None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
            "--master_addr=127.0.0.1", f"--master_port={_free_port()}", *args]
-    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
+                          check=False)
 
 
 def _losses(run: Path) -> list[dict[str, float]]:

@@ -125,7 +125,7 @@ def test_config_unknown_keys_refused(
     f.write_text(json.dumps(cfg))
     assert _train(data, tmp_path / "run", "--config", str(f)) == 2
     err = capsys.readouterr().err
-    assert message in err and "valid keys" in err or "JSON object" in message
+    assert (message in err and "valid keys" in err) or "JSON object" in message
     assert not (tmp_path / "run").exists()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,7 @@ def _few_xrays(shared_data: Path, tmp_path: Path, n: int = 5) -> Path:
     for cls in ("NORMAL", "PNEUMONIA"):
         (tmp_path / cls).mkdir(parents=True)
         for f in sorted((src / cls).iterdir())[:n]:
-            os.symlink(f, tmp_path / cls / f.name)
+            (tmp_path / cls / f.name).symlink_to(f)
     return tmp_path
 
 

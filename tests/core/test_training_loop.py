@@ -133,7 +133,7 @@ def test_oom_leaves_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         return real_step(self, batch, step)  # type: ignore[arg-type]
 
     monkeypatch.setattr(DCGAN, "train_step", flaky)
-    with pytest.raises(TrainingOOMError, match="smaller|--batch 2") as ei:
+    with pytest.raises(TrainingOOMError, match=r"smaller|--batch 2") as ei:
         train("dcgan", MC, _cfg(6), TinyData(), tmp_path / "r")
     assert "step 2 is intact" in str(ei.value)
     assert load_model(tmp_path / "r").weights.is_file()

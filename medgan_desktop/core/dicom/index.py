@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -336,7 +335,7 @@ class StudyIndex:
         path = f.absolute()
         key = str(path)
         try:
-            st = os.stat(key)
+            st = path.stat()
         except OSError as exc:
             return Problem(key, f"cannot access file: {exc}")
         if known.get(key) == (st.st_size, st.st_mtime):

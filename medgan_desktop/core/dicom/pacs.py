@@ -18,8 +18,15 @@ from pydicom.errors import InvalidDicomError
 
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
 
-__all__ = ["DicomNode", "PacsError", "SendReport", "FileStatus", "echo", "echo_message",
-           "send_files"]
+__all__ = [
+    "DicomNode",
+    "FileStatus",
+    "PacsError",
+    "SendReport",
+    "echo",
+    "echo_message",
+    "send_files",
+]
 
 log = logging.getLogger(__name__)
 

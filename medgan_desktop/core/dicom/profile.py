@@ -21,13 +21,13 @@ from medgan_desktop.core.dicom.ps315_table import EDITION, ROWS
 
 __all__ = [
     "EDITION",
-    "Action",
-    "Option",
     "OPTION_CODES",
-    "Rule",
     "RULES",
     "SAFE_PRIVATE",
     "SAFE_PRIVATE_EDITION",
+    "Action",
+    "Option",
+    "Rule",
     "SafePrivate",
     "attribute_type",
     "is_safe_private",

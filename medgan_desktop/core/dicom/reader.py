@@ -324,7 +324,8 @@ def dcmread_header_located(path: Path) -> tuple[Dataset, PixelLocation | None]:
                     raise DicomReadError(
                         f"not a DICOM file ({type(exc).__name__}: {exc})"
                     ) from exc
-                groups = [int(tag) >> 16 for tag in ds.keys()]
+                # iterating a Dataset gives its elements; keys() gives their tags
+                groups = [int(tag) >> 16 for tag in ds.keys()]  # noqa: SIM118
                 if not groups or not all(0x0008 <= g <= 0x7FE0 for g in groups[:3]):
                     raise DicomReadError(
                         "not a DICOM file (no DICM prefix and no readable dataset)"
@@ -458,8 +459,8 @@ def read_header_located(path: Path) -> tuple[HeaderInfo, Tags, PixelLocation | N
     """
     if FAST_SCAN:
         try:
-            size = os.stat(path).st_size
-            with open(path, "rb", buffering=0) as fp:
+            size = Path(path).stat().st_size
+            with Path(path).open("rb", buffering=0) as fp:
                 scanned = scan_header(fp, size) if size >= 132 else None
         except OSError as exc:
             raise DicomReadError(f"cannot access file: {exc.strerror or exc}") from exc
@@ -537,15 +538,15 @@ def _walk_dir(top: str) -> Iterator[Path]:
     for e in entries:
         try:
             if e.is_dir(follow_symlinks=False):
-                dirs.append(e.name)
+                dirs.append(e.path)
             elif e.is_file():  # follows links to files, as Path.is_file does
                 files.append(e.name)
         except OSError:
             continue
     for name in sorted(files):
         yield Path(top, name)
-    for name in sorted(dirs):
-        yield from _walk_dir(os.path.join(top, name))
+    for sub in sorted(dirs):  # all in ``top``: sorted as their names
+        yield from _walk_dir(sub)
 
 
 _T = TypeVar("_T")

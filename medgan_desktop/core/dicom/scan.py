@@ -341,7 +341,7 @@ def _walk(buf: _Buffer, pos: int, explicit: bool) -> tuple[dict[int, bytes], int
                 if explicit and vr not in (b"OB", b"OW"):
                     raise _Unusual("pixel data VR")
                 return raw, vpos, length, pos
-            if tag in _NEEDS_PYDICOM or group == 0x0002 or group == 0xFFFE:
+            if tag in _NEEDS_PYDICOM or group in (0x0002, 0xFFFE):
                 raise _Unusual("needs the full dataset")
         if length == _UNDEFINED:
             if explicit and vr != b"SQ":

@@ -424,7 +424,7 @@ def _grid_following(positions: NDArray[np.float64], typical: float, largest_gap:
     """
     extent = float(positions[-1] - positions[0])
     step = min(max(typical, 1e-6), largest_gap)
-    n = max(2, int(round(extent / step)) + 1)
+    n = max(2, round(float(extent / step)) + 1)
     return extent / (n - 1), n
 
 
@@ -644,7 +644,7 @@ def _resample_along_k(
     vol: NDArray[np.float32], positions: NDArray[np.float64], step: float
 ) -> NDArray[np.float32]:
     """Linear interpolation from slices at ``positions`` (mm, ascending) to a regular grid."""
-    n = int(round(positions[-1] / step)) + 1
+    n = round(float(positions[-1] / step)) + 1
     targets = np.minimum(np.arange(n) * step, positions[-1])
     idx = np.clip(np.searchsorted(positions, targets, side="right") - 1, 0, len(positions) - 2)
     t0, t1 = positions[idx], positions[idx + 1]

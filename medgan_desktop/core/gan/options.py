@@ -127,7 +127,7 @@ class MethodOptions:
         names = cls.names()
         hints = get_type_hints(cls)
         kw: dict[str, Any] = {}
-        for key, value in extra.items():
+        for key, given in extra.items():
             if key not in names:
                 if strict:
                     close = difflib.get_close_matches(key, names, n=1)
@@ -137,8 +137,9 @@ class MethodOptions:
                 log.info("ignoring unknown method option %r", key)
                 continue
             hint = hints.get(key, Any)
-            if "float" in str(hint) and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
+            value = given
+            if "float" in str(hint) and isinstance(given, int) and not isinstance(given, bool):
+                value = float(given)
             if not _kind_ok(value, hint):
                 raise OptionError(f"option {key} must be {_kind_name(hint)}, got {value!r}")
             f = next(f for f, _ in cls.fields_info() if f.name == key)

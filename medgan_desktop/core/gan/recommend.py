@@ -11,15 +11,15 @@ uses them.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Unpack
 
-from medgan_desktop.core.gan.methods.base import MethodConfig, get_method
+from medgan_desktop.core.gan.methods.base import MethodConfig, MethodSettings, get_method
 
 #: Registry name of the recommended method.
 RECOMMENDED_METHOD = "dcgan"
 #: Options on top of the method's own preset: DiffAugment (Zhao et al. 2020) on real and
 #: fake images, and a generator EMA with step ramp-up (see :mod:`medgan_desktop.core.gan.ema`).
-RECOMMENDED_OPTIONS: dict[str, Any] = {"diffaugment": "translation,cutout", "ema_decay": 0.99}
+RECOMMENDED_OPTIONS: MethodSettings = {"diffaugment": "translation,cutout", "ema_decay": 0.99}
 #: The alias the CLI accepts for it.
 ALIAS = "recommended"
 
@@ -29,9 +29,9 @@ def preset(method: str) -> MethodConfig:
     return get_method(method).default_config()
 
 
-def recommended_config(**overrides: Any) -> MethodConfig:
+def recommended_config(**overrides: Unpack[MethodSettings]) -> MethodConfig:
     """The recommended method's preset with :data:`RECOMMENDED_OPTIONS`, then ``overrides``."""
-    return dataclasses.replace(preset(RECOMMENDED_METHOD), **{**RECOMMENDED_OPTIONS, **overrides})
+    return dataclasses.replace(preset(RECOMMENDED_METHOD), **(RECOMMENDED_OPTIONS | overrides))
 
 
 def describe() -> str:

@@ -20,7 +20,6 @@ temp folder that is renamed into place only when complete. A pre-built copy ship
 from __future__ import annotations
 
 import json
-import os
 import plistlib
 import secrets
 import shutil
@@ -111,7 +110,7 @@ def _resample(volume: Volume, spacing: tuple[float, float, float]) -> Volume:
     sigma = np.sqrt(np.maximum(new**2 - old**2, 0.0)) / 2.355
     if np.any(sigma > 0):
         img = sitk.SmoothingRecursiveGaussian(img, [float(max(s, 1e-3)) for s in sigma])
-    size = [int(round(n * o / s)) for n, o, s in zip(img.GetSize(), old, new, strict=True)]
+    size = [round(float(n * o / s)) for n, o, s in zip(img.GetSize(), old, new, strict=True)]
     out = sitk.Resample(img, size, sitk.Transform(), sitk.sitkLinear, img.GetOrigin(),
                         tuple(float(s) for s in new), img.GetDirection(), 0.0,
                         sitk.sitkFloat32)
@@ -204,7 +203,7 @@ def _check(cancel: CancelToken | None) -> None:
 def _publish(tmp: Path, out: Path) -> Path:
     """Rename ``tmp`` to ``out``; if another build finished first, keep that one."""
     try:
-        os.replace(tmp, out)
+        tmp.replace(out)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
         if is_complete(out):

@@ -211,7 +211,7 @@ def settings(
     except (TypeError, ValueError) as exc:
         raise JobError(f"bad training settings: {exc}") from None
     if tcfg.data.path:  # absolute, so that a resume works from any directory
-        path = os.path.abspath(os.path.expanduser(tcfg.data.path))
+        path = _absolute(tcfg.data.path)
         tcfg = tcfg.replace(data=dataclasses.replace(tcfg.data, path=path))
     mc["size"] = tcfg.data.size
     mc["channels"] = tcfg.data.channels
@@ -393,20 +393,25 @@ def resume_plan(run_dir: Path) -> ResumePlan:
     return ResumePlan(info, intact[0], tuple(broken))
 
 
+def _absolute(path: str | Path) -> str:
+    """``path`` with ``~`` expanded, made absolute and normalised (links are not followed)."""
+    return os.path.abspath(Path(path).expanduser())
+
+
 def _resume_data_path(run_dir: Path, stored: str, moved_to: str | None) -> str:
     """Where a resumed run's data is: the given path, the stored one, or a stored relative
     path taken from the run folder's parent (runs written before paths were absolute)."""
     if moved_to:
         if not Path(moved_to).expanduser().exists():
             raise JobError(f"the data folder {moved_to} does not exist")
-        return os.path.abspath(os.path.expanduser(moved_to))
+        return _absolute(moved_to)
     if not stored:  # study-index series: no path
         return stored
-    tried = [os.path.abspath(os.path.expanduser(stored))]
-    if not os.path.isabs(os.path.expanduser(stored)):
-        tried.append(os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(run_dir)), stored)))
+    tried = [_absolute(stored)]
+    if not Path(stored).expanduser().is_absolute():
+        tried.append(_absolute(Path(_absolute(run_dir)).parent / stored))
     for cand in tried:
-        if os.path.exists(cand):
+        if Path(cand).exists():
             return cand
     raise JobError(f"the training data of {run_dir} ({stored}) is not found; tried "
                    f"{' and '.join(tried)}: give its current location (--data PATH)")

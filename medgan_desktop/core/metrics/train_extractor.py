@@ -74,7 +74,7 @@ def split(labels: NDArray[np.int64], held_out: float, seed: int) -> tuple[NDArra
     te: list[int] = []
     for c in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == c))
-        k = int(round(len(idx) * held_out))
+        k = round(len(idx) * held_out)
         te.extend(idx[:k].tolist())
         tr.extend(idx[k:].tolist())
     return np.asarray(sorted(tr)), np.asarray(sorted(te))
@@ -111,7 +111,7 @@ def evaluate(net: MedFeatureNet, x: NDArray[np.float32], y: NDArray[np.int64]) -
         "accuracy": float((p == y).mean()),
         "balanced_accuracy": float(np.mean(recalls)),
         "rotation_accuracy": rot_ok / len(x),
-        "n": int(len(y)),
+        "n": len(y),
     }
 
 

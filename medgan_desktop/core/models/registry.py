@@ -285,7 +285,7 @@ class ModelRegistry:
                 )
             if dest.exists():
                 shutil.rmtree(dest)
-            os.replace(stage, dest)
+            stage.replace(dest)
         pre = run.get("preprocessing") or {}
         entry = {
             "id": model_id,
@@ -309,7 +309,7 @@ class ModelRegistry:
         data["models"] = [m for m in data.get("models", []) if m.get("id") != model_id] + [entry]
         tmp_manifest = manifest.with_suffix(".tmp")
         tmp_manifest.write_text(json.dumps(data, indent=2), encoding="utf-8")
-        os.replace(tmp_manifest, manifest)
+        tmp_manifest.replace(manifest)
         return _entry_from_json(entry, dest_root, shipped=False)
 
     @staticmethod

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
 import pickle
 import re
 from collections.abc import Mapping
@@ -510,7 +509,7 @@ def set_aside_checkpoint(weights: Path) -> list[Path]:
     for f in (weights, state_path(weights)):
         if f.exists():
             dest = f.with_name(f.name + BROKEN_SUFFIX)
-            os.replace(f, dest)
+            f.replace(dest)
             moved.append(dest)
     return moved
 

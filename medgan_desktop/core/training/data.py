@@ -161,10 +161,7 @@ class ImageFolderDataset:
             arr = np.asarray(im, dtype=np.float32)
         except (OSError, ValueError) as exc:
             raise DataError(f"cannot read image {path}: {exc}") from exc
-        if arr.ndim == 2:
-            arr = arr[None]
-        else:
-            arr = arr.transpose(2, 0, 1)
+        arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
         t = torch.from_numpy(np.ascontiguousarray(arr / 127.5 - 1.0, dtype=np.float32))
         self._cache[i] = t
         return t

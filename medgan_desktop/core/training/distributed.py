@@ -59,10 +59,10 @@ class DistInfo:
 def init_distributed(device_choice: str) -> DistInfo:
     """Initialise the process group from torchrun's environment (no-op without it)."""
     if dist.is_available() and dist.is_initialized():
-        return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+        return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) < 2:
         return DistInfo()
-    local = int(os.environ.get("LOCAL_RANK", 0))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() and not device_choice.startswith("cpu")
     if use_cuda:
         torch.cuda.set_device(local)

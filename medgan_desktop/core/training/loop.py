@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -241,10 +242,8 @@ class _Run:
             save_weights(wpath, self.method)
         except OSError as exc:  # disk full / read-only: leave no half checkpoint behind
             for f in (wpath, state_path(wpath)):
-                try:
+                with contextlib.suppress(OSError):
                     f.unlink(missing_ok=True)
-                except OSError:
-                    pass
             raise _write_error(self.run_dir, f"checkpoint for step {step}", exc) from exc
         try:
             save_weights(self.run_dir / WEIGHTS, self.method)
@@ -267,7 +266,7 @@ class _Run:
         ckpts = list_checkpoints(self.run_dir)
         if not ckpts:
             raise TrainingError(f"{self.run_dir} has no complete checkpoint to resume from")
-        step, wpath = ckpts[-1]
+        _, wpath = ckpts[-1]
         apply_weights(self.method, read_weights(wpath), wpath)
         state = read_state(state_path(wpath))
         for k, opt in self.method.optimizers().items():

@@ -57,7 +57,7 @@ def slab_split(
     Returns:
         ``(train_indices, test_indices)``.
     """
-    n_test = max(1, int(round(n_slices * test_fraction)))
+    n_test = max(1, round(n_slices * test_fraction))
     if n_test + gap >= n_slices:
         raise PairedDataError(
             f"{n_slices} slices are too few for a held-out slab of {n_test} and a gap of {gap}"
@@ -82,7 +82,7 @@ def patient_split(
         )
     rng = np.random.default_rng(seed)
     order = [uniq[i] for i in rng.permutation(len(uniq))]
-    n_test = min(len(uniq) - 1, max(1, int(round(len(uniq) * test_fraction))))
+    n_test = min(len(uniq) - 1, max(1, round(len(uniq) * test_fraction)))
     return sorted(order[n_test:]), sorted(order[:n_test])
 
 

@@ -108,8 +108,7 @@ class ImagePool:
         if self.size <= 0:
             return images
         out: list[torch.Tensor] = []
-        for img in images.detach():
-            img = img.unsqueeze(0)
+        for img in images.detach().split(1):
             if len(self.images) < self.size:
                 self.images.append(img.clone())
                 out.append(img)

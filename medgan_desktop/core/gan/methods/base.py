@@ -22,7 +22,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypedDict, TypeVar, Unpack
 
 import torch
 import torch.distributed as dist
@@ -70,6 +70,23 @@ class MethodConfig:
     diffaugment: str = ""
     ema_decay: float = 0.0
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class MethodSettings(TypedDict, total=False):
+    """Fields of a :class:`MethodConfig` given by name: a method's preset, overrides."""
+
+    size: int
+    in_channels: int
+    channels: int
+    latent_dim: int
+    num_classes: int
+    base_filters: int
+    lr_g: float
+    lr_d: float
+    betas: tuple[float, float]
+    diffaugment: str
+    ema_decay: float
+    extra: Mapping[str, Any]
 
 
 @dataclass
@@ -180,7 +197,7 @@ class GanMethod(ABC):
         self._frozen: dict[str, nn.Module] = {}
 
     @classmethod
-    def default_config(cls, **overrides: Any) -> MethodConfig:
+    def default_config(cls, **overrides: Unpack[MethodSettings]) -> MethodConfig:
         """A :class:`MethodConfig` with the method's published settings, then ``overrides``."""
         return MethodConfig(**overrides)
 

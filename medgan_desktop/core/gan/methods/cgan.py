@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from medgan_desktop.core.gan.methods.base import register_method
+from medgan_desktop.core.gan.methods.base import MethodSettings, register_method
 from medgan_desktop.core.gan.methods.dcgan import _R1, _SPECTRAL, AdversarialSynthesis, DCGANOptions
 from medgan_desktop.core.gan.options import option
 
@@ -38,4 +38,4 @@ class ConditionalGAN(AdversarialSynthesis):
     )
     requires_labels = True
     Options: ClassVar[type[CGANOptions]] = CGANOptions
-    recommended = {"betas": (0.0, 0.9)}  # SNGAN / projection discriminator setting
+    recommended: ClassVar[MethodSettings] = {"betas": (0.0, 0.9)}  # SNGAN / projection discriminator setting

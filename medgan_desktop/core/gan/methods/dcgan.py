@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar, Unpack
 
 import torch
 
@@ -36,6 +36,7 @@ from medgan_desktop.core.gan.methods.base import (
     Batch,
     LossDict,
     MethodConfig,
+    MethodSettings,
     ParallelSpec,
     register_method,
 )
@@ -78,12 +79,12 @@ class AdversarialSynthesis(SynthesisMethod):
 
     Options: ClassVar[type[DCGANOptions]] = DCGANOptions
     options: DCGANOptions
-    recommended: ClassVar[dict[str, Any]] = {}
+    recommended: ClassVar[MethodSettings] = {}
 
     @classmethod
-    def default_config(cls, **overrides: Any) -> MethodConfig:
+    def default_config(cls, **overrides: Unpack[MethodSettings]) -> MethodConfig:
         """A :class:`MethodConfig` with this method's published optimiser settings."""
-        return MethodConfig(**{**cls.recommended, **overrides})
+        return MethodConfig(**(cls.recommended | overrides))
 
     def __init__(self, config: MethodConfig, device: torch.device) -> None:
         super().__init__(config, device)

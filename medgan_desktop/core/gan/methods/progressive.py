@@ -22,7 +22,7 @@ betas (0, 0.99)) with generator EMA on.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar, Unpack
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +41,7 @@ from medgan_desktop.core.gan.methods.base import (
     Batch,
     LossDict,
     MethodConfig,
+    MethodSettings,
     ParallelSpec,
     register_method,
 )
@@ -51,7 +52,7 @@ from medgan_desktop.core.gan.networks.progressive import (
 )
 from medgan_desktop.core.gan.options import MethodOptions, option
 
-RECOMMENDED: dict[str, Any] = {
+RECOMMENDED: MethodSettings = {
     "lr_g": 0.001,
     "lr_d": 0.001,
     "betas": (0.0, 0.99),
@@ -120,9 +121,9 @@ class Progressive(SynthesisMethod):
     D: ProgressiveDiscriminator
 
     @classmethod
-    def default_config(cls, **overrides: Any) -> MethodConfig:
+    def default_config(cls, **overrides: Unpack[MethodSettings]) -> MethodConfig:
         """A :class:`MethodConfig` with the paper's optimiser and EMA on."""
-        return MethodConfig(**{**RECOMMENDED, **overrides})
+        return MethodConfig(**(RECOMMENDED | overrides))
 
     def __init__(self, config: MethodConfig, device: torch.device) -> None:
         super().__init__(config, device)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar, Unpack
 
 import torch
 from torch import Tensor, nn
@@ -42,13 +42,14 @@ from medgan_desktop.core.gan.methods.base import (
     Batch,
     LossDict,
     MethodConfig,
+    MethodSettings,
     ParallelSpec,
     register_method,
 )
 from medgan_desktop.core.gan.networks.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 from medgan_desktop.core.gan.options import MethodOptions, option
 
-RECOMMENDED: dict[str, Any] = {
+RECOMMENDED: MethodSettings = {
     "lr_g": 0.0025,
     "lr_d": 0.0025,
     "betas": (0.0, 0.99),
@@ -133,9 +134,9 @@ class StyleGAN2(SynthesisMethod):
     supports_labels: ClassVar[bool] = True
 
     @classmethod
-    def default_config(cls, **overrides: Any) -> MethodConfig:
+    def default_config(cls, **overrides: Unpack[MethodSettings]) -> MethodConfig:
         """A :class:`MethodConfig` with the paper's optimiser, EMA and DiffAugment on."""
-        return MethodConfig(**{**RECOMMENDED, **overrides})
+        return MethodConfig(**(RECOMMENDED | overrides))
 
     def __init__(self, config: MethodConfig, device: torch.device) -> None:
         super().__init__(config, device)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from medgan_desktop.core.gan.methods.base import register_method
+from medgan_desktop.core.gan.methods.base import MethodSettings, register_method
 from medgan_desktop.core.gan.methods.dcgan import AdversarialSynthesis, DCGANOptions
 from medgan_desktop.core.gan.options import option
 
@@ -36,4 +36,4 @@ class WGANGPOptions(DCGANOptions):
 class WGANGP(AdversarialSynthesis):
     description = "WGAN-GP (Gulrajani et al. 2017): Wasserstein critic + gradient penalty, 5 critic steps per G step."
     Options: ClassVar[type[WGANGPOptions]] = WGANGPOptions
-    recommended = {"lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.0, 0.9)}
+    recommended: ClassVar[MethodSettings] = {"lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.0, 0.9)}

@@ -33,9 +33,9 @@ class GenCond(StrEnum):
 
 def _levels(size: int) -> int:
     """Number of 2x up/down-sampling stages between 4x4 and ``size``."""
-    if size < 16 or size > 1024 or 2 ** int(round(math.log2(size))) != size:
+    if size < 16 or size > 1024 or 2 ** round(math.log2(size)) != size:
         raise ValueError(f"image size must be a power of two between 16 and 1024, got {size}")
-    return int(round(math.log2(size))) - 2
+    return round(math.log2(size)) - 2
 
 
 def _width(base: int, level_from_top: int) -> int:

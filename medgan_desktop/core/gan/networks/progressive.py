@@ -72,7 +72,7 @@ class _DBlock(nn.Module):
 
 def resolutions(size: int) -> list[int]:
     """The grown resolutions ``[8, 16, ..., size]``."""
-    log2 = int(round(math.log2(size))) if size > 0 else 0
+    log2 = round(math.log2(size)) if size > 0 else 0
     if size < START_RES or 2**log2 != size:
         raise ValueError(f"progressive GAN size must be a power of two >= {START_RES}, got {size}")
     return [2**k for k in range(3, log2 + 1)]

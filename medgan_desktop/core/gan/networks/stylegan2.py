@@ -45,7 +45,7 @@ def channels_for(res: int, size: int, base_filters: int, channel_max: int | None
 
 
 def _check_size(size: int) -> int:
-    log2 = int(round(math.log2(size))) if size > 0 else 0
+    log2 = round(math.log2(size)) if size > 0 else 0
     if size < 8 or 2**log2 != size:
         raise ValueError(f"StyleGAN2 size must be a power of two >= 8, got {size}")
     return log2
