@@ -132,6 +132,37 @@ def r1_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tenso
     return grad.flatten(1).pow(2).sum(dim=1).mean()
 
 
+def penalised_d_loss(
+    d_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    critic: Callable[[torch.Tensor], torch.Tensor],
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    d_real: torch.Tensor,
+    d_fake: torch.Tensor,
+    gp_lambda: float,
+    r1_gamma: float,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The discriminator's loss: ``d_loss`` of its scores ``d_real``/``d_fake`` plus, where their
+    weights are set, the WGAN-GP gradient penalty and ``r1_gamma / 2`` times R1; and the terms
+    as floats (``d_adv``, ``gp``, ``r1``).
+
+    Args:
+        critic: the discriminator as a function of images (labels bound already), as it saw
+            ``real`` and ``fake``.
+    """
+    loss = d_loss(d_real.float(), d_fake.float())
+    terms = {"d_adv": float(loss.detach())}
+    if gp_lambda > 0:
+        gp = gradient_penalty(critic, real, fake)
+        loss = loss + gp_lambda * gp
+        terms["gp"] = float(gp.detach())
+    if r1_gamma > 0:
+        r1 = r1_penalty(critic, real)
+        loss = loss + 0.5 * r1_gamma * r1
+        terms["r1"] = float(r1.detach())
+    return loss, terms
+
+
 def set_requires_grad(nets: nn.Module | Iterable[nn.Module], flag: bool) -> None:
     """Freeze (False) or unfreeze networks, e.g. the discriminators during the generator step."""
     for net in [nets] if isinstance(nets, nn.Module) else nets:

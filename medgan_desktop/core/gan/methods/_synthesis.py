@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from medgan_desktop.core.gan.ema import EMA
-from medgan_desktop.core.gan.methods.base import GanMethod, Task
+from medgan_desktop.core.gan.methods.base import GanMethod, ParallelSpec, Task
 
 
 class SynthesisMethod(GanMethod):
@@ -27,6 +27,8 @@ class SynthesisMethod(GanMethod):
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     ema: EMA | None = None
+    #: Some steps leave part of a network without a gradient (a network that grows).
+    grows: ClassVar[bool] = False
 
     def _with_ema(self) -> None:
         """Create the generator EMA when ``config.ema_decay`` asks for one (after ``G``)."""
@@ -35,6 +37,15 @@ class SynthesisMethod(GanMethod):
     def _update_ema(self, step: int) -> None:
         if self.ema is not None:
             self.ema.update(self.G, step=step)
+
+    def differentiated_twice(self, name: str) -> bool:
+        """Whether a training step differentiates network ``name`` twice (a gradient penalty,
+        R1, path length); default: no."""
+        return False
+
+    def parallel_spec(self, name: str) -> ParallelSpec:
+        # SyncBatchNorm has no double backward: such a network keeps per-process batch norm.
+        return ParallelSpec(sync_batchnorm=not self.differentiated_twice(name), find_unused_parameters=self.grows)
 
     def state_networks(self) -> dict[str, nn.Module]:
         """Modules beyond G, D and the EMA whose buffers a checkpoint keeps (default none)."""

@@ -1,8 +1,9 @@
 """Pieces shared by the image-to-image translation methods.
 
 Kept private to the translation methods: the image pool of CycleGAN/UNIT, the masked L1,
-the option groups of the U-Net generator and the PatchGAN discriminator, and the base
-class wiring ``translate()``. (Adversarial criteria and freezing are in
+the option groups of the U-Net generator and the PatchGAN discriminator, the base class
+wiring ``translate()``, the U-Net against a conditional PatchGAN of pix2pix and the
+distilled students, and the per-domain discriminators of the unpaired methods. (Adversarial criteria and freezing are in
 :mod:`medgan_desktop.core.gan.losses`, shared with the synthesis methods.)
 """
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from medgan_desktop.core.gan.losses import AdvLoss
+from medgan_desktop.core.gan.losses import AdvLoss, adversarial, set_requires_grad
 from medgan_desktop.core.gan.methods.base import Batch, GanMethod, MethodConfig, Task
 from medgan_desktop.core.gan.networks.patchgan import PatchDiscriminator
 from medgan_desktop.core.gan.networks.unet import UNetGenerator, max_depth
@@ -59,6 +60,11 @@ class PatchOptions(MethodOptions):
                          choices=("batch", "instance", "none"), form=False)
 
 
+@dataclass(frozen=True)
+class UNetPatchOptions(UNetOptions, PatchOptions):
+    """A U-Net generator against a conditional PatchGAN (pix2pix, distilled students)."""
+
+
 def build_unet(config: MethodConfig, opts: UNetOptions) -> UNetGenerator:
     """The U-Net generator described by ``config`` and ``opts``."""
     return UNetGenerator(
@@ -79,6 +85,16 @@ def build_patch_d(in_channels: int, config: MethodConfig, opts: PatchOptions) ->
         n_layers=opts.d_layers or default_d_layers(config.size),
         norm=opts.d_norm,
     )
+
+
+def domain_discriminators(
+    config: MethodConfig, opts: PatchOptions, device: torch.device
+) -> tuple[PatchDiscriminator, PatchDiscriminator, torch.optim.Adam]:
+    """Unpaired methods: a PatchGAN per domain (A: ``in_channels``, B: ``channels``) and one
+    Adam over both."""
+    d_a = build_patch_d(config.in_channels, config, opts).to(device)
+    d_b = build_patch_d(config.channels, config, opts).to(device)
+    return d_a, d_b, adam([*d_a.parameters(), *d_b.parameters()], config.lr_d, config.betas)
 
 
 def masked_l1(
@@ -130,16 +146,17 @@ def adam(params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float]) 
     return torch.optim.Adam(list(params), lr=lr, betas=(float(betas[0]), float(betas[1])))
 
 
-def require_source(batch: Batch) -> torch.Tensor:
-    if batch.source is None:
-        raise ValueError("a translation method needs batch.source (the input modality)")
-    return batch.source
-
-
 class TranslationMethod(GanMethod):
     """Base of the translation methods: ``translate`` runs :meth:`inference_network`."""
 
     task = Task.TRANSLATION
+
+    @staticmethod
+    def source(batch: Batch) -> torch.Tensor:
+        """The batch's input images (``batch.source``), which a translation method needs."""
+        if batch.source is None:
+            raise ValueError("a translation method needs batch.source (the input modality)")
+        return batch.source
 
     @torch.no_grad()
     def translate(self, source: torch.Tensor) -> torch.Tensor:
@@ -150,3 +167,57 @@ class TranslationMethod(GanMethod):
             )
         out: torch.Tensor = self.inference_network()(source.to(self.device))
         return out
+
+
+class UNetPatchGan(TranslationMethod):
+    """A U-Net ``G(x)`` against a conditional PatchGAN ``D(x, y)`` on (source, image) pairs.
+
+    A subclass sets ``gan_loss`` and writes its step from :meth:`d_step`,
+    :meth:`g_adversarial` and :meth:`g_update`.
+    """
+
+    options: UNetPatchOptions
+    gan_loss: AdvLoss
+
+    def __init__(self, config: MethodConfig, device: torch.device) -> None:
+        super().__init__(config, device)
+        o = self.options
+        self.G = build_unet(config, o).to(device)
+        self.D = build_patch_d(config.in_channels + config.channels, config, o).to(device)
+        self.opt_g = adam(self.G.parameters(), config.lr_g, config.betas)
+        self.opt_d = adam(self.D.parameters(), config.lr_d, config.betas)
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"G": self.G, "D": self.D}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"G": self.opt_g, "D": self.opt_d}
+
+    def inference_network(self) -> nn.Module:
+        return self.G
+
+    def d_step(self, x: torch.Tensor, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """One discriminator update, ``(x, real)`` pairs against ``(x, fake)``; its loss."""
+        set_requires_grad(self.D, True)
+        self.opt_d.zero_grad(set_to_none=True)
+        d = self.parallel(self.D)
+        loss_d = 0.5 * (
+            adversarial(d(torch.cat([x, real], 1)), True, self.gan_loss)
+            + adversarial(d(torch.cat([x, fake.detach()], 1)), False, self.gan_loss)
+        )
+        loss_d.backward()
+        self.opt_d.step()
+        return loss_d
+
+    def g_adversarial(self, x: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """Start the generator step: D frozen (called directly, not through parallel()),
+        gradients cleared; the adversarial loss of ``(x, fake)``."""
+        set_requires_grad(self.D, False)
+        self.opt_g.zero_grad(set_to_none=True)
+        return adversarial(self.D(torch.cat([x, fake], 1)), True, self.gan_loss)
+
+    def g_update(self, loss_g: torch.Tensor) -> None:
+        """Finish the generator step with ``loss_g``; D is trainable again."""
+        loss_g.backward()
+        self.opt_g.step()
+        set_requires_grad(self.D, True)

@@ -181,6 +181,8 @@ class GanMethod(ABC):
     requires_labels: ClassVar[bool] = False
     supports_labels: ClassVar[bool] = False
     frozen_inputs: ClassVar[tuple[str, ...]] = ()
+    #: The method's published settings (its optimiser's, say), under :meth:`default_config`.
+    recommended: ClassVar[MethodSettings] = {}
 
     def __init__(self, config: MethodConfig, device: torch.device) -> None:
         self.config = config
@@ -199,7 +201,7 @@ class GanMethod(ABC):
     @classmethod
     def default_config(cls, **overrides: Unpack[MethodSettings]) -> MethodConfig:
         """A :class:`MethodConfig` with the method's published settings, then ``overrides``."""
-        return MethodConfig(**overrides)
+        return MethodConfig(**(cls.recommended | overrides))
 
     @property
     def uses_labels(self) -> bool:

@@ -27,8 +27,7 @@ from medgan_desktop.core.gan.methods._translation import (
     PatchOptions,
     TranslationMethod,
     adam,
-    build_patch_d,
-    require_source,
+    domain_discriminators,
 )
 from medgan_desktop.core.gan.methods.base import Batch, LossDict, MethodConfig, register_method
 from medgan_desktop.core.gan.networks.resnet_gen import ResnetGenerator
@@ -64,13 +63,9 @@ class CycleGan(TranslationMethod):
         o = self.options
         self.G_AB = ResnetGenerator(a, b, f, o.n_blocks, o.n_down).to(device)
         self.G_BA = ResnetGenerator(b, a, f, o.n_blocks, o.n_down).to(device)
-        self.D_A = build_patch_d(a, config, o).to(device)
-        self.D_B = build_patch_d(b, config, o).to(device)
+        self.D_A, self.D_B, self.opt_d = domain_discriminators(config, o, device)
         self.opt_g = adam(
             [*self.G_AB.parameters(), *self.G_BA.parameters()], config.lr_g, config.betas
-        )
-        self.opt_d = adam(
-            [*self.D_A.parameters(), *self.D_B.parameters()], config.lr_d, config.betas
         )
         self.lambda_cycle = o.lambda_cycle
         self.lambda_identity = o.lambda_identity if a == b else 0.0
@@ -87,7 +82,7 @@ class CycleGan(TranslationMethod):
         return self.G_AB
 
     def train_step(self, batch: Batch, step: int) -> LossDict:
-        real_a = require_source(batch)
+        real_a = self.source(batch)
         real_b = batch.target
         # Generators, discriminators frozen (called directly, not through parallel()).
         set_requires_grad((self.D_A, self.D_B), False)

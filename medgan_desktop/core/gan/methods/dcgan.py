@@ -19,27 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Unpack
+from typing import ClassVar
 
 import torch
 
 from medgan_desktop.core.gan.augment import diff_augment
-from medgan_desktop.core.gan.losses import (
-    AdvLoss,
-    adversarial_losses,
-    gradient_penalty,
-    r1_penalty,
-    set_requires_grad,
-)
+from medgan_desktop.core.gan.losses import AdvLoss, adversarial_losses, penalised_d_loss, set_requires_grad
 from medgan_desktop.core.gan.methods._synthesis import SynthesisMethod
-from medgan_desktop.core.gan.methods.base import (
-    Batch,
-    LossDict,
-    MethodConfig,
-    MethodSettings,
-    ParallelSpec,
-    register_method,
-)
+from medgan_desktop.core.gan.methods.base import Batch, LossDict, MethodConfig, register_method
 from medgan_desktop.core.gan.networks.dcgan import DCGANDiscriminator, DCGANGenerator
 from medgan_desktop.core.gan.options import MethodOptions, option
 
@@ -79,12 +66,6 @@ class AdversarialSynthesis(SynthesisMethod):
 
     Options: ClassVar[type[DCGANOptions]] = DCGANOptions
     options: DCGANOptions
-    recommended: ClassVar[MethodSettings] = {}
-
-    @classmethod
-    def default_config(cls, **overrides: Unpack[MethodSettings]) -> MethodConfig:
-        """A :class:`MethodConfig` with this method's published optimiser settings."""
-        return MethodConfig(**(cls.recommended | overrides))
 
     def __init__(self, config: MethodConfig, device: torch.device) -> None:
         super().__init__(config, device)
@@ -121,11 +102,8 @@ class AdversarialSynthesis(SynthesisMethod):
             self._augment = lambda x: diff_augment(x, policy)
         self._last_g = 0.0
 
-    # -- data parallel -----------------------------------------------------------------
-    def parallel_spec(self, name: str) -> ParallelSpec:
-        # SyncBatchNorm has no double backward: a penalised D keeps per-process batch norm.
-        penalised = name == "D" and (self.gp_lambda > 0 or self.r1_gamma > 0)
-        return ParallelSpec(sync_batchnorm=not penalised)
+    def differentiated_twice(self, name: str) -> bool:
+        return name == "D" and (self.gp_lambda > 0 or self.r1_gamma > 0)  # GP, R1
 
     def _aug(self, x: torch.Tensor) -> torch.Tensor:
         return self._augment(x) if self._augment is not None else x
@@ -144,16 +122,8 @@ class AdversarialSynthesis(SynthesisMethod):
         fake_in = self._aug(fake.detach())
         d_real = d(real_in, y)
         d_fake = d(fake_in, y)
-        loss_d = self._d_loss(d_real.float(), d_fake.float())
-        losses: LossDict = {"d_adv": float(loss_d.detach())}
-        if self.gp_lambda > 0:
-            gp = gradient_penalty(lambda x: d(x, y), real_in, fake_in)
-            loss_d = loss_d + self.gp_lambda * gp
-            losses["gp"] = float(gp.detach())
-        if self.r1_gamma > 0:
-            r1 = r1_penalty(lambda x: d(x, y), real_in)
-            loss_d = loss_d + 0.5 * self.r1_gamma * r1
-            losses["r1"] = float(r1.detach())
+        loss_d, losses = penalised_d_loss(self._d_loss, lambda x: d(x, y), real_in, fake_in, d_real, d_fake,
+                                          self.gp_lambda, self.r1_gamma)
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()

@@ -42,18 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medgan_desktop.core.gan.losses import AdvLoss, adversarial, set_requires_grad
-from medgan_desktop.core.gan.methods._translation import (
-    _LOSSES,
-    PatchOptions,
-    TranslationMethod,
-    UNetOptions,
-    adam,
-    build_patch_d,
-    build_unet,
-    masked_l1,
-    require_source,
-)
+from medgan_desktop.core.gan.losses import AdvLoss
+from medgan_desktop.core.gan.methods._translation import _LOSSES, UNetPatchGan, UNetPatchOptions, masked_l1
 from medgan_desktop.core.gan.methods.base import Batch, LossDict, MethodConfig, register_method
 from medgan_desktop.core.gan.options import option
 
@@ -61,7 +51,7 @@ AUGMENTS = ("affine", "intensity")
 
 
 @dataclass(frozen=True)
-class DistilledOptions(UNetOptions, PatchOptions):
+class DistilledOptions(UNetPatchOptions):
     teacher: str = option("", "Teacher", "The teacher translation run (folder).", form=False)
     lambda_soft: float = option(50.0, "Soft weight", "Weight of |S(x) - T(x)| (imitating the teacher).",
                                 hi=1000.0, decimals=1)
@@ -82,7 +72,7 @@ class DistilledOptions(UNetOptions, PatchOptions):
 
 
 @register_method("distilled")
-class Distilled(TranslationMethod):
+class Distilled(UNetPatchGan):
     """A small student generator distilled from a teacher translation run."""
 
     description = (
@@ -95,21 +85,8 @@ class Distilled(TranslationMethod):
     def __init__(self, config: MethodConfig, device: torch.device) -> None:
         super().__init__(config, device)
         o = self.options
-        self.G = build_unet(config, o).to(device)
-        self.D = build_patch_d(config.in_channels + config.channels, config, o).to(device)
-        self.opt_g = adam(self.G.parameters(), config.lr_g, config.betas)
-        self.opt_d = adam(self.D.parameters(), config.lr_d, config.betas)
         self.gan_loss = AdvLoss(o.gan_loss)
         self.augment = {k.strip() for k in o.augment.split(",") if k.strip()}
-
-    def networks(self) -> dict[str, nn.Module]:
-        return {"G": self.G, "D": self.D}
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"G": self.opt_g, "D": self.opt_d}
-
-    def inference_network(self) -> nn.Module:
-        return self.G
 
     def teacher(self) -> nn.Module:
         """The frozen teacher network (handed in with ``provide({"teacher": net})``)."""
@@ -150,7 +127,7 @@ class Distilled(TranslationMethod):
         return x, y, mask
 
     def train_step(self, batch: Batch, step: int) -> LossDict:
-        x = require_source(batch)
+        x = self.source(batch)
         y = batch.target
         mask = batch.mask
         if self.augment:
@@ -158,25 +135,13 @@ class Distilled(TranslationMethod):
         with torch.no_grad():
             soft_target = self.teacher()(x)
         fake = self.parallel(self.G)(x)
-        set_requires_grad(self.D, True)
-        self.opt_d.zero_grad(set_to_none=True)
         real = soft_target if self.options.adv_real == "teacher" else y
-        d = self.parallel(self.D)
-        loss_d = 0.5 * (
-            adversarial(d(torch.cat([x, real], 1)), True, self.gan_loss)
-            + adversarial(d(torch.cat([x, fake.detach()], 1)), False, self.gan_loss)
-        )
-        loss_d.backward()
-        self.opt_d.step()
-        set_requires_grad(self.D, False)  # frozen: called directly, not through parallel()
-        self.opt_g.zero_grad(set_to_none=True)
-        adv = adversarial(self.D(torch.cat([x, fake], 1)), True, self.gan_loss)
+        loss_d = self.d_step(x, real, fake)
+        adv = self.g_adversarial(x, fake)
         soft = masked_l1(fake, soft_target, mask, self.options.mask_weight)
         hard = masked_l1(fake, y, mask, self.options.mask_weight)
         loss_g = self.options.lambda_adv * adv + self.options.lambda_soft * soft + self.options.lambda_hard * hard
-        loss_g.backward()
-        self.opt_g.step()
-        set_requires_grad(self.D, True)
+        self.g_update(loss_g)
         return {
             "d": loss_d.item(),
             "g_adv": adv.item(),

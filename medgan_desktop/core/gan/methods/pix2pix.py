@@ -20,24 +20,23 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from medgan_desktop.core.gan.losses import AdvLoss, adversarial, set_requires_grad
+from medgan_desktop.core.gan.losses import AdvLoss
 from medgan_desktop.core.gan.methods._translation import (
     _LOSSES,
-    PatchOptions,
     TranslationMethod,
     UNetOptions,
+    UNetPatchGan,
+    UNetPatchOptions,
     adam,
-    build_patch_d,
     build_unet,
     masked_l1,
-    require_source,
 )
 from medgan_desktop.core.gan.methods.base import Batch, LossDict, MethodConfig, register_method
 from medgan_desktop.core.gan.options import option
 
 
 @dataclass(frozen=True)
-class Pix2PixOptions(UNetOptions, PatchOptions):
+class Pix2PixOptions(UNetPatchOptions):
     dropout: float = option(0.5, "Dropout", "Dropout in the inner decoder levels (pix2pix: 0.5).",
                             hi=0.9, decimals=2)
     lambda_l1: float = option(100.0, "L1 weight λ", "Weight of the L1 loss against the adversarial loss (pix2pix: 100).",
@@ -52,7 +51,7 @@ class UNetL1Options(UNetOptions):
 
 
 @register_method("pix2pix")
-class Pix2Pix(TranslationMethod):
+class Pix2Pix(UNetPatchGan):
     """Paired translation: U-Net generator, conditional PatchGAN, L1."""
 
     description = (
@@ -63,46 +62,17 @@ class Pix2Pix(TranslationMethod):
 
     def __init__(self, config: MethodConfig, device: torch.device) -> None:
         super().__init__(config, device)
-        o = self.options
-        self.G = build_unet(config, o).to(device)
-        self.D = build_patch_d(config.in_channels + config.channels, config, o).to(device)
-        self.opt_g = adam(self.G.parameters(), config.lr_g, config.betas)
-        self.opt_d = adam(self.D.parameters(), config.lr_d, config.betas)
-        self.gan_loss = AdvLoss(o.gan_loss)
-
-    def networks(self) -> dict[str, nn.Module]:
-        return {"G": self.G, "D": self.D}
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"G": self.opt_g, "D": self.opt_d}
-
-    def inference_network(self) -> nn.Module:
-        return self.G
+        self.gan_loss = AdvLoss(self.options.gan_loss)
 
     def train_step(self, batch: Batch, step: int) -> LossDict:
-        x = require_source(batch)
+        x = self.source(batch)
         y = batch.target
         fake = self.parallel(self.G)(x)
-        # D step: real pairs vs generated pairs.
-        set_requires_grad(self.D, True)
-        self.opt_d.zero_grad(set_to_none=True)
-        d = self.parallel(self.D)
-        d_real = d(torch.cat([x, y], 1))
-        d_fake = d(torch.cat([x, fake.detach()], 1))
-        loss_d = 0.5 * (
-            adversarial(d_real, True, self.gan_loss) + adversarial(d_fake, False, self.gan_loss)
-        )
-        loss_d.backward()
-        self.opt_d.step()
-        # G step with D frozen (called directly, not through parallel()).
-        set_requires_grad(self.D, False)
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_adv = adversarial(self.D(torch.cat([x, fake], 1)), True, self.gan_loss)
+        loss_d = self.d_step(x, y, fake)  # real pairs vs generated pairs
+        loss_adv = self.g_adversarial(x, fake)
         loss_l1 = masked_l1(fake, y, batch.mask, self.options.mask_weight)
         loss_g = loss_adv + self.options.lambda_l1 * loss_l1
-        loss_g.backward()
-        self.opt_g.step()
-        set_requires_grad(self.D, True)
+        self.g_update(loss_g)
         return {
             "d": loss_d.item(),
             "g_adv": loss_adv.item(),
@@ -134,7 +104,7 @@ class UNetL1(TranslationMethod):
         return self.G
 
     def train_step(self, batch: Batch, step: int) -> LossDict:
-        x = require_source(batch)
+        x = self.source(batch)
         self.opt_g.zero_grad(set_to_none=True)
         pred = self.parallel(self.G)(x)
         loss = masked_l1(pred, batch.target, batch.mask, self.options.mask_weight)

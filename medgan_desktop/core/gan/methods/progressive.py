@@ -22,42 +22,18 @@ betas (0, 0.99)) with generator EMA on.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Unpack
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from medgan_desktop.core.gan.augment import diff_augment, validate_policy
-from medgan_desktop.core.gan.losses import (
-    AdvLoss,
-    adversarial_losses,
-    gradient_penalty,
-    r1_penalty,
-    set_requires_grad,
-)
+from medgan_desktop.core.gan.losses import AdvLoss, adversarial_losses, penalised_d_loss, set_requires_grad
 from medgan_desktop.core.gan.methods._synthesis import SynthesisMethod
-from medgan_desktop.core.gan.methods.base import (
-    Batch,
-    LossDict,
-    MethodConfig,
-    MethodSettings,
-    ParallelSpec,
-    register_method,
-)
-from medgan_desktop.core.gan.networks.progressive import (
-    ProgressiveDiscriminator,
-    ProgressiveGenerator,
-    resolutions,
-)
+from medgan_desktop.core.gan.methods.base import Batch, LossDict, MethodConfig, MethodSettings, register_method
+from medgan_desktop.core.gan.networks.progressive import ProgressiveDiscriminator, ProgressiveGenerator, resolutions
 from medgan_desktop.core.gan.options import MethodOptions, option
-
-RECOMMENDED: MethodSettings = {
-    "lr_g": 0.001,
-    "lr_d": 0.001,
-    "betas": (0.0, 0.99),
-    "ema_decay": 0.999,
-}
 
 
 @dataclass(frozen=True)
@@ -119,11 +95,15 @@ class Progressive(SynthesisMethod):
     supports_labels: ClassVar[bool] = True
     G: ProgressiveGenerator
     D: ProgressiveDiscriminator
-
-    @classmethod
-    def default_config(cls, **overrides: Unpack[MethodSettings]) -> MethodConfig:
-        """A :class:`MethodConfig` with the paper's optimiser and EMA on."""
-        return MethodConfig(**(RECOMMENDED | overrides))
+    #: The paper's optimiser, and EMA on.
+    recommended: ClassVar[MethodSettings] = {
+        "lr_g": 0.001,
+        "lr_d": 0.001,
+        "betas": (0.0, 0.99),
+        "ema_decay": 0.999,
+    }
+    #: The blocks above the active resolution get no gradient.
+    grows: ClassVar[bool] = True
 
     def __init__(self, config: MethodConfig, device: torch.device) -> None:
         super().__init__(config, device)
@@ -152,11 +132,8 @@ class Progressive(SynthesisMethod):
         self._with_ema()
         self.policy = validate_policy(c.diffaugment)
 
-    # -- data parallel -----------------------------------------------------------------
-    def parallel_spec(self, name: str) -> ParallelSpec:
-        # Blocks above the active resolution get no gradient; GP/R1 differentiate D twice.
-        penalised = name == "D" and (self.gp_lambda > 0 or self.r1_gamma > 0)
-        return ParallelSpec(sync_batchnorm=not penalised, find_unused_parameters=True)
+    def differentiated_twice(self, name: str) -> bool:
+        return name == "D" and (self.gp_lambda > 0 or self.r1_gamma > 0)  # GP, R1
 
     def stage(self, step: int) -> tuple[int, float]:
         """The ``(resolution, alpha)`` this method trains at ``step``."""
@@ -191,16 +168,8 @@ class Progressive(SynthesisMethod):
         set_requires_grad(self.D, True)
         d_real = critic(real)
         d_fake = critic(fake.detach())
-        loss_d = self._d_loss(d_real.float(), d_fake.float())
-        losses: LossDict = {"d_adv": float(loss_d.detach())}
-        if self.gp_lambda > 0:
-            gp = gradient_penalty(critic, real, fake.detach())
-            loss_d = loss_d + self.gp_lambda * gp
-            losses["gp"] = float(gp.detach())
-        if self.r1_gamma > 0:
-            r1 = r1_penalty(critic, real)
-            loss_d = loss_d + 0.5 * self.r1_gamma * r1
-            losses["r1"] = float(r1.detach())
+        loss_d, losses = penalised_d_loss(self._d_loss, critic, real, fake.detach(), d_real, d_fake,
+                                          self.gp_lambda, self.r1_gamma)
         if self.drift > 0:
             loss_d = loss_d + self.drift * d_real.float().square().mean()
         self.opt_d.zero_grad(set_to_none=True)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Unpack
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -38,24 +38,9 @@ from torch import Tensor, nn
 from medgan_desktop.core.gan.augment import AdaptiveAugment, diff_augment, validate_policy
 from medgan_desktop.core.gan.losses import ns_d, ns_g, r1_penalty, set_requires_grad
 from medgan_desktop.core.gan.methods._synthesis import SynthesisMethod
-from medgan_desktop.core.gan.methods.base import (
-    Batch,
-    LossDict,
-    MethodConfig,
-    MethodSettings,
-    ParallelSpec,
-    register_method,
-)
+from medgan_desktop.core.gan.methods.base import Batch, LossDict, MethodConfig, MethodSettings, register_method
 from medgan_desktop.core.gan.networks.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 from medgan_desktop.core.gan.options import MethodOptions, option
-
-RECOMMENDED: MethodSettings = {
-    "lr_g": 0.0025,
-    "lr_d": 0.0025,
-    "betas": (0.0, 0.99),
-    "ema_decay": 0.999,
-    "diffaugment": "color,translation,cutout",
-}
 
 
 @dataclass(frozen=True)
@@ -132,11 +117,14 @@ class StyleGAN2(SynthesisMethod):
     Options: ClassVar[type[StyleGAN2Options]] = StyleGAN2Options
     options: StyleGAN2Options
     supports_labels: ClassVar[bool] = True
-
-    @classmethod
-    def default_config(cls, **overrides: Unpack[MethodSettings]) -> MethodConfig:
-        """A :class:`MethodConfig` with the paper's optimiser, EMA and DiffAugment on."""
-        return MethodConfig(**(RECOMMENDED | overrides))
+    #: The paper's optimiser, EMA and DiffAugment on.
+    recommended: ClassVar[MethodSettings] = {
+        "lr_g": 0.0025,
+        "lr_d": 0.0025,
+        "betas": (0.0, 0.99),
+        "ema_decay": 0.999,
+        "diffaugment": "color,translation,cutout",
+    }
 
     def __init__(self, config: MethodConfig, device: torch.device) -> None:
         super().__init__(config, device)
@@ -177,11 +165,9 @@ class StyleGAN2(SynthesisMethod):
             lr, b1, b2 = lr * ratio, b1**ratio, b2**ratio
         return torch.optim.Adam(net.parameters(), lr=lr, betas=(b1, b2), eps=1e-8)
 
-    # -- data parallel -----------------------------------------------------------------
-    def parallel_spec(self, name: str) -> ParallelSpec:
-        # R1 (D) and path length (G) differentiate twice: SyncBatchNorm could not.
-        twice = (name == "D" and self.r1_interval > 0) or (name == "G" and self.pl_weight > 0)
-        return ParallelSpec(sync_batchnorm=not twice)
+    def differentiated_twice(self, name: str) -> bool:
+        # R1 (D) and path length (G)
+        return (name == "D" and self.r1_interval > 0) or (name == "G" and self.pl_weight > 0)
 
     def state_networks(self) -> dict[str, nn.Module]:
         return {"aug": self.aug_state}

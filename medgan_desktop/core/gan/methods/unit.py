@@ -21,13 +21,7 @@ import torch
 from torch import nn
 
 from medgan_desktop.core.gan.losses import AdvLoss, adversarial, set_requires_grad
-from medgan_desktop.core.gan.methods._translation import (
-    PatchOptions,
-    TranslationMethod,
-    adam,
-    build_patch_d,
-    require_source,
-)
+from medgan_desktop.core.gan.methods._translation import PatchOptions, TranslationMethod, adam, domain_discriminators
 from medgan_desktop.core.gan.methods.base import Batch, LossDict, MethodConfig, register_method
 from medgan_desktop.core.gan.networks.unit import UnitNetworks
 from medgan_desktop.core.gan.options import option
@@ -79,12 +73,8 @@ class Unit(TranslationMethod):
         a, b, f = config.in_channels, config.channels, config.base_filters
         o = self.options
         self.nets = UnitNetworks(a, b, f, n_down=o.n_down, n_res=o.n_res).to(device)
-        self.D_A = build_patch_d(a, config, o).to(device)
-        self.D_B = build_patch_d(b, config, o).to(device)
+        self.D_A, self.D_B, self.opt_d = domain_discriminators(config, o, device)
         self.opt_g = adam(self.nets.parameters(), config.lr_g, config.betas)
-        self.opt_d = adam(
-            [*self.D_A.parameters(), *self.D_B.parameters()], config.lr_d, config.betas
-        )
         self.w_recon, self.w_kl = o.lambda_recon, o.lambda_kl
         self.w_cyc, self.w_kl_cyc = o.lambda_cycle, o.lambda_kl_cycle
 
@@ -98,7 +88,7 @@ class Unit(TranslationMethod):
         return self.nets
 
     def train_step(self, batch: Batch, step: int) -> LossDict:
-        xa = require_source(batch)
+        xa = self.source(batch)
         xb = batch.target
         # Generator / VAE step, discriminators frozen (called directly, not through parallel()).
         set_requires_grad((self.D_A, self.D_B), False)

@@ -11,6 +11,8 @@ weights save to safetensors without tied tensors.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -52,20 +54,16 @@ class UnitNetworks(nn.Module):
         )
 
     def encode_a(self, x: torch.Tensor) -> torch.Tensor:
-        z: torch.Tensor = self.enc_shared(self.enc_a(x))
-        return z
+        return cast(torch.Tensor, self.enc_shared(self.enc_a(x)))
 
     def encode_b(self, x: torch.Tensor) -> torch.Tensor:
-        z: torch.Tensor = self.enc_shared(self.enc_b(x))
-        return z
+        return cast(torch.Tensor, self.enc_shared(self.enc_b(x)))
 
     def decode_a(self, z: torch.Tensor) -> torch.Tensor:
-        x: torch.Tensor = self.dec_a(self.dec_shared(z))
-        return x
+        return cast(torch.Tensor, self.dec_a(self.dec_shared(z)))
 
     def decode_b(self, z: torch.Tensor) -> torch.Tensor:
-        x: torch.Tensor = self.dec_b(self.dec_shared(z))
-        return x
+        return cast(torch.Tensor, self.dec_b(self.dec_shared(z)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Translate A -> B with the latent mean (no sampling noise)."""
