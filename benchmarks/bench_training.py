@@ -39,13 +39,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from medgan_desktop.core.gan.methods.base import (
-    Batch,
-    GanMethod,
-    MethodConfig,
-    Task,
-    available_methods,
-)
+from medgan_desktop.core.gan.methods.base import Batch, GanMethod, MethodConfig, Task, available_methods
 
 SIZE = 64
 BATCH = 16

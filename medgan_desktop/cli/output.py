@@ -11,14 +11,7 @@ import os
 import sys
 import time
 
-from medgan_desktop.core.progress import (
-    NoticeEvent,
-    PairEvent,
-    Progress,
-    ProgressCallback,
-    StageEvent,
-    StepEvent,
-)
+from medgan_desktop.core.progress import NoticeEvent, PairEvent, Progress, ProgressCallback, StageEvent, StepEvent
 
 #: Losses shown on a training line (the rest are in metrics.jsonl).
 STEP_KEYS = ("d", "g", "l1", "cycle", "soft", "hard", "recon")

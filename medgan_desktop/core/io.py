@@ -20,12 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from medgan_desktop.core.dicom.reader import (
-    DicomReadError,
-    looks_like_non_dicom,
-    read_header,
-    walk_files,
-)
+from medgan_desktop.core.dicom.reader import DicomReadError, looks_like_non_dicom, read_header, walk_files
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
 from medgan_desktop.core.volume import SourceInfo, Volume
 

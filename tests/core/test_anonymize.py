@@ -16,12 +16,7 @@ from pydicom.sequence import Sequence
 
 from medgan_desktop.core.atomic import WriteError
 from medgan_desktop.core.dicom import profile
-from medgan_desktop.core.dicom.anonymize import (
-    AnonymizeOptions,
-    Anonymizer,
-    BurnedInAnnotationError,
-    anonymize_folder,
-)
+from medgan_desktop.core.dicom.anonymize import AnonymizeOptions, Anonymizer, BurnedInAnnotationError, anonymize_folder
 from medgan_desktop.core.progress import Cancelled, CancelToken
 from tests.core.dicom3tools import assert_valid
 

@@ -18,15 +18,7 @@ from medgan_desktop.core.dicom.series import (
     load_series_from_index,
     split_series,
 )
-from tests.core.dicom_helpers import (
-    copy_files,
-    ct_dir,
-    dcm_files,
-    j2k_dir,
-    mr_dir,
-    rewrite,
-    shipped_file,
-)
+from tests.core.dicom_helpers import copy_files, ct_dir, dcm_files, j2k_dir, mr_dir, rewrite, shipped_file
 
 
 def _sitk_series(folder: Path) -> sitk.Image:

@@ -10,12 +10,7 @@ from safetensors.torch import load_file
 
 from medgan_desktop.cli import main as cli_main
 from medgan_desktop.core.inference.translate import translate
-from medgan_desktop.core.models.runs import (
-    ModelLoadError,
-    export_inference,
-    load_model,
-    weights_metadata,
-)
+from medgan_desktop.core.models.runs import ModelLoadError, export_inference, load_model, weights_metadata
 from medgan_desktop.core.volume import Volume
 
 REPO = Path(__file__).resolve().parents[2]

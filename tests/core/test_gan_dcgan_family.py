@@ -8,13 +8,7 @@ import pytest
 import torch
 
 from medgan_desktop.core.gan import losses
-from medgan_desktop.core.gan.methods.base import (
-    Batch,
-    MethodConfig,
-    Task,
-    available_methods,
-    get_method,
-)
+from medgan_desktop.core.gan.methods.base import Batch, MethodConfig, Task, available_methods, get_method
 from medgan_desktop.core.gan.networks.dcgan import DCGANDiscriminator, DCGANGenerator
 
 METHODS = ["dcgan", "lsgan", "wgan_gp", "cgan"]

@@ -5,12 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medgan_desktop.core.imaging.orientation import (
-    ViewAxis,
-    axis_code,
-    direction_label,
-    slice_mapping,
-)
+from medgan_desktop.core.imaging.orientation import ViewAxis, axis_code, direction_label, slice_mapping
 from medgan_desktop.core.volume import Volume
 
 # Directions (columns = i, j, k axis vectors in LPS) covering plain, flipped and permuted storage.

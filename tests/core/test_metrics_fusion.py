@@ -12,12 +12,7 @@ import SimpleITK as sitk
 
 from medgan_desktop.cli import main
 from medgan_desktop.core.metrics.evaluate import open_volume
-from medgan_desktop.core.metrics.fusion import (
-    scd,
-    scd_scaled,
-    spatial_frequency,
-    volume_spatial_frequency,
-)
+from medgan_desktop.core.metrics.fusion import scd, scd_scaled, spatial_frequency, volume_spatial_frequency
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,7 @@ import pytest
 
 from medgan_desktop.cli import main
 from medgan_desktop.core.config import AppPaths
-from medgan_desktop.core.models.registry import (
-    ModelError,
-    ModelRegistry,
-    read_manifest,
-    sha256_file,
-)
+from medgan_desktop.core.models.registry import ModelError, ModelRegistry, read_manifest, sha256_file
 
 REPO = Path(__file__).resolve().parents[2]
 

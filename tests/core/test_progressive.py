@@ -7,10 +7,7 @@ import torch
 
 from medgan_desktop.core.gan.methods.base import Batch, MethodConfig, get_method
 from medgan_desktop.core.gan.methods.progressive import Progressive, stage_at, steps_to_full_size
-from medgan_desktop.core.gan.networks.progressive import (
-    ProgressiveDiscriminator,
-    ProgressiveGenerator,
-)
+from medgan_desktop.core.gan.networks.progressive import ProgressiveDiscriminator, ProgressiveGenerator
 
 
 def test_schedule_is_monotone_and_reaches_full_size() -> None:

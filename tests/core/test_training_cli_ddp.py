@@ -19,14 +19,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from medgan_desktop.cli import main
-from medgan_desktop.core.gan.methods.base import (
-    Batch,
-    GanMethod,
-    MethodConfig,
-    Task,
-    available_methods,
-    get_method,
-)
+from medgan_desktop.core.gan.methods.base import Batch, GanMethod, MethodConfig, Task, available_methods, get_method
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,12 +12,7 @@ from PIL import Image
 
 from medgan_desktop.cli import main
 from medgan_desktop.core.gan.recommend import ALIAS, RECOMMENDED_METHOD, RECOMMENDED_OPTIONS
-from medgan_desktop.core.models.runs import (
-    BROKEN_SUFFIX,
-    checkpoint_path,
-    list_checkpoints,
-    state_path,
-)
+from medgan_desktop.core.models.runs import BROKEN_SUFFIX, checkpoint_path, list_checkpoints, state_path
 
 TINY = ["--size", "16", "--batch", "4", "--device", "cpu", "--set", "base_filters=4", "--set", "latent_dim=8",
         "--set", "sample_every=0", "--set", "log_every=1", "--set", "threads=1"]

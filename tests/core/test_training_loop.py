@@ -10,22 +10,11 @@ import torch
 from safetensors.torch import load_file
 
 from medgan_desktop.core.gan.methods.base import MethodConfig
-from medgan_desktop.core.models.runs import (
-    ModelLoadError,
-    Preprocessing,
-    list_checkpoints,
-    load_model,
-    load_run,
-)
+from medgan_desktop.core.models.runs import ModelLoadError, Preprocessing, list_checkpoints, load_model, load_run
 from medgan_desktop.core.progress import CancelToken, Progress
 from medgan_desktop.core.training.config import TrainConfig
 from medgan_desktop.core.training.data import DataError
-from medgan_desktop.core.training.loop import (
-    StepBatchSampler,
-    TrainingError,
-    TrainingOOMError,
-    train,
-)
+from medgan_desktop.core.training.loop import StepBatchSampler, TrainingError, TrainingOOMError, train
 
 MC = MethodConfig(size=16, latent_dim=8, base_filters=4, ema_decay=0.9, diffaugment="translation")
 

@@ -15,13 +15,7 @@ from medgan_desktop.core.imaging.slices import context_indices, fit_square, unfi
 from medgan_desktop.core.inference.translate import translate
 from medgan_desktop.core.models.runs import load_model
 from medgan_desktop.core.progress import Cancelled, CancelToken, Progress
-from medgan_desktop.core.training.pairs import (
-    PairedDataError,
-    PairedVolume,
-    index_pairs,
-    patient_split,
-    slab_split,
-)
+from medgan_desktop.core.training.pairs import PairedDataError, PairedVolume, index_pairs, patient_split, slab_split
 from medgan_desktop.core.training.slice_data import PairedSliceDataset, UnpairedSliceDataset
 from medgan_desktop.core.volume import Volume
 

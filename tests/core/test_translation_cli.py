@@ -24,13 +24,7 @@ from medgan_desktop.core.jobs.train_translation import (
     split_pairs,
 )
 from medgan_desktop.core.progress import Cancelled, CancelToken, Progress
-from medgan_desktop.core.training.pairs import (
-    PairedDataError,
-    PairedVolume,
-    load_image_pair,
-    load_pair,
-    patient_name,
-)
+from medgan_desktop.core.training.pairs import PairedDataError, PairedVolume, load_image_pair, load_pair, patient_name
 from medgan_desktop.core.volume import Volume
 
 FAST = ["--size", "32", "--base-filters", "4", "--steps", "2", "--batch", "2"]

@@ -7,13 +7,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from medgan_desktop.core.gan.methods._translation import ImagePool
-from medgan_desktop.core.gan.methods.base import (
-    Batch,
-    MethodConfig,
-    Task,
-    available_methods,
-    get_method,
-)
+from medgan_desktop.core.gan.methods.base import Batch, MethodConfig, Task, available_methods, get_method
 from medgan_desktop.core.gan.networks.patchgan import PatchDiscriminator
 from medgan_desktop.core.gan.networks.resnet_gen import ResnetGenerator
 from medgan_desktop.core.gan.networks.unet import UNetGenerator, max_depth

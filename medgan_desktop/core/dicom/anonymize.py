@@ -63,13 +63,7 @@ from medgan_desktop.core.dicom import profile
 from medgan_desktop.core.dicom.anonymize_output import OutputLayout, save_instance
 from medgan_desktop.core.dicom.anonymize_report import ActionRecord, AnonymizeReport, FileResult
 from medgan_desktop.core.dicom.profile import OPTION_CODES, Option
-from medgan_desktop.core.progress import (
-    Cancelled,
-    CancelToken,
-    Progress,
-    ProgressCallback,
-    no_progress,
-)
+from medgan_desktop.core.progress import Cancelled, CancelToken, Progress, ProgressCallback, no_progress
 
 __all__ = [
     "ActionRecord",

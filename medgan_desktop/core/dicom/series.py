@@ -60,13 +60,7 @@ from medgan_desktop.core.dicom.reader import (
     read_ahead,
     read_header_located,
 )
-from medgan_desktop.core.progress import (
-    Cancelled,
-    CancelToken,
-    Progress,
-    ProgressCallback,
-    no_progress,
-)
+from medgan_desktop.core.progress import Cancelled, CancelToken, Progress, ProgressCallback, no_progress
 from medgan_desktop.core.volume import SourceInfo, Volume
 
 #: Largest total number of voxels one series may decode to (about 6 GB as float32).

@@ -28,11 +28,7 @@ from medgan_desktop.core.dicom.anonymize import (
 )
 from medgan_desktop.core.dicom.index import StudyIndex
 from medgan_desktop.core.dicom.pacs import DicomNode, SendReport, send_files
-from medgan_desktop.core.dicom.write import (
-    GeometryUnknownError,
-    read_source_headers,
-    write_synthetic_series,
-)
+from medgan_desktop.core.dicom.write import GeometryUnknownError, read_source_headers, write_synthetic_series
 from medgan_desktop.core.jobs.base import JobError
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
 from medgan_desktop.core.volume import Volume

@@ -14,18 +14,8 @@ from pathlib import Path
 from medgan_desktop.core.config import AppPaths
 from medgan_desktop.core.jobs.base import JobError
 from medgan_desktop.core.models.refs import card_text
-from medgan_desktop.core.models.registry import (
-    ModelEntry,
-    ModelError,
-    ModelExistsError,
-    ModelRegistry,
-)
-from medgan_desktop.core.models.runs import (
-    ModelLoadError,
-    export_inference,
-    load_model,
-    read_weights,
-)
+from medgan_desktop.core.models.registry import ModelEntry, ModelError, ModelExistsError, ModelRegistry
+from medgan_desktop.core.models.runs import ModelLoadError, export_inference, load_model, read_weights
 
 
 @dataclass(frozen=True)

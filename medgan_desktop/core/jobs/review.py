@@ -14,12 +14,7 @@ from pathlib import Path
 
 from medgan_desktop.core.jobs.base import JobError
 from medgan_desktop.core.progress import CancelToken, ProgressCallback, no_progress
-from medgan_desktop.core.review.scoring import (
-    StudyResults,
-    score_session,
-    write_ratings_csv,
-    write_summary_csv,
-)
+from medgan_desktop.core.review.scoring import StudyResults, score_session, write_ratings_csv, write_summary_csv
 from medgan_desktop.core.review.session import ReviewError, ReviewStore, SessionInfo
 
 

@@ -31,14 +31,7 @@ from medgan_desktop.core.jobs.base import JobError
 from medgan_desktop.core.models.refs import Resolved, load_ref
 from medgan_desktop.core.models.registry import ModelError
 from medgan_desktop.core.models.runs import LoadedModel, ModelLoadError
-from medgan_desktop.core.progress import (
-    CancelToken,
-    ProgressCallback,
-    Stage,
-    no_progress,
-    notice,
-    stage,
-)
+from medgan_desktop.core.progress import CancelToken, ProgressCallback, Stage, no_progress, notice, stage
 from medgan_desktop.core.training.devices import select_device
 
 

@@ -32,13 +32,7 @@ from medgan_desktop.core.config import AppPaths
 from medgan_desktop.core.dicom.index import StudyIndex
 from medgan_desktop.core.gan.methods.base import MethodConfig, Task, get_method
 from medgan_desktop.core.gan.options import OptionError
-from medgan_desktop.core.gan.recommend import (
-    ALIAS,
-    RECOMMENDED_METHOD,
-    describe,
-    preset,
-    recommended_config,
-)
+from medgan_desktop.core.gan.recommend import ALIAS, RECOMMENDED_METHOD, describe, preset, recommended_config
 from medgan_desktop.core.imaging.display import grid
 from medgan_desktop.core.jobs.base import JobError
 from medgan_desktop.core.models.runs import (
@@ -51,28 +45,10 @@ from medgan_desktop.core.models.runs import (
     newest_intact_checkpoint,
     set_aside_checkpoint,
 )
-from medgan_desktop.core.progress import (
-    CancelToken,
-    ProgressCallback,
-    Stage,
-    no_progress,
-    notice,
-    stage,
-)
+from medgan_desktop.core.progress import CancelToken, ProgressCallback, Stage, no_progress, notice, stage
 from medgan_desktop.core.training.config import DataConfig, TrainConfig, check_keys
-from medgan_desktop.core.training.data import (
-    DataError,
-    TrainingDataset,
-    build_dataset,
-    preview_batch,
-)
-from medgan_desktop.core.training.loop import (
-    RunSummary,
-    TrainingError,
-    TrainingOOMError,
-    TrainingTerminated,
-    train,
-)
+from medgan_desktop.core.training.data import DataError, TrainingDataset, build_dataset, preview_batch
+from medgan_desktop.core.training.loop import RunSummary, TrainingError, TrainingOOMError, TrainingTerminated, train
 
 
 # -- settings ---------------------------------------------------------------------------------

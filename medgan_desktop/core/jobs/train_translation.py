@@ -49,25 +49,11 @@ from medgan_desktop.core.models.fit import applicability_of_training
 from medgan_desktop.core.models.refs import load_ref
 from medgan_desktop.core.models.registry import ModelError
 from medgan_desktop.core.models.runs import ModelLoadError, load_model, load_run
-from medgan_desktop.core.progress import (
-    CancelToken,
-    PairEvent,
-    Progress,
-    ProgressCallback,
-    Stage,
-    no_progress,
-    stage,
-)
+from medgan_desktop.core.progress import CancelToken, PairEvent, Progress, ProgressCallback, Stage, no_progress, stage
 from medgan_desktop.core.training.config import DataConfig, TrainConfig
 from medgan_desktop.core.training.data import DataError
 from medgan_desktop.core.training.devices import select_device
-from medgan_desktop.core.training.loop import (
-    RunSummary,
-    TrainingError,
-    TrainingOOMError,
-    TrainingTerminated,
-    train,
-)
+from medgan_desktop.core.training.loop import RunSummary, TrainingError, TrainingOOMError, TrainingTerminated, train
 from medgan_desktop.core.training.pairs import (
     PairedDataError,
     PairedVolume,

@@ -51,12 +51,7 @@ from medgan_desktop.core.imaging.masks import ct_body_mask
 from medgan_desktop.core.imaging.registration import register_volumes
 from medgan_desktop.core.imaging.slices import volume_slab
 from medgan_desktop.core.inference.translate import translate
-from medgan_desktop.core.io import (
-    UnsupportedFileError,
-    open_volume,
-    write_nifti,
-    write_png_slices,
-)
+from medgan_desktop.core.io import UnsupportedFileError, open_volume, write_nifti, write_png_slices
 from medgan_desktop.core.jobs.base import JobError, ModelMismatchError, warn_all
 from medgan_desktop.core.metrics.paired import evaluate_pair
 from medgan_desktop.core.models.fit import (
@@ -73,14 +68,7 @@ from medgan_desktop.core.models.fit import (
 from medgan_desktop.core.models.refs import Resolved, load_ref, model_ref, resolve_ref, run_ref
 from medgan_desktop.core.models.registry import ModelError, ModelRegistry
 from medgan_desktop.core.models.runs import WEIGHTS, ModelLoadError, RunInfo, load_run
-from medgan_desktop.core.progress import (
-    CancelToken,
-    ProgressCallback,
-    Stage,
-    no_progress,
-    notice,
-    stage,
-)
+from medgan_desktop.core.progress import CancelToken, ProgressCallback, Stage, no_progress, notice, stage
 from medgan_desktop.core.training.devices import configure_threads, select_device
 from medgan_desktop.core.volume import Volume
 

@@ -16,16 +16,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from medgan_desktop.core.metrics.distribution import (
-    DistributionReport,
-    compare_features,
-    inception_score,
-)
-from medgan_desktop.core.metrics.features import (
-    FeatureExtractor,
-    InceptionV3Extractor,
-    load_extractor,
-)
+from medgan_desktop.core.metrics.distribution import DistributionReport, compare_features, inception_score
+from medgan_desktop.core.metrics.features import FeatureExtractor, InceptionV3Extractor, load_extractor
 from medgan_desktop.core.metrics.fusion import scd_scaled, spatial_frequency
 from medgan_desktop.core.metrics.images import ImageSet, load_images
 from medgan_desktop.core.metrics.memorization import THUMB, MemorizationReport, find_near_copies

@@ -34,14 +34,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from medgan_desktop.core.atomic import atomic_write_bytes, why
-from medgan_desktop.core.gan.methods.base import (
-    Batch,
-    GanMethod,
-    LossDict,
-    MethodConfig,
-    Task,
-    get_method,
-)
+from medgan_desktop.core.gan.methods.base import Batch, GanMethod, LossDict, MethodConfig, Task, get_method
 from medgan_desktop.core.imaging.display import grid, png_bytes
 from medgan_desktop.core.models.runs import (
     METRICS,
@@ -61,14 +54,7 @@ from medgan_desktop.core.models.runs import (
     state_path,
     write_run_json,
 )
-from medgan_desktop.core.progress import (
-    Cancelled,
-    CancelToken,
-    Progress,
-    ProgressCallback,
-    StepEvent,
-    no_progress,
-)
+from medgan_desktop.core.progress import Cancelled, CancelToken, Progress, ProgressCallback, StepEvent, no_progress
 from medgan_desktop.core.training.config import StopReason, TrainConfig
 from medgan_desktop.core.training.data import DataError, TrainingDataset
 from medgan_desktop.core.training.devices import autocast_settings, configure_threads, select_device

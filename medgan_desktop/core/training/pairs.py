@@ -25,13 +25,7 @@ from numpy.typing import NDArray
 from medgan_desktop.core.imaging.intensity import CT_HU_RANGE
 from medgan_desktop.core.imaging.registration import register_2d, register_volumes
 from medgan_desktop.core.imaging.resample import resample_to_reference
-from medgan_desktop.core.io import (
-    IMAGE_SUFFIXES,
-    guess_modality,
-    natural_key,
-    open_volume,
-    read_image_file,
-)
+from medgan_desktop.core.io import IMAGE_SUFFIXES, guess_modality, natural_key, open_volume, read_image_file
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
 from medgan_desktop.core.volume import Volume
 
