@@ -16,10 +16,14 @@ So the patient position of voxel index ``(i, j, k)`` is
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from numpy.typing import NDArray
+
+from medgan_desktop.core.types import Float64Array, JsonObject, PixelArray
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk
 
 
 @dataclass(frozen=True)
@@ -73,17 +77,17 @@ class Volume:
             were measured (no CT/MR Image Storage on them).
     """
 
-    array: NDArray[Any]
+    array: PixelArray
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
     origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    direction: NDArray[np.float64] = field(default_factory=lambda: np.eye(3))
+    direction: Float64Array = field(default_factory=lambda: np.eye(3))
     modality: str = "OT"
     units: str = "pixel"
     description: str = ""
     synthetic: bool = False
     source: SourceInfo = field(default_factory=SourceInfo)
     warnings: tuple[str, ...] = ()
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: JsonObject = field(default_factory=dict)
     geometry_known: bool = True
 
     def __post_init__(self) -> None:
@@ -100,30 +104,30 @@ class Volume:
         return int(k), int(j), int(i)
 
     @property
-    def affine_lps(self) -> NDArray[np.float64]:
+    def affine_lps(self) -> Float64Array:
         """4x4 matrix mapping (i, j, k, 1) voxel indices to LPS millimetres."""
         a = np.eye(4)
         a[:3, :3] = self.direction * np.asarray(self.spacing)[None, :]
         a[:3, 3] = self.origin
         return a
 
-    def index_to_lps(self, ijk: tuple[float, float, float]) -> NDArray[np.float64]:
+    def index_to_lps(self, ijk: tuple[float, float, float]) -> Float64Array:
         """Patient (LPS, mm) position of a voxel index ``(i, j, k)``."""
-        xyz: NDArray[np.float64] = (self.affine_lps @ np.array([*ijk, 1.0]))[:3]
+        xyz: Float64Array = (self.affine_lps @ np.array([*ijk, 1.0]))[:3]
         return xyz
 
-    def lps_to_index(self, xyz: tuple[float, float, float]) -> NDArray[np.float64]:
+    def lps_to_index(self, xyz: tuple[float, float, float]) -> Float64Array:
         """Continuous voxel index ``(i, j, k)`` of a patient position."""
-        ijk: NDArray[np.float64] = (np.linalg.inv(self.affine_lps) @ np.array([*xyz, 1.0]))[:3]
+        ijk: Float64Array = (np.linalg.inv(self.affine_lps) @ np.array([*xyz, 1.0]))[:3]
         return ijk
 
-    def with_array(self, array: NDArray[Any], **changes: Any) -> Volume:
+    def with_array(self, array: PixelArray, **changes: Any) -> Volume:
         """A copy on the same grid with new voxels (and optional field changes)."""
         if array.shape != self.array.shape:
             raise ValueError(f"shape {array.shape} differs from the grid {self.array.shape}")
         return replace(self, array=array, **changes)
 
-    def to_sitk(self) -> Any:
+    def to_sitk(self) -> sitk.Image:
         """Convert to a SimpleITK image (imported lazily)."""
         import SimpleITK as sitk
 
@@ -134,7 +138,7 @@ class Volume:
         return img
 
     @classmethod
-    def from_sitk(cls, image: Any, **kwargs: Any) -> Volume:
+    def from_sitk(cls, image: sitk.Image, **kwargs: Any) -> Volume:
         """Build a volume from a SimpleITK image; 2D images become one-slice volumes."""
         import SimpleITK as sitk
 

@@ -61,6 +61,7 @@ from medgan_desktop.core.dicom.reader import (
     read_header_located,
 )
 from medgan_desktop.core.progress import Cancelled, CancelToken, Progress, ProgressCallback, no_progress
+from medgan_desktop.core.types import PixelArray
 from medgan_desktop.core.volume import SourceInfo, Volume
 
 #: Largest total number of voxels one series may decode to (about 6 GB as float32).
@@ -422,7 +423,7 @@ def _grid_following(positions: NDArray[np.float64], typical: float, largest_gap:
     return extent / (n - 1), n
 
 
-def _decode(s: _Slice, ds_cache: dict[Path, NDArray[Any]]) -> NDArray[Any]:
+def _decode(s: _Slice, ds_cache: dict[Path, PixelArray]) -> PixelArray:
     """Decoded pixels of one slice (rows, cols) or (rows, cols, samples)."""
     h = s.header
     check_pixel_budget(h.rows, h.columns, h.frames, h.samples_per_pixel)
@@ -527,7 +528,7 @@ def load_series(
         raise DicomReadError(f"series too large ({nk}x{rows}x{cols} voxels)")
     out = np.empty((nk, rows, cols), dtype=np.float32)
     photometric = str(first_ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
-    cache: dict[Path, NDArray[Any]] = {}
+    cache: dict[Path, PixelArray] = {}
     multi = any(s.frame is not None for s in plan.slices)
     colour = [False]
 

@@ -18,7 +18,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,6 +29,7 @@ from medgan_desktop.core.atomic import atomic_output_dir
 from medgan_desktop.core.dicom.anonymize import AnonymizeOptions, Anonymizer
 from medgan_desktop.core.dicom.reader import SYNTHESIZER, DicomReadError, dcmread_header
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
+from medgan_desktop.core.types import PixelArray
 from medgan_desktop.core.volume import Volume
 
 __all__ = [
@@ -101,7 +101,7 @@ def _ds_num(x: float) -> str:
     return s if len(s) <= 16 else f"{x:.8g}"
 
 
-def _to_int16(array: NDArray[Any]) -> NDArray[np.int16]:
+def _to_int16(array: PixelArray) -> NDArray[np.int16]:
     a = np.asarray(array, dtype=np.float64)
     a = np.nan_to_num(a, nan=0.0, posinf=32767.0, neginf=-32768.0)
     return np.clip(np.rint(a), -32768, 32767).astype(np.int16)
@@ -367,21 +367,21 @@ def write_synthetic_series(
     return _save_all(datasets, out_dir, progress, cancel)
 
 
-def _to_uint8(image: NDArray[Any], value_range: tuple[float, float] | None) -> NDArray[np.uint8]:
+def _to_uint8(image: PixelArray, value_range: tuple[float, float] | None) -> NDArray[np.uint8]:
     a = np.asarray(image)
     if a.ndim == 3 and a.shape[-1] in (3, 4):
         a = a[..., :3].mean(axis=-1)
     if a.ndim != 2:
         raise ValueError(f"a 2D image is needed, got shape {a.shape}")
     if a.dtype == np.uint8:
-        return a
+        return a.astype(np.uint8, copy=False)
     lo, hi = value_range if value_range is not None else (float(a.min()), float(a.max()))
     scaled = (a.astype(np.float64) - lo) / max(hi - lo, 1e-12) * 255.0
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
 def write_secondary_capture(
-    images: Sequence[NDArray[Any]],
+    images: Sequence[PixelArray],
     out_dir: Path,
     *,
     description: str,

@@ -4,25 +4,26 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from medgan_desktop.core.types import PixelArray
 
-def to_uint8(images: NDArray[Any]) -> NDArray[np.uint8]:
+
+def to_uint8(images: PixelArray) -> NDArray[np.uint8]:
     """[-1, 1] -> 0..255 (same shape)."""
     return np.clip(np.round((np.asarray(images, dtype=np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
-def to_display(image: NDArray[Any]) -> NDArray[np.uint8]:
+def to_display(image: PixelArray) -> NDArray[np.uint8]:
     """One ``(C, H, W)`` image as ``(H, W)`` grey or ``(H, W, 3)`` RGB uint8 for display/PNG."""
     u = to_uint8(image)
     return u[0] if u.shape[0] == 1 else np.ascontiguousarray(u.transpose(1, 2, 0))
 
 
-def grid(images: NDArray[Any], ncol: int | None = None, pad: int = 2) -> NDArray[np.uint8]:
+def grid(images: PixelArray, ncol: int | None = None, pad: int = 2) -> NDArray[np.uint8]:
     """Tile ``(n, C, H, W)`` images in [-1, 1] into one uint8 image (grey or RGB)."""
     n, c, h, w = images.shape
     ncol = ncol or int(np.ceil(np.sqrt(n)))

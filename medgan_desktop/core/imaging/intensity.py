@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from medgan_desktop.core.types import PixelArray
+
 #: The HU range SynthRAD uses for clipping, PSNR and the default CT window.
 CT_HU_RANGE: tuple[float, float] = (-1024.0, 3000.0)
 
@@ -58,7 +60,7 @@ class IntensityWindow:
     def uint8(cls) -> IntensityWindow:
         return cls(WindowMode.FIXED, 0.0, 255.0)
 
-    def resolve(self, data: NDArray[Any]) -> tuple[float, float]:
+    def resolve(self, data: PixelArray) -> tuple[float, float]:
         """The absolute ``(lo, hi)`` used for ``data``.
 
         Percentiles of volumes above ~4 M voxels are taken on a deterministic strided
@@ -79,14 +81,14 @@ class IntensityWindow:
             hi = lo + 1.0
         return float(lo), float(hi)
 
-    def to_unit(self, data: NDArray[Any], bounds: tuple[float, float] | None = None) -> NDArray[np.float32]:
+    def to_unit(self, data: PixelArray, bounds: tuple[float, float] | None = None) -> NDArray[np.float32]:
         """Scale to [-1, 1] (float32), clipping outside the window."""
         lo, hi = bounds if bounds is not None else self.resolve(data)
         out = (np.asarray(data, dtype=np.float32) - lo) / (hi - lo) * 2.0 - 1.0
         unit: NDArray[np.float32] = np.clip(out, -1.0, 1.0).astype(np.float32, copy=False)
         return unit
 
-    def from_unit(self, data: NDArray[Any], bounds: tuple[float, float] | None = None) -> NDArray[np.float32]:
+    def from_unit(self, data: PixelArray, bounds: tuple[float, float] | None = None) -> NDArray[np.float32]:
         """Inverse of :meth:`to_unit` (needs ``bounds`` in percentile mode)."""
         if bounds is None:
             if self.mode != WindowMode.FIXED:

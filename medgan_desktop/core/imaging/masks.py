@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-from numpy.typing import NDArray
 from scipy import ndimage
 
+from medgan_desktop.core.types import BoolArray, PixelArray
 from medgan_desktop.core.volume import Volume
 
-BoolArray = NDArray[np.bool_]
 
-
-def body_mask(ref: Volume | NDArray[Any], threshold: float | None = None) -> BoolArray:
+def body_mask(ref: Volume | PixelArray, threshold: float | None = None) -> BoolArray:
     """A body mask from the reference: threshold, largest component, holes filled per slice.
 
     Args:
@@ -38,7 +34,7 @@ def body_mask(ref: Volume | NDArray[Any], threshold: float | None = None) -> Boo
     return np.asarray(m, dtype=bool)
 
 
-def _otsu(arr: NDArray[Any]) -> float:
+def _otsu(arr: PixelArray) -> float:
     hist, edges = np.histogram(arr, bins=256)
     centers = (edges[:-1] + edges[1:]) / 2
     w0 = np.cumsum(hist).astype(np.float64)
@@ -50,6 +46,6 @@ def _otsu(arr: NDArray[Any]) -> float:
     return float(centers[int(np.argmax(between))])
 
 
-def ct_body_mask(ct: Volume | NDArray[Any]) -> BoolArray:
+def ct_body_mask(ct: Volume | PixelArray) -> BoolArray:
     """Body mask of a CT in HU (threshold -500 HU, largest component, holes filled)."""
     return body_mask(ct if isinstance(ct, Volume) else np.asarray(ct), threshold=-500.0)

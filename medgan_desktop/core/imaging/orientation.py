@@ -20,10 +20,12 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
+
+from medgan_desktop.core.types import FloatArray
 
 _S = TypeVar("_S", bound=np.generic)
 _POS = "LPS"
@@ -45,7 +47,7 @@ _VIEWS: dict[ViewAxis, tuple[int, tuple[int, int], tuple[int, int]]] = {
 }
 
 
-def direction_label(vec: NDArray[Any] | tuple[float, float, float], threshold: float = 0.25) -> str:
+def direction_label(vec: FloatArray | tuple[float, float, float], threshold: float = 0.25) -> str:
     """Letters for a patient direction, dominant first (e.g. ``"L"``, ``"LA"`` if oblique).
 
     Args:
@@ -67,7 +69,7 @@ def opposite_label(label: str) -> str:
     return "".join(_OPPOSITE[c] for c in label)
 
 
-def axis_permutation(direction: NDArray[Any]) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+def axis_permutation(direction: FloatArray) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
     """The patient axis each voxel axis is closest to, and its sign.
 
     Returns:
@@ -87,7 +89,7 @@ def axis_permutation(direction: NDArray[Any]) -> tuple[tuple[int, int, int], tup
     return (best[0], best[1], best[2]), (signs[0], signs[1], signs[2])
 
 
-def axis_code(direction: NDArray[Any]) -> str:
+def axis_code(direction: FloatArray) -> str:
     """Three letters naming where the i, j, k axes point (identity -> ``"LPS"``)."""
     perm, signs = axis_permutation(direction)
     return "".join((_POS if s > 0 else _NEG)[p] for p, s in zip(perm, signs, strict=True))
@@ -127,7 +129,7 @@ class SliceMapping:
     n_rows: int
     n_cols: int
 
-    def extract(self, array: NDArray[Any], index: int) -> NDArray[Any]:
+    def extract(self, array: NDArray[_S], index: int) -> NDArray[_S]:
         """The 2D slice ``index`` as shown on screen (rows top->bottom); a view, no copy."""
         sl = _take(array, self.slice_axis, index)
         # remaining axes keep their order; transpose when rows come after columns
@@ -176,7 +178,7 @@ def _take(array: NDArray[_S], axis: int, index: int) -> NDArray[_S]:
 def slice_mapping(
     shape: tuple[int, int, int],
     spacing: tuple[float, float, float],
-    direction: NDArray[Any],
+    direction: FloatArray,
     view: ViewAxis | str,
 ) -> SliceMapping:
     """Work out how to show ``view`` of a volume in radiological convention.

@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
-from numpy.typing import NDArray
 
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
+from medgan_desktop.core.types import Float32Array, JsonObject, PixelArray
 from medgan_desktop.core.volume import Volume
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk
 
 #: Starting rotations (about x, y, z in radians) tried by ``try_orientations``.
 _ORIENTATIONS: tuple[tuple[float, float, float], ...] = (
@@ -60,7 +63,7 @@ class RegistrationQuality:
     def improvement(self) -> float:
         return self.final_mi - self.initial_mi
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         d = asdict(self)
         d["stages"] = list(self.stages)
         d["improvement"] = self.improvement
@@ -78,17 +81,18 @@ class RegistrationResult:
     """
 
     resampled: Volume
-    transform: Any
+    transform: sitk.Transform
     quality: RegistrationQuality
 
 
-def _as_float(vol: Volume) -> Any:
+def _as_float(vol: Volume) -> sitk.Image:
     import SimpleITK as sitk
 
-    return sitk.Cast(vol.to_sitk(), sitk.sitkFloat32)
+    img: sitk.Image = sitk.Cast(vol.to_sitk(), sitk.sitkFloat32)
+    return img
 
 
-def _method(bins: int, sampling: float, iterations: int, seed: int, levels: int) -> Any:
+def _method(bins: int, sampling: float, iterations: int, seed: int, levels: int) -> sitk.ImageRegistrationMethod:
     import SimpleITK as sitk
 
     reg = sitk.ImageRegistrationMethod()
@@ -110,7 +114,8 @@ def _method(bins: int, sampling: float, iterations: int, seed: int, levels: int)
     return reg
 
 
-def _run(reg: Any, fixed: Any, moving: Any, cancel: CancelToken | None) -> Any:
+def _run(reg: sitk.ImageRegistrationMethod, fixed: sitk.Image, moving: sitk.Image,
+         cancel: CancelToken | None) -> sitk.Transform:
     import SimpleITK as sitk
 
     if cancel is not None:
@@ -120,13 +125,13 @@ def _run(reg: Any, fixed: Any, moving: Any, cancel: CancelToken | None) -> Any:
                 reg.StopRegistration()
 
         reg.AddCommand(sitk.sitkIterationEvent, _check)
-    out = reg.Execute(fixed, moving)
+    out: sitk.Transform = reg.Execute(fixed, moving)
     if cancel is not None:
         cancel.check()
     return out
 
 
-def _shrunk(img: Any, max_size: int | None) -> Any:
+def _shrunk(img: sitk.Image, max_size: int | None) -> sitk.Image:
     """``img`` shrunk by integer factors so no in-plane side exceeds ``max_size``."""
     import SimpleITK as sitk
 
@@ -138,12 +143,31 @@ def _shrunk(img: Any, max_size: int | None) -> Any:
 
 
 def mutual_information(
-    fixed: Any, moving: Any, transform: Any, bins: int = 50, seed: int = 7
+    fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform, bins: int = 50, seed: int = 7
 ) -> float:
     """Mattes MI between ``fixed`` and ``moving`` under ``transform`` (higher is better)."""
     reg = _method(bins, 0.2, 1, seed, 1)
     reg.SetInitialTransform(transform, inPlace=False)
     return -float(reg.MetricEvaluate(fixed, moving))
+
+
+def _affine_from(linear: sitk.Euler3DTransform | sitk.Similarity2DTransform, dim: int) -> sitk.AffineTransform:
+    """The affine transform equal to a rigid or similarity one, to start an affine stage."""
+    import SimpleITK as sitk
+
+    aff = sitk.AffineTransform(dim)
+    aff.SetMatrix(linear.GetMatrix())
+    aff.SetTranslation(linear.GetTranslation())
+    aff.SetCenter(linear.GetCenter())
+    return aff
+
+
+def _quality(reg: sitk.ImageRegistrationMethod, initial_mi: float, final_mi: float, stages: list[str],
+             orientation: int = 0) -> RegistrationQuality:
+    """The quality of a registration whose last stage ran ``reg``."""
+    return RegistrationQuality(initial_mi=initial_mi, final_mi=final_mi, iterations=int(reg.GetOptimizerIteration()),
+                               stop_condition=str(reg.GetOptimizerStopConditionDescription()),
+                               stages=tuple(stages), orientation=orientation)
 
 
 def register_volumes(
@@ -187,7 +211,7 @@ def register_volumes(
     f, m = _shrunk(f_full, max_size), _shrunk(m_full, max_size)
     starts = _ORIENTATIONS if try_orientations else _ORIENTATIONS[:1]
     total = len(starts) + (1 if affine else 0) + 1
-    best: tuple[float, int, Any, Any, float] | None = None
+    best: tuple[float, int, sitk.Transform, sitk.ImageRegistrationMethod, float] | None = None
     for n, rot in enumerate(starts):
         if cancel is not None:
             cancel.check()
@@ -209,11 +233,7 @@ def register_volumes(
     stages = ["rigid"]
     if affine:
         progress(Progress(total - 2, total, "affine registration"))
-        aff = sitk.AffineTransform(3)
-        rigid = sitk.Euler3DTransform(sitk.CompositeTransform(transform).GetNthTransform(0))
-        aff.SetMatrix(rigid.GetMatrix())
-        aff.SetTranslation(rigid.GetTranslation())
-        aff.SetCenter(rigid.GetCenter())
+        aff = _affine_from(sitk.Euler3DTransform(sitk.CompositeTransform(transform).GetNthTransform(0)), 3)
         reg2 = _method(bins, sampling, iterations, seed, levels)
         reg2.SetInitialTransform(aff, inPlace=False)
         tx2 = _run(reg2, f, m, cancel)
@@ -225,14 +245,7 @@ def register_volumes(
     fill = -1024.0 if moving.modality.upper() == "CT" else float(np.min(moving.array))
     out = sitk.Resample(m_full, f_full, transform, sitk.sitkLinear, fill, sitk.sitkFloat32)
     arr = sitk.GetArrayFromImage(out).astype(np.float32, copy=False)
-    quality = RegistrationQuality(
-        initial_mi=initial_mi,
-        final_mi=final_mi,
-        iterations=int(reg.GetOptimizerIteration()),
-        stop_condition=str(reg.GetOptimizerStopConditionDescription()),
-        stages=tuple(stages),
-        orientation=orientation,
-    )
+    quality = _quality(reg, initial_mi, final_mi, stages, orientation)
     resampled = replace(
         moving,
         array=arr,
@@ -247,15 +260,15 @@ def register_volumes(
 
 
 def register_2d(
-    fixed: NDArray[Any],
-    moving: NDArray[Any],
+    fixed: PixelArray,
+    moving: PixelArray,
     *,
     affine: bool = True,
     iterations: int = 150,
     bins: int = 32,
     seed: int = 7,
     fill: float | None = None,
-) -> tuple[NDArray[np.float32], RegistrationQuality]:
+) -> tuple[Float32Array, RegistrationQuality]:
     """Align a 2D ``moving`` image to ``fixed`` (different field of view/scale allowed).
 
     A similarity transform (rotation, isotropic scale, shift) initialised on the
@@ -281,11 +294,7 @@ def register_2d(
     final_mi = mutual_information(f, m, transform, bins, seed)
     stages = ["similarity"]
     if affine:
-        sim = sitk.Similarity2DTransform(sitk.CompositeTransform(transform).GetNthTransform(0))
-        aff = sitk.AffineTransform(2)
-        aff.SetMatrix(sim.GetMatrix())
-        aff.SetTranslation(sim.GetTranslation())
-        aff.SetCenter(sim.GetCenter())
+        aff = _affine_from(sitk.Similarity2DTransform(sitk.CompositeTransform(transform).GetNthTransform(0)), 2)
         reg2 = _method(bins, 0.1, iterations, seed, 2)
         reg2.SetInitialTransform(aff, inPlace=False)
         tx2 = reg2.Execute(f, m)
@@ -295,11 +304,4 @@ def register_2d(
             stages.append("affine")
     bg = float(np.min(moving)) if fill is None else float(fill)
     out = sitk.Resample(m, f, transform, sitk.sitkLinear, bg, sitk.sitkFloat32)
-    quality = RegistrationQuality(
-        initial_mi=initial_mi,
-        final_mi=final_mi,
-        iterations=int(reg.GetOptimizerIteration()),
-        stop_condition=str(reg.GetOptimizerStopConditionDescription()),
-        stages=tuple(stages),
-    )
-    return sitk.GetArrayFromImage(out).astype(np.float32, copy=False), quality
+    return sitk.GetArrayFromImage(out).astype(np.float32, copy=False), _quality(reg, initial_mi, final_mi, stages)

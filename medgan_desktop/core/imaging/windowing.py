@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from medgan_desktop.core.types import PixelArray
+
 
 @dataclass(frozen=True)
 class WindowPreset:
@@ -61,7 +63,7 @@ def ct_preset(name: str) -> WindowPreset:
 
 
 def apply_window(
-    arr: NDArray[Any],
+    arr: PixelArray,
     width: float,
     level: float,
     invert: bool = False,
@@ -90,14 +92,14 @@ def apply_window(
     return grey
 
 
-def _sample(arr: NDArray[Any]) -> NDArray[Any]:
+def _sample(arr: PixelArray) -> PixelArray:
     flat = np.asarray(arr).reshape(-1)
     if flat.size > _MAX_SAMPLE:
         flat = flat[:: flat.size // _MAX_SAMPLE + 1]
     return flat[np.isfinite(flat)] if flat.dtype.kind == "f" else flat
 
 
-def auto_window(arr: NDArray[Any], p_lo: float = 1.0, p_hi: float = 99.5) -> tuple[float, float]:
+def auto_window(arr: PixelArray, p_lo: float = 1.0, p_hi: float = 99.5) -> tuple[float, float]:
     """A window spanning the ``p_lo``..``p_hi`` percentiles of the data (MR has no fixed scale).
 
     Large arrays are subsampled so this stays fast. Returns ``(width, level)``.
@@ -112,7 +114,7 @@ def auto_window(arr: NDArray[Any], p_lo: float = 1.0, p_hi: float = 99.5) -> tup
 
 
 def default_window(
-    arr: NDArray[Any],
+    arr: PixelArray,
     modality: str = "",
     units: str = "",
     meta: dict[str, Any] | None = None,

@@ -14,6 +14,7 @@ import torch
 from numpy.typing import NDArray
 
 from medgan_desktop.core.models.runs import LoadedModel, Preprocessing
+from medgan_desktop.core.types import FloatArray
 
 
 class SampleError(ValueError):
@@ -129,7 +130,7 @@ def interpolate(
     return images
 
 
-def to_physical(images: NDArray[Any], pre: Preprocessing) -> NDArray[np.float32]:
+def to_physical(images: FloatArray, pre: Preprocessing) -> NDArray[np.float32]:
     """Invert the run's normalisation: HU for CT (fixed window), 0..255 for 8-bit images.
 
     Percentile-window models (MR) have no absolute scale: the result is on 0..1000.

@@ -11,7 +11,8 @@ left). Warnings the user must read travel in the result *and* as
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from medgan_desktop.core.progress import ProgressCallback, notice
@@ -32,6 +33,23 @@ class JobError(ValueError):
 
 class ModelMismatchError(JobError):
     """A model does not fit the input (modality, weighting, body part...); ``--force`` runs it."""
+
+
+@contextmanager
+def training_errors() -> Iterator[None]:
+    """A failed training run as a :class:`JobError`: out of memory exits 3, SIGTERM 143
+    (128 + 15; a checkpoint was written), bad data or a failed step 2."""
+    from medgan_desktop.core.training.data import DataError  # torch: only where training runs
+    from medgan_desktop.core.training.loop import TrainingError, TrainingOOMError, TrainingTerminated
+
+    try:
+        yield
+    except TrainingOOMError as exc:
+        raise JobError(str(exc), exit_code=3) from exc
+    except TrainingTerminated as exc:
+        raise JobError(str(exc), exit_code=143) from exc
+    except (TrainingError, DataError) as exc:
+        raise JobError(str(exc)) from exc
 
 
 def warn_all(progress: ProgressCallback, warnings: Iterable[str], prefix: str = "") -> tuple[str, ...]:

@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from medgan_desktop.core.jobs.base import JobError
 from medgan_desktop.core.metrics.evaluate import UnpairedResult, evaluate_paths, evaluate_sets
@@ -22,6 +24,8 @@ from medgan_desktop.core.metrics.report import paired_html, unpaired_html, utili
 from medgan_desktop.core.metrics.utility import UtilityReport, load_labelled, utility_study
 from medgan_desktop.core.models.registry import ModelError
 from medgan_desktop.core.progress import CancelToken, ProgressCallback, no_progress
+
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -92,35 +96,35 @@ def extractor_for(spec: str) -> FeatureExtractor:
         raise JobError(str(exc)) from exc
 
 
+def _reported(html: str, render: Callable[[_R], str], evaluate: Callable[[], _R]) -> _R:
+    """The result of ``evaluate()`` (a ``ValueError`` is a :class:`JobError`), written as an
+    HTML report to ``html`` when one is asked for."""
+    try:
+        result = evaluate()
+    except ValueError as exc:
+        raise JobError(str(exc)) from exc
+    if html:
+        write_html(render(result), html)
+    return result
+
+
 def run_unpaired(spec: UnpairedSpec, progress: ProgressCallback = no_progress,
                  cancel: CancelToken | None = None) -> UnpairedResult:
     """Compare the two folders (see :class:`UnpairedSpec`)."""
     _exists(spec.real, spec.fake, spec.train)
     ext = extractor_for(spec.extractor)
-    try:
-        res = evaluate_sets(spec.real, spec.fake, ext, memorization=spec.memorization,
-                            train=spec.train, limit=spec.limit or None,
-                            percentile=spec.percentile, progress=progress, cancel=cancel)
-    except ValueError as exc:
-        raise JobError(str(exc)) from exc
-    if spec.html:
-        write_html(unpaired_html(res), spec.html)
-    return res
+    return _reported(spec.html, unpaired_html, lambda: evaluate_sets(
+        spec.real, spec.fake, ext, memorization=spec.memorization, train=spec.train,
+        limit=spec.limit or None, percentile=spec.percentile, progress=progress, cancel=cancel))
 
 
 def run_paired(spec: PairedSpec, progress: ProgressCallback = no_progress,
                cancel: CancelToken | None = None) -> PairedReport:
     """Score the synthetic volume against the reference (see :class:`PairedSpec`)."""
     _exists(spec.pred, spec.ref, spec.mask, *(spec.sources or ()))
-    try:
-        rep = evaluate_paths(spec.pred, spec.ref, spec.mask, window=spec.window,
-                             progress=progress, cancel=cancel,
-                             sources=list(spec.sources) if spec.sources else None)
-    except ValueError as exc:
-        raise JobError(str(exc)) from exc
-    if spec.html:
-        write_html(paired_html(rep), spec.html)
-    return rep
+    return _reported(spec.html, paired_html, lambda: evaluate_paths(
+        spec.pred, spec.ref, spec.mask, window=spec.window, progress=progress, cancel=cancel,
+        sources=list(spec.sources) if spec.sources else None))
 
 
 def run_utility(spec: UtilitySpec, progress: ProgressCallback = no_progress,

@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 from pydicom.uid import generate_uid
 
 from medgan_desktop.core.config import AppPaths
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
+from medgan_desktop.core.types import PixelArray
 from medgan_desktop.core.volume import Volume
 
 PATIENT_NAME = "SAMPLE^STUDY"
@@ -178,7 +178,7 @@ def load_invesalius_ct(path: Path = CT_SOURCE) -> Volume:
         raw = _read_member(tar, str(matrix["filename"]))
     shape = tuple(int(n) for n in matrix["shape"])
     dtype = np.dtype(str(matrix["dtype"])).newbyteorder("<")
-    arr: NDArray[Any] = np.frombuffer(raw, dtype=dtype)
+    arr: PixelArray = np.frombuffer(raw, dtype=dtype)
     if arr.size != int(np.prod(shape)):
         raise ValueError(f"matrix.dat holds {arr.size} voxels, main.plist says {shape}")
     arr = arr.reshape(shape)[:, ::-1, :].astype(np.int16)

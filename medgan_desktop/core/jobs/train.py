@@ -26,15 +26,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from numpy.typing import NDArray
-
 from medgan_desktop.core.config import AppPaths
 from medgan_desktop.core.dicom.index import StudyIndex
 from medgan_desktop.core.gan.methods.base import MethodConfig, Task, get_method
 from medgan_desktop.core.gan.options import OptionError
 from medgan_desktop.core.gan.recommend import ALIAS, RECOMMENDED_METHOD, describe, preset, recommended_config
 from medgan_desktop.core.imaging.display import grid
-from medgan_desktop.core.jobs.base import JobError
+from medgan_desktop.core.jobs.base import JobError, training_errors
 from medgan_desktop.core.models.runs import (
     BrokenCheckpoint,
     ModelLoadError,
@@ -48,7 +46,8 @@ from medgan_desktop.core.models.runs import (
 from medgan_desktop.core.progress import CancelToken, ProgressCallback, Stage, no_progress, notice, stage
 from medgan_desktop.core.training.config import DataConfig, TrainConfig, check_keys
 from medgan_desktop.core.training.data import DataError, TrainingDataset, build_dataset, preview_batch
-from medgan_desktop.core.training.loop import RunSummary, TrainingError, TrainingOOMError, TrainingTerminated, train
+from medgan_desktop.core.training.loop import RunSummary, train
+from medgan_desktop.core.types import UInt8Array
 
 
 # -- settings ---------------------------------------------------------------------------------
@@ -290,14 +289,11 @@ def _train(method: str, mcfg: MethodConfig, tcfg: TrainConfig, dataset: Training
            run_dir: Path, progress: ProgressCallback, cancel: CancelToken | None, *,
            resume: bool, label: str = "") -> RunSummary:
     try:
-        return train(method, mcfg, tcfg, dataset, run_dir, progress=progress, cancel=cancel,
-                     resume=resume, label=label)
-    except TrainingOOMError as exc:
-        raise JobError(str(exc), exit_code=3) from exc
-    except TrainingTerminated as exc:  # SIGTERM: a checkpoint was written; 128 + 15
-        raise JobError(str(exc), exit_code=143) from exc
-    except (TrainingError, DataError) as exc:
-        raise JobError(str(exc)) from exc
+        with training_errors():
+            return train(method, mcfg, tcfg, dataset, run_dir, progress=progress, cancel=cancel,
+                         resume=resume, label=label)
+    except JobError:
+        raise
     except (ValueError, KeyError) as exc:  # a method that refuses its data
         raise JobError(str(exc)) from exc
 
@@ -458,7 +454,7 @@ def run_resume(spec: ResumeSpec, paths: AppPaths | None = None,
 class Preview:
     """16 preprocessed training images, how many there are and their classes."""
 
-    grid: NDArray[Any]
+    grid: UInt8Array
     n_images: int
     class_names: tuple[str, ...]
 

@@ -43,7 +43,7 @@ from medgan_desktop.core.gan.recommend import ALIAS, translation_recipe
 from medgan_desktop.core.imaging.masks import ct_body_mask
 from medgan_desktop.core.imaging.slices import volume_slab
 from medgan_desktop.core.inference.translate import translate
-from medgan_desktop.core.jobs.base import JobError
+from medgan_desktop.core.jobs.base import JobError, training_errors
 from medgan_desktop.core.metrics.paired import evaluate_pair
 from medgan_desktop.core.models.fit import applicability_of_training
 from medgan_desktop.core.models.refs import load_ref
@@ -51,9 +51,8 @@ from medgan_desktop.core.models.registry import ModelError
 from medgan_desktop.core.models.runs import ModelLoadError, load_model, load_run
 from medgan_desktop.core.progress import CancelToken, PairEvent, Progress, ProgressCallback, Stage, no_progress, stage
 from medgan_desktop.core.training.config import DataConfig, TrainConfig
-from medgan_desktop.core.training.data import DataError
 from medgan_desktop.core.training.devices import select_device
-from medgan_desktop.core.training.loop import RunSummary, TrainingError, TrainingOOMError, TrainingTerminated, train
+from medgan_desktop.core.training.loop import RunSummary, train
 from medgan_desktop.core.training.pairs import (
     PairedDataError,
     PairedVolume,
@@ -582,15 +581,9 @@ def run_train_translation(
         f", at most {spec.budget_minutes:g} min" if spec.budget_minutes else "")
     stage(progress, Stage.TRAIN,
           f"training {cls.name} on {n} slices for up to {spec.steps} steps{budget} -> {out}")
-    try:
+    with training_errors():
         summary = train(cls.name, mcfg, tcfg, dataset, out, progress=progress, cancel=cancel,
                         resume=spec.resume, frozen_networks=frozen)
-    except TrainingOOMError as exc:
-        raise JobError(str(exc), exit_code=3) from exc
-    except TrainingTerminated as exc:  # SIGTERM: a checkpoint was written; 128 + 15
-        raise JobError(str(exc), exit_code=143) from exc
-    except (TrainingError, DataError) as exc:
-        raise JobError(str(exc)) from exc
     heldout: dict[str, Any] | None = None
     if spec.evaluate and test_pairs and not summary.cancelled:
         heldout = evaluate_heldout(out, test_pairs, spec.device, progress, cancel)

@@ -18,18 +18,19 @@ import numpy as np
 from numpy.typing import NDArray
 
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
+from medgan_desktop.core.types import FloatArray
 
 Features = NDArray[np.float64]
 
 
-def _as2d(f: NDArray[Any]) -> Features:
+def _as2d(f: FloatArray) -> Features:
     a = np.asarray(f, dtype=np.float64)
     if a.ndim != 2:
         raise ValueError(f"features must be (N, D), got {a.shape}")
     return a
 
 
-def frechet_distance(real: NDArray[Any], fake: NDArray[Any]) -> float:
+def frechet_distance(real: FloatArray, fake: FloatArray) -> float:
     """``|μ1 − μ2|² + tr(Σ1 + Σ2 − 2 (Σ1 Σ2)^½)`` between Gaussian fits of two sets.
 
     The trace of the matrix square root is computed from the eigenvalues of
@@ -66,8 +67,8 @@ def mmd2_unbiased(x: Features, y: Features) -> float:
 
 
 def kid(
-    real: NDArray[Any],
-    fake: NDArray[Any],
+    real: FloatArray,
+    fake: FloatArray,
     subsets: int = 100,
     subset_size: int = 1000,
     seed: int = 0,
@@ -103,7 +104,7 @@ def _knn_radii(x: Features, k: int) -> Features:
     return np.sort(d, axis=1)[:, k]  # column 0 is the point itself
 
 
-def precision_recall(real: NDArray[Any], fake: NDArray[Any], k: int = 3) -> tuple[float, float]:
+def precision_recall(real: FloatArray, fake: FloatArray, k: int = 3) -> tuple[float, float]:
     """Improved precision (fake inside the real manifold) and recall (real inside the fake one)."""
     a, b = _as2d(real), _as2d(fake)
     ra, rb = _knn_radii(a, k), _knn_radii(b, k)
@@ -113,7 +114,7 @@ def precision_recall(real: NDArray[Any], fake: NDArray[Any], k: int = 3) -> tupl
     return precision, recall
 
 
-def density_coverage(real: NDArray[Any], fake: NDArray[Any], k: int = 5) -> tuple[float, float]:
+def density_coverage(real: FloatArray, fake: FloatArray, k: int = 5) -> tuple[float, float]:
     """Density (can exceed 1) and coverage in [0, 1] (Naeem et al. 2020)."""
     a, b = _as2d(real), _as2d(fake)
     ra = _knn_radii(a, k)
@@ -124,7 +125,7 @@ def density_coverage(real: NDArray[Any], fake: NDArray[Any], k: int = 5) -> tupl
     return density, coverage
 
 
-def inception_score(logits: NDArray[Any], splits: int = 10) -> tuple[float, float]:
+def inception_score(logits: FloatArray, splits: int = 10) -> tuple[float, float]:
     """Inception Score ``exp(E[KL(p(y|x) || p(y))])``: mean and std over splits."""
     lg = _as2d(logits)
     lg = lg - lg.max(axis=1, keepdims=True)
@@ -162,8 +163,8 @@ class DistributionReport:
 
 
 def compare_features(
-    real: NDArray[Any],
-    fake: NDArray[Any],
+    real: FloatArray,
+    fake: FloatArray,
     extractor: str = "",
     kid_subsets: int = 100,
     kid_subset_size: int = 1000,

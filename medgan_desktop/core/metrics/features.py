@@ -16,23 +16,27 @@ Every extractor takes grey images as float arrays in ``[0, 1]`` of any size.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from numpy.typing import NDArray
 from torch import nn
 
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
+from medgan_desktop.core.types import Float64Array, FloatArray
 
 #: Input side of :class:`MedFeatureNet`.
 MED_INPUT_SIZE = 64
 #: Output feature dimension of :class:`MedFeatureNet`.
 MED_FEATURE_DIM = 256
+
+#: Grey images in ``[0, 1]``, of any size: a list of ``(H, W)`` (or ``(H, W, C)``) arrays or
+#: one stacked array.
+Images = Sequence[FloatArray] | FloatArray
 
 
 @runtime_checkable
@@ -44,11 +48,11 @@ class FeatureExtractor(Protocol):
 
     def extract(
         self,
-        images: Sequence[NDArray[Any]] | NDArray[Any],
+        images: Images,
         batch_size: int = 32,
         progress: ProgressCallback = no_progress,
         cancel: CancelToken | None = None,
-    ) -> NDArray[np.float64]:
+    ) -> Float64Array:
         """Features of shape ``(N, dim)``."""
         ...
 
@@ -110,7 +114,7 @@ class MedFeatureNet(nn.Module):
         return self.cls_head(f), self.rot_head(f)
 
 
-def _as_batch(images: Sequence[NDArray[Any]] | NDArray[Any], size: int) -> torch.Tensor:
+def _as_batch(images: Images, size: int) -> torch.Tensor:
     """Resize grey images to ``size``² and stack them as ``(N, 1, size, size)``."""
     tensors = []
     for im in images:
@@ -125,37 +129,64 @@ def _as_batch(images: Sequence[NDArray[Any]] | NDArray[Any], size: int) -> torch
     return torch.cat(tensors, 0).clamp_(0.0, 1.0)
 
 
-def _run_batches(
-    fn: Any,
-    images: Sequence[NDArray[Any]] | NDArray[Any],
-    size: int,
-    batch_size: int,
-    progress: ProgressCallback,
-    cancel: CancelToken | None,
-    what: str,
-    threads: int | None = None,
-) -> list[torch.Tensor]:
-    n = len(images)
-    outs: list[torch.Tensor] = []
-    with torch.inference_mode(), torch_threads(threads):
-        for start in range(0, n, batch_size):
-            if cancel is not None:
-                cancel.check()
-            batch = _as_batch(images[start:start + batch_size], size)
-            outs.append(fn(batch))
-            done = min(n, start + batch_size)
-            progress(Progress(done, n, f"{what} features {done}/{n}"))
-    return outs
+class _NetworkExtractor:
+    """A :class:`FeatureExtractor` running a network on batches resized to ``input_size``."""
+
+    input_size: ClassVar[int]
+    #: The batch size when none is given.
+    batch_size: ClassVar[int]
+
+    def __init__(self, name: str, dim: int, threads: int | None) -> None:
+        self.name = name
+        self.dim = dim
+        self.threads = threads
+
+    def _features(self, batch: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _batched(
+        self, fn: Callable[[torch.Tensor], torch.Tensor], images: Images, batch_size: int | None,
+        progress: ProgressCallback, cancel: CancelToken | None,
+    ) -> Float64Array:
+        """``fn`` of every batch of ``images``, concatenated."""
+        n = len(images)
+        step = self.batch_size if batch_size is None else batch_size
+        outs: list[torch.Tensor] = []
+        with torch.inference_mode(), torch_threads(self.threads):
+            for start in range(0, n, step):
+                if cancel is not None:
+                    cancel.check()
+                outs.append(fn(_as_batch(images[start:start + step], self.input_size)))
+                done = min(n, start + step)
+                progress(Progress(done, n, f"{self.name} features {done}/{n}"))
+        out: Float64Array = torch.cat(outs).double().numpy()
+        return out
+
+    def extract(
+        self,
+        images: Images,
+        batch_size: int | None = None,
+        progress: ProgressCallback = no_progress,
+        cancel: CancelToken | None = None,
+    ) -> Float64Array:
+        """Features of shape ``(N, dim)``."""
+        if len(images) == 0:
+            return np.zeros((0, self.dim))
+        return self._batched(self._features, images, batch_size, progress, cancel)
 
 
-class ShippedExtractor:
+class ShippedExtractor(_NetworkExtractor):
     """The project's :class:`MedFeatureNet` wrapped as a :class:`FeatureExtractor`."""
 
+    input_size = MED_INPUT_SIZE
+    batch_size = 64
+
     def __init__(self, net: MedFeatureNet, name: str = "medfeaturenet", threads: int | None = 1) -> None:
+        super().__init__(name, MED_FEATURE_DIM, threads)
         self.net = net.eval()
-        self.name = name
-        self.dim = MED_FEATURE_DIM
-        self.threads = threads
+
+    def _features(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.net.features(batch)
 
     @classmethod
     def from_dir(cls, folder: Path | str) -> ShippedExtractor:
@@ -178,21 +209,8 @@ class ShippedExtractor:
             name = str(json.loads(run.read_text()).get("id", name))
         return cls(net, name)
 
-    def extract(
-        self,
-        images: Sequence[NDArray[Any]] | NDArray[Any],
-        batch_size: int = 64,
-        progress: ProgressCallback = no_progress,
-        cancel: CancelToken | None = None,
-    ) -> NDArray[np.float64]:
-        if len(images) == 0:
-            return np.zeros((0, self.dim))
-        outs = _run_batches(self.net.features, images, MED_INPUT_SIZE, batch_size, progress,
-                            cancel, self.name, self.threads)
-        return torch.cat(outs).double().numpy()
 
-
-def _read_weights(p: Path) -> Any:
+def _read_weights(p: Path) -> object:
     """The raw content of a weights file: safetensors, or ``torch.load(weights_only=True)``."""
     if p.suffix == ".safetensors":
         from safetensors.torch import load_file
@@ -218,14 +236,15 @@ def _unreadable_reason(exc: BaseException) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-class InceptionV3Extractor:
+class InceptionV3Extractor(_NetworkExtractor):
     """The FID InceptionV3 (2048-d pool features, 1008 logits for the Inception Score)."""
 
+    input_size = 299
+    batch_size = 16
+
     def __init__(self, net: nn.Module, name: str = "inception-v3-fid", threads: int | None = None) -> None:
+        super().__init__(name, 2048, threads)
         self.net = net.eval()
-        self.name = name
-        self.dim = 2048
-        self.threads = threads
 
     @classmethod
     def from_weights(cls, path: Path | str) -> InceptionV3Extractor:
@@ -250,14 +269,11 @@ class InceptionV3Extractor:
         except Exception as exc:  # any reader failure becomes one clear, safe message
             raise ValueError(f"not a readable InceptionV3 weights file: {p} "
                              f"({_unreadable_reason(exc)})") from None
-        if p.suffix == ".safetensors":
-            state: dict[str, torch.Tensor] = loaded
-        else:
-            if isinstance(loaded, dict) and "state_dict" in loaded:
-                loaded = loaded["state_dict"]
-            if not isinstance(loaded, dict):
-                raise ValueError(f"{p.name} does not hold a state dict")
-            state = loaded
+        if p.suffix != ".safetensors" and isinstance(loaded, dict) and "state_dict" in loaded:
+            loaded = loaded["state_dict"]
+        if not isinstance(loaded, dict):  # safetensors: always a dict of tensors
+            raise ValueError(f"{p.name} does not hold a state dict")
+        state: dict[str, torch.Tensor] = loaded
         net = FIDInceptionV3()
         expected = {k for k in net.state_dict() if not k.endswith("num_batches_tracked")}
         missing = sorted(expected - set(state))
@@ -277,30 +293,13 @@ class InceptionV3Extractor:
         out: tuple[torch.Tensor, torch.Tensor] = self.net(batch.expand(-1, 3, -1, -1))
         return out
 
-    def extract(
-        self,
-        images: Sequence[NDArray[Any]] | NDArray[Any],
-        batch_size: int = 16,
-        progress: ProgressCallback = no_progress,
-        cancel: CancelToken | None = None,
-    ) -> NDArray[np.float64]:
-        if len(images) == 0:
-            return np.zeros((0, self.dim))
-        outs = _run_batches(lambda b: self._forward(b)[0], images, 299, batch_size, progress,
-                            cancel, self.name, self.threads)
-        return torch.cat(outs).double().numpy()
+    def _features(self, batch: torch.Tensor) -> torch.Tensor:
+        return self._forward(batch)[0]
 
-    def logits(
-        self,
-        images: Sequence[NDArray[Any]] | NDArray[Any],
-        batch_size: int = 16,
-        progress: ProgressCallback = no_progress,
-        cancel: CancelToken | None = None,
-    ) -> NDArray[np.float64]:
+    def logits(self, images: Images, batch_size: int | None = None, progress: ProgressCallback = no_progress,
+               cancel: CancelToken | None = None) -> Float64Array:
         """The 1008 class logits (for the Inception Score)."""
-        outs = _run_batches(lambda b: self._forward(b)[1], images, 299, batch_size, progress,
-                            cancel, self.name, self.threads)
-        return torch.cat(outs).double().numpy()
+        return self._batched(lambda b: self._forward(b)[1], images, batch_size, progress, cancel)
 
 
 def shipped_extractor_dir() -> Path:

@@ -26,13 +26,14 @@ Where they apply:
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from medgan_desktop.core.types import PixelArray
 
-def spatial_frequency(image: NDArray[Any]) -> float:
+
+def spatial_frequency(image: PixelArray) -> float:
     """Spatial frequency of a 2D image (same units as the intensities)."""
     a = np.asarray(image, dtype=np.float64)
     if a.ndim != 2:
@@ -49,7 +50,7 @@ def _corr(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
     return float((a * b).sum() / den) if den > 0 else 0.0
 
 
-def scd(fused: NDArray[Any], source1: NDArray[Any], source2: NDArray[Any]) -> float:
+def scd(fused: PixelArray, source1: PixelArray, source2: PixelArray) -> float:
     """Sum of the correlations of differences of a fused image and its two sources."""
     f, s1, s2 = (np.asarray(x, dtype=np.float64) for x in (fused, source1, source2))
     if not (f.shape == s1.shape == s2.shape):
@@ -57,7 +58,7 @@ def scd(fused: NDArray[Any], source1: NDArray[Any], source2: NDArray[Any]) -> fl
     return _corr(f - s2, s1) + _corr(f - s1, s2)
 
 
-def volume_spatial_frequency(array: NDArray[Any]) -> float:
+def volume_spatial_frequency(array: PixelArray) -> float:
     """SF of a 2D image, or the mean SF of the slices (first axis) of a 3D volume."""
     a = np.asarray(array, dtype=np.float64)
     if a.ndim == 2:
@@ -67,13 +68,13 @@ def volume_spatial_frequency(array: NDArray[Any]) -> float:
     return float(np.mean([spatial_frequency(s) for s in a]))
 
 
-def _unit(a: NDArray[Any]) -> NDArray[np.float64]:
+def _unit(a: PixelArray) -> NDArray[np.float64]:
     x = np.asarray(a, dtype=np.float64)
     lo, hi = float(x.min()), float(x.max())
     return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
 
 
-def scd_scaled(fused: NDArray[Any], source1: NDArray[Any], source2: NDArray[Any]) -> float:
+def scd_scaled(fused: PixelArray, source1: PixelArray, source2: PixelArray) -> float:
     """:func:`scd` after scaling each image to [0, 1] by its own min and max.
 
     For images or volumes in different units (e.g. an MR and a CT source); the

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
+from medgan_desktop.core.types import PixelArray
 
 RASTER_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif"})
 VOLUME_SUFFIXES = frozenset({".nii", ".gz", ".mha", ".mhd", ".nrrd"})
@@ -47,7 +47,7 @@ def list_images(path: Path | str) -> list[Path]:
     return sorted(f for f in p.rglob("*") if f.is_file() and is_image_file(f))
 
 
-def _to_unit(arr: NDArray[Any], lo: float | None = None, hi: float | None = None) -> Image:
+def _to_unit(arr: PixelArray, lo: float | None = None, hi: float | None = None) -> Image:
     a = np.asarray(arr, dtype=np.float32)
     if lo is None or hi is None:
         finite = a[np.isfinite(a)]
@@ -125,7 +125,7 @@ def load_image(path: Path | str, size: int | None = None) -> Image:
     return out.astype(np.float32, copy=False)
 
 
-def resize(img: NDArray[Any], size: int) -> Image:
+def resize(img: PixelArray, size: int) -> Image:
     """Bilinear resize of a 2D float image to ``size`` x ``size``."""
     if img.shape == (size, size):
         return np.asarray(img, dtype=np.float32)

@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
+from medgan_desktop.core.types import FloatArray
 
 THUMB = 64
 #: Distances at or below this are identical images (exact copies).
@@ -39,7 +40,7 @@ MIN_REFERENCE = 10
 
 
 def _nearest(
-    query: NDArray[Any], train: NDArray[Any], exclude_self: bool = False, chunk: int = 256
+    query: FloatArray, train: FloatArray, exclude_self: bool = False, chunk: int = 256
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """Index and Euclidean distance of each query row's nearest train row."""
     q = np.asarray(query, np.float64).reshape(len(query), -1)
@@ -62,7 +63,7 @@ def _nearest(
     return idx, dist
 
 
-def _pixels(images: NDArray[Any]) -> NDArray[np.float64]:
+def _pixels(images: FloatArray) -> NDArray[np.float64]:
     """Flattened thumbnails scaled so the Euclidean distance is the RMS difference."""
     a = np.asarray(images, np.float64)
     flat: NDArray[np.float64] = a.reshape(len(a), -1) / np.sqrt(a[0].size)
@@ -111,12 +112,12 @@ class MemorizationReport:
 
 
 def find_near_copies(
-    fake_features: NDArray[Any],
-    train_features: NDArray[Any],
-    fake_images: NDArray[Any],
-    train_images: NDArray[Any],
-    test_features: NDArray[Any] | None = None,
-    test_images: NDArray[Any] | None = None,
+    fake_features: FloatArray,
+    train_features: FloatArray,
+    fake_images: FloatArray,
+    train_images: FloatArray,
+    test_features: FloatArray | None = None,
+    test_images: FloatArray | None = None,
     fake_names: list[str] | None = None,
     train_names: list[str] | None = None,
     percentile: float = 1.0,

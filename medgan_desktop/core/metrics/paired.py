@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,8 +31,10 @@ from scipy import ndimage
 from medgan_desktop.core.imaging.masks import body_mask
 from medgan_desktop.core.metrics.fusion import volume_spatial_frequency
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
+from medgan_desktop.core.types import BoolArray, Float64Array, PixelArray
 from medgan_desktop.core.volume import Volume
 
+_S = TypeVar("_S", bound=np.generic)
 #: SynthRAD's fixed HU range for clipping, PSNR and SSIM.
 HU_RANGE: tuple[float, float] = (-1024.0, 3000.0)
 DATA_RANGE = HU_RANGE[1] - HU_RANGE[0]
@@ -44,8 +46,6 @@ TISSUES: dict[str, tuple[float, float]] = {
 }
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
-FloatArray = NDArray[np.float64]
-BoolArray = NDArray[np.bool_]
 #: HU below this are scanner padding (outside the reconstructed field of view), not tissue.
 PADDING_BELOW = -1100.0
 
@@ -55,8 +55,8 @@ class SsimWindow(StrEnum):
     GAUSSIAN = "gaussian"  # sigma 1.5, truncate 3.5 (Wang et al. 2004)
 
 
-def _filter(x: FloatArray, window: SsimWindow) -> FloatArray:
-    out: FloatArray
+def _filter(x: Float64Array, window: SsimWindow) -> Float64Array:
+    out: Float64Array
     if window == SsimWindow.GAUSSIAN:
         out = ndimage.gaussian_filter(x, sigma=1.5, truncate=3.5, mode="reflect")
     else:
@@ -69,8 +69,8 @@ def _pad(window: SsimWindow) -> int:
 
 
 def ssim_map(
-    x: NDArray[Any], y: NDArray[Any], data_range: float, window: SsimWindow = SsimWindow.UNIFORM
-) -> tuple[FloatArray, FloatArray]:
+    x: PixelArray, y: PixelArray, data_range: float, window: SsimWindow = SsimWindow.UNIFORM
+) -> tuple[Float64Array, Float64Array]:
     """Local SSIM and contrast-structure maps (any dimension).
 
     Same constants and covariance convention as ``skimage.metrics.structural_similarity``
@@ -97,12 +97,13 @@ def ssim_map(
     return s, cs
 
 
-def _crop(a: NDArray[Any], pad: int) -> NDArray[Any]:
+def _crop(a: NDArray[_S], pad: int) -> NDArray[_S]:
     sl = tuple(slice(pad, dim - pad) if dim > 2 * pad else slice(None) for dim in a.shape)
-    return a[sl]
+    cropped: NDArray[_S] = a[sl]
+    return cropped
 
 
-def _prepare(pred: NDArray[Any], ref: NDArray[Any], mask: BoolArray | None) -> tuple[FloatArray, FloatArray]:
+def _prepare(pred: PixelArray, ref: PixelArray, mask: BoolArray | None) -> tuple[Float64Array, Float64Array]:
     """SynthRAD SSIM input: clip, fill outside the mask with −1024, shift to >= 0."""
     lo, hi = HU_RANGE
     p = np.clip(np.asarray(pred, dtype=np.float64), lo, hi)
@@ -113,19 +114,19 @@ def _prepare(pred: NDArray[Any], ref: NDArray[Any], mask: BoolArray | None) -> t
     return p - lo, r - lo
 
 
-def mae(pred: NDArray[Any], ref: NDArray[Any], mask: BoolArray | None = None) -> float:
+def mae(pred: PixelArray, ref: PixelArray, mask: BoolArray | None = None) -> float:
     """Mean absolute error (HU) inside ``mask``."""
     d = np.abs(np.asarray(pred, np.float64) - np.asarray(ref, np.float64))
     return float(d[mask].mean()) if mask is not None else float(d.mean())
 
 
-def mean_error(pred: NDArray[Any], ref: NDArray[Any], mask: BoolArray | None = None) -> float:
+def mean_error(pred: PixelArray, ref: PixelArray, mask: BoolArray | None = None) -> float:
     """Mean signed error pred − ref (HU) inside ``mask``."""
     d = np.asarray(pred, np.float64) - np.asarray(ref, np.float64)
     return float(d[mask].mean()) if mask is not None else float(d.mean())
 
 
-def psnr(pred: NDArray[Any], ref: NDArray[Any], mask: BoolArray | None = None) -> float:
+def psnr(pred: PixelArray, ref: PixelArray, mask: BoolArray | None = None) -> float:
     """PSNR (dB) over the fixed range [−1024, 3000] HU, both clipped; inf when identical."""
     lo, hi = HU_RANGE
     p = np.clip(np.asarray(pred, np.float64), lo, hi)
@@ -139,8 +140,8 @@ def psnr(pred: NDArray[Any], ref: NDArray[Any], mask: BoolArray | None = None) -
 
 
 def ssim(
-    pred: NDArray[Any],
-    ref: NDArray[Any],
+    pred: PixelArray,
+    ref: PixelArray,
     mask: BoolArray | None = None,
     window: SsimWindow = SsimWindow.UNIFORM,
 ) -> float:
@@ -149,7 +150,7 @@ def ssim(
     return _masked_ssim_mean(s, mask, _pad(window))
 
 
-def _masked_ssim_mean(smap: FloatArray, mask: BoolArray | None, pad: int) -> float:
+def _masked_ssim_mean(smap: Float64Array, mask: BoolArray | None, pad: int) -> float:
     if mask is None:
         return float(_crop(smap, pad).mean(dtype=np.float64))
     m = _crop(mask, pad)
@@ -158,7 +159,7 @@ def _masked_ssim_mean(smap: FloatArray, mask: BoolArray | None, pad: int) -> flo
     return float(_crop(smap, pad)[m].mean(dtype=np.float64))
 
 
-def ms_ssim_2d(x: NDArray[Any], y: NDArray[Any], data_range: float = DATA_RANGE) -> float:
+def ms_ssim_2d(x: PixelArray, y: PixelArray, data_range: float = DATA_RANGE) -> float:
     """Multi-scale SSIM of two 2D images (Gaussian window, up to five scales).
 
     Images too small for five scales use as many as fit (each scale needs ≥ 11 px),
@@ -246,7 +247,7 @@ def _resample_onto(pred: Volume, ref: Volume) -> Volume:
 def evaluate_pair(
     pred: Volume,
     ref: Volume,
-    mask: Volume | NDArray[Any] | None = None,
+    mask: Volume | PixelArray | BoolArray | None = None,
     window: SsimWindow | str = SsimWindow.UNIFORM,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
@@ -269,7 +270,7 @@ def evaluate_pair(
     if mask is None:
         m = body_mask(ref)
     else:
-        m = np.asarray(mask.array if isinstance(mask, Volume) else mask) > 0
+        m = np.greater(np.asarray(mask.array if isinstance(mask, Volume) else mask), 0)
         if m.shape != r.shape:
             raise ValueError(f"mask shape {m.shape} differs from the reference {r.shape}")
     # Padding outside the scanned field of view (PixelPaddingValue, often -2048 or -3024 HU)

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 
 from medgan_desktop import __version__
@@ -24,6 +23,7 @@ from medgan_desktop.core.atomic import atomic_write_text, write_error
 from medgan_desktop.core.metrics.evaluate import UnpairedResult
 from medgan_desktop.core.metrics.paired import PairedReport
 from medgan_desktop.core.metrics.utility import UtilityReport
+from medgan_desktop.core.types import PixelArray
 
 W, H, M = 560, 260, 40
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
@@ -102,7 +102,7 @@ def curves_png(x: Sequence[float], curves: dict[str, Sequence[float]], title: st
     return img
 
 
-def to_grey_png(arr: NDArray[Any], lo: float | None = None, hi: float | None = None,
+def to_grey_png(arr: PixelArray, lo: float | None = None, hi: float | None = None,
                 size: int | None = None) -> Image.Image:
     a = np.asarray(arr, float)
     lo = float(np.nanmin(a)) if lo is None else lo

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
-from numpy.typing import NDArray
 from scipy import stats as sps
 
+from medgan_desktop.core.types import BoolArray, FloatArray, IntArray
 
-def roc_auc(scores: NDArray[Any] | list[float], labels: NDArray[Any] | list[int]) -> float:
+
+def roc_auc(scores: FloatArray | Sequence[float], labels: IntArray | BoolArray | Sequence[int]) -> float:
     """ROC AUC via the Mann–Whitney U statistic (ties count one half).
 
     Args:
@@ -30,7 +31,7 @@ def roc_auc(scores: NDArray[Any] | list[float], labels: NDArray[Any] | list[int]
     return float(u / (n_pos * n_neg))
 
 
-def mean_ci(values: NDArray[Any] | list[float], level: float = 0.95) -> tuple[float, float, float]:
+def mean_ci(values: FloatArray | Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
     """Mean and Student-t confidence interval ``(mean, lo, hi)`` (NaN bounds with n < 2)."""
     v = np.asarray(values, dtype=np.float64)
     m = float(v.mean()) if v.size else float("nan")

@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 
 from medgan_desktop.core.metrics.features import MED_INPUT_SIZE, MedFeatureNet
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
+from medgan_desktop.core.types import IntArray
 
 CLASSES = ("NORMAL", "PNEUMONIA")
 
@@ -67,7 +68,7 @@ def load_dataset(
     return np.stack(xs), np.asarray(ys, dtype=np.int64), [f.name for f, _ in files]
 
 
-def split(labels: NDArray[np.int64], held_out: float, seed: int) -> tuple[NDArray[Any], NDArray[Any]]:
+def split(labels: NDArray[np.int64], held_out: float, seed: int) -> tuple[IntArray, IntArray]:
     """Stratified train/held-out indices."""
     rng = np.random.default_rng(seed)
     tr: list[int] = []
@@ -94,7 +95,7 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch
 def evaluate(net: MedFeatureNet, x: NDArray[np.float32], y: NDArray[np.int64]) -> dict[str, float]:
     """Held-out class accuracy (upright images), balanced accuracy and rotation accuracy."""
     net.eval()
-    preds: list[NDArray[Any]] = []
+    preds: list[IntArray] = []
     rot_ok = 0
     with torch.inference_mode():
         for s in range(0, len(x), 256):
@@ -120,8 +121,8 @@ def patient_disjoint(
     x: NDArray[np.float32],
     y: NDArray[np.int64],
     names: list[str],
-    tr: NDArray[Any],
-    te: NDArray[Any],
+    tr: IntArray,
+    te: IntArray,
 ) -> dict[str, float]:
     """Held-out metrics on the images whose patient has no image in the training split.
 

@@ -22,6 +22,7 @@ from medgan_desktop.core.metrics.features import torch_threads
 from medgan_desktop.core.metrics.images import load_images
 from medgan_desktop.core.metrics.stats import mean_ci, roc_auc
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
+from medgan_desktop.core.types import FloatArray, IntArray
 
 SIZE = 32
 
@@ -55,7 +56,7 @@ def load_labelled(folder: Path | str, limit_per_class: int | None = None) -> tup
 
 
 def _fit_predict(
-    x: NDArray[Any], y: NDArray[Any], xt: NDArray[Any], n_classes: int, seed: int, steps: int,
+    x: FloatArray, y: IntArray, xt: FloatArray, n_classes: int, seed: int, steps: int,
     batch: int = 32,
 ) -> NDArray[np.float64]:
     torch.manual_seed(seed)
@@ -76,7 +77,7 @@ def _fit_predict(
     return p.double().numpy()
 
 
-def _auc(prob: NDArray[np.float64], y: NDArray[Any], n_classes: int) -> float:
+def _auc(prob: NDArray[np.float64], y: IntArray, n_classes: int) -> float:
     if n_classes == 2:
         return roc_auc(prob[:, 1], y == 1)
     vals = [roc_auc(prob[:, c], y == c) for c in range(n_classes)]
@@ -102,12 +103,12 @@ class UtilityReport:
 
 
 def utility_study(
-    train_x: NDArray[Any],
-    train_y: NDArray[Any],
-    synth_x: NDArray[Any],
-    synth_y: NDArray[Any],
-    test_x: NDArray[Any],
-    test_y: NDArray[Any],
+    train_x: FloatArray,
+    train_y: IntArray,
+    synth_x: FloatArray,
+    synth_y: IntArray,
+    test_x: FloatArray,
+    test_y: IntArray,
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4),
     steps: int = 300,
     threads: int | None = 1,

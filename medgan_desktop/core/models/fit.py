@@ -143,15 +143,17 @@ class Applicability:
 
     def describe(self) -> str:
         """``"HEAD T1 MR, axial, FOV 180-260 mm"``."""
-        parts = [" ".join(x for x in ("/".join(self.regions), "/".join(self.weightings),
-                                      self.modality) if x)]
-        if self.orientation:
-            parts.append(self.orientation)
-        if self.fov_mm is not None:
-            parts.append(f"FOV {self.fov_mm[0]:.0f}-{self.fov_mm[1]:.0f} mm")
-        if not self.needs_geometry:
-            parts.append("2D images")
-        return ", ".join(p for p in parts if p) or "unrecorded data"
+        fov = "" if self.fov_mm is None else f"FOV {self.fov_mm[0]:.0f}-{self.fov_mm[1]:.0f} mm"
+        return _described(("/".join(self.regions), "/".join(self.weightings), self.modality),
+                          self.orientation, fov, "" if self.needs_geometry else "2D images",
+                          "unrecorded data")
+
+
+def _described(kind: Iterable[str], orientation: str, fov: str, flat: str, nothing: str) -> str:
+    """``"HEAD T1 MR, axial, FOV 180 mm"``: what was imaged, the orientation, the field of view
+    and a note on images without geometry, those that are known; ``nothing`` if none is."""
+    parts = (" ".join(x for x in kind if x), orientation, fov, flat)
+    return ", ".join(p for p in parts if p) or nothing
 
 
 @dataclass(frozen=True)
@@ -191,14 +193,10 @@ class SeriesTraits:
         )
 
     def describe(self) -> str:
-        parts = [" ".join(x for x in (self.region, self.weighting, self.modality) if x)]
-        if self.orientation:
-            parts.append(self.orientation)
-        if self.fov_mm is not None:
-            parts.append(f"FOV {self.fov_mm:.0f} mm")
-        if not self.geometry_known:
-            parts.append("2D images without patient geometry")
-        return ", ".join(p for p in parts if p) or "an undescribed series"
+        fov = "" if self.fov_mm is None else f"FOV {self.fov_mm:.0f} mm"
+        return _described((self.region, self.weighting, self.modality), self.orientation, fov,
+                          "" if self.geometry_known else "2D images without patient geometry",
+                          "an undescribed series")
 
 
 @dataclass(frozen=True)

@@ -14,16 +14,16 @@ from __future__ import annotations
 import csv
 import itertools
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from medgan_desktop.core.metrics.stats import roc_auc
 from medgan_desktop.core.review.session import Rating, Truth
+from medgan_desktop.core.types import IntArray
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def score_ratings(ratings: Sequence[Rating], reader: str = "all") -> ReaderScore
     return ReaderScore(reader, n, correct / n, sens, spec, auc, q_real, q_syn)
 
 
-def cohen_kappa(a: Sequence[Any], b: Sequence[Any]) -> float:
+def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float:
     """Cohen's kappa of two raters' labels on the same items (1 = perfect agreement)."""
     if len(a) != len(b) or not a:
         raise ValueError("Cohen's kappa needs two equally long, non-empty label lists")
@@ -76,7 +76,7 @@ def cohen_kappa(a: Sequence[Any], b: Sequence[Any]) -> float:
     return (po - pe) / (1.0 - pe)
 
 
-def fleiss_kappa(counts: NDArray[Any] | Sequence[Sequence[int]]) -> float:
+def fleiss_kappa(counts: IntArray | Sequence[Sequence[int]]) -> float:
     """Fleiss' kappa from an ``(items, categories)`` table of rating counts.
 
     Every item must have the same number of raters (at least two).

@@ -42,6 +42,7 @@ from numpy.typing import NDArray
 from medgan_desktop.core.imaging.orientation import ViewAxis, axis_permutation, slice_mapping
 from medgan_desktop.core.metrics.images import RASTER_SUFFIXES, list_images, load_image
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
+from medgan_desktop.core.types import PixelArray
 from medgan_desktop.core.volume import Volume
 
 SCHEMA_VERSION = 2  # 2: items.meta (JSON: kind, spacing, plane, hu)
@@ -184,7 +185,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _encode(img: NDArray[Any]) -> bytes:
+def _encode(img: PixelArray) -> bytes:
     """``.npy`` bytes; int16 when that is lossless (HU, 8/12-bit pixels), else float32."""
     a = np.asarray(img, dtype=np.float32)
     if a.size and np.isfinite(a).all() and a.min() >= -32768 and a.max() <= 32767 \
@@ -242,7 +243,7 @@ def read_review_image(path: Path) -> tuple[NDArray[np.float32], tuple[float, flo
     return img.astype(np.float32), (0.0, 255.0)
 
 
-def _window(arr: NDArray[Any]) -> tuple[float, float]:
+def _window(arr: PixelArray) -> tuple[float, float]:
     """The 0.5..99.5 percentile window (on a subsample of large stacks)."""
     flat = arr.reshape(-1)
     flat = flat[:: max(1, flat.size // 2_000_000)]
@@ -250,7 +251,7 @@ def _window(arr: NDArray[Any]) -> tuple[float, float]:
     return lo, max(hi, lo + 1.0)
 
 
-def _looks_hu(arr: NDArray[Any]) -> bool:
+def _looks_hu(arr: PixelArray) -> bool:
     """CT in Hounsfield units, for files that do not say so: air (about -1000) or the
     scanner's padding outside the field of view (-1024 to -3024) among the darkest voxels."""
     flat = arr.reshape(-1)
@@ -362,7 +363,7 @@ def _read_source(src: _Source) -> tuple[NDArray[np.float32], tuple[float, float]
     return stack, _window(stack), meta
 
 
-def _image_is_hu(path: Path, img: NDArray[Any]) -> bool:
+def _image_is_hu(path: Path, img: PixelArray) -> bool:
     suf = path.suffix.lower()
     if path.name.lower().endswith(_VOLUME_NAME_SUFFIXES):
         from medgan_desktop.core.io import guess_modality

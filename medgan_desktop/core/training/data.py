@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -28,7 +28,11 @@ from PIL import Image
 from medgan_desktop.core.imaging.intensity import IntensityWindow
 from medgan_desktop.core.models.runs import Preprocessing
 from medgan_desktop.core.training.config import DataConfig, DataKind
+from medgan_desktop.core.types import JsonObject
 from medgan_desktop.core.volume import Volume
+
+if TYPE_CHECKING:
+    from medgan_desktop.core.dicom.index import StudyIndex
 
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd")
@@ -38,18 +42,24 @@ class DataError(ValueError):
     """The training data cannot be used (missing, unreadable, too few images, ...)."""
 
 
+#: An item: its index, or ``(index, seed)`` as the training loop's sampler draws it (the seed
+#: picks the item's augmentation).
+SampleKey = int | tuple[int, int]
+
+
 @runtime_checkable
 class TrainingDataset(Protocol):
     preprocessing: Preprocessing
 
     def __len__(self) -> int: ...
 
-    def __getitem__(self, key: Any) -> dict[str, torch.Tensor]: ...
+    def __getitem__(self, key: SampleKey) -> dict[str, torch.Tensor]: ...
 
-    def describe(self) -> dict[str, Any]: ...
+    def describe(self) -> JsonObject: ...
 
 
-def _split_key(key: Any) -> tuple[int, int | None]:
+def split_key(key: SampleKey) -> tuple[int, int | None]:
+    """``(index, seed)`` of an item key (seed None: no augmentation)."""
     if isinstance(key, tuple | list):
         return int(key[0]), int(key[1])
     return int(key), None
@@ -166,14 +176,14 @@ class ImageFolderDataset:
         self._cache[i] = t
         return t
 
-    def __getitem__(self, key: Any) -> dict[str, torch.Tensor]:
-        i, seed = _split_key(key)
+    def __getitem__(self, key: SampleKey) -> dict[str, torch.Tensor]:
+        i, seed = split_key(key)
         item = {"target": augment(self.load(i), seed, self.flip, self.rotate90)}
         if self.labels:
             item["label"] = torch.tensor(self.labels[i], dtype=torch.long)
         return item
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JsonObject:
         counts = {c: self.labels.count(k) for k, c in enumerate(self.class_names)} if self.labels else {}
         return {
             "kind": "images",
@@ -237,7 +247,7 @@ class VolumeSliceDataset:
         rotate90: bool = False,
         min_foreground: float = 0.05,
         seed: int = 0,
-        description: dict[str, Any] | None = None,
+        description: JsonObject | None = None,
     ) -> None:
         if not volumes:
             raise DataError("no volumes to slice")
@@ -270,14 +280,14 @@ class VolumeSliceDataset:
     def __len__(self) -> int:
         return len(self.slices)
 
-    def __getitem__(self, key: Any) -> dict[str, torch.Tensor]:
-        i, seed = _split_key(key)
+    def __getitem__(self, key: SampleKey) -> dict[str, torch.Tensor]:
+        i, seed = split_key(key)
         vi, k = self.slices[i]
         sl = np.take(self._arrays[vi], k, axis=self.axis)
         img = resize_square(torch.from_numpy(np.ascontiguousarray(sl))[None], self.size)
         return {"target": augment(img, seed, self.flip, self.rotate90)}
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JsonObject:
         return {
             "kind": "volumes",
             **self._description,
@@ -321,7 +331,7 @@ def _is_volume_file(p: Path) -> bool:
     return p.is_file() and any(name.endswith(s) for s in VOLUME_SUFFIXES)
 
 
-def build_dataset(cfg: DataConfig, seed: int = 0, index: Any = None) -> TrainingDataset:
+def build_dataset(cfg: DataConfig, seed: int = 0, index: StudyIndex | None = None) -> TrainingDataset:
     """The dataset described by ``cfg`` (``index``: a StudyIndex for ``kind="index"``).
 
     Raises:

@@ -17,31 +17,25 @@ float32, images in [-1, 1]; the loop turns them into
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
-from numpy.typing import NDArray
 
 from medgan_desktop.core.imaging.intensity import IntensityWindow
 from medgan_desktop.core.imaging.masks import ct_body_mask
 from medgan_desktop.core.imaging.slices import context_indices, fit_square
 from medgan_desktop.core.models.runs import Preprocessing
+from medgan_desktop.core.training.data import SampleKey, split_key
 from medgan_desktop.core.training.pairs import PairedDataError, PairedVolume
+from medgan_desktop.core.types import BoolArray, Float32Array, JsonObject
 from medgan_desktop.core.volume import Volume
-
-
-def _split_key(key: Any) -> tuple[int, int | None]:
-    if isinstance(key, tuple | list):
-        return int(key[0]), int(key[1])
-    return int(key), None
 
 
 class _SliceStore:
     """Normalised volumes and the per-slice bookkeeping shared by both datasets."""
 
     def __init__(self, volumes: Sequence[Volume], window: IntensityWindow) -> None:
-        self.arrays: list[NDArray[np.float32]] = []
+        self.arrays: list[Float32Array] = []
         self.bounds: list[tuple[float, float]] = []
         for v in volumes:
             arr = np.asarray(v.array, dtype=np.float32)
@@ -61,7 +55,38 @@ def _flip(x: torch.Tensor, seed: int | None, flip: bool) -> torch.Tensor:
     return torch.flip(x, dims=(-1,)) if (seed % 2) else x
 
 
-class PairedSliceDataset:
+class _MrCtSlices:
+    """MR source and CT target slices, normalised as the model will see them; the body
+    masks of the CT volumes (``_masks``) are the subclass's."""
+
+    _masks: list[BoolArray]
+
+    def __init__(self, sources: Sequence[Volume], targets: Sequence[Volume], size: int,
+                 context_slices: int, description: JsonObject) -> None:
+        self.size = size
+        self.context = context_slices
+        self.source_window = IntensityWindow.mr()
+        self.target_window = IntensityWindow.ct()
+        self._src = _SliceStore(sources, self.source_window)
+        self._tgt = _SliceStore(targets, self.target_window)
+        self._description = description
+        self.preprocessing = Preprocessing(target=self.target_window, source=self.source_window, modality_in="MR",
+                                           modality_out="CT", size=size, channels=1, context_slices=context_slices)
+
+    def _slices(self, vi: int, k: int, ti: int, tk: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """MR slice ``k`` of volume ``vi`` with its context, CT slice ``tk`` of volume ``ti`` and
+        that slice's body mask, each fitted to ``size``."""
+        src = fit_square(self._src.stack(vi, k, self.context), self.size).clamp(-1, 1)
+        tgt = fit_square(self._tgt.stack(ti, tk, 0), self.size).clamp(-1, 1)
+        m = torch.from_numpy(self._masks[ti][tk : tk + 1].astype(np.float32))
+        mask = (fit_square(m, self.size, pad_value=0.0) > 0.5).float()
+        return src, tgt, mask
+
+    def describe(self) -> JsonObject:
+        return dict(self._description)
+
+
+class PairedSliceDataset(_MrCtSlices):
     """Registered MR/CT slice pairs (pix2pix, the baseline, distillation).
 
     Args:
@@ -80,17 +105,12 @@ class PairedSliceDataset:
         context_slices: int = 0,
         min_body_fraction: float = 0.02,
         flip: bool = False,
-        description: dict[str, Any] | None = None,
+        description: JsonObject | None = None,
     ) -> None:
         if not pairs:
             raise PairedDataError("no MR/CT pairs")
-        self.size = size
-        self.context = context_slices
+        super().__init__([p.source for p in pairs], [p.target for p in pairs], size, context_slices, {})
         self.flip = flip
-        self.source_window = IntensityWindow.mr()
-        self.target_window = IntensityWindow.ct()
-        self._src = _SliceStore([p.source for p in pairs], self.source_window)
-        self._tgt = _SliceStore([p.target for p in pairs], self.target_window)
         self._masks = [ct_body_mask(p.target) for p in pairs]
         self.items: list[tuple[int, int]] = []
         for vi, p in enumerate(pairs):
@@ -110,15 +130,6 @@ class PairedSliceDataset:
             "registration": [p.registration for p in pairs if p.registration],
             **(description or {}),
         }
-        self.preprocessing = Preprocessing(
-            target=self.target_window,
-            source=self.source_window,
-            modality_in="MR",
-            modality_out="CT",
-            size=size,
-            channels=1,
-            context_slices=context_slices,
-        )
 
     @property
     def in_channels(self) -> int:
@@ -127,24 +138,18 @@ class PairedSliceDataset:
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, key: Any) -> dict[str, torch.Tensor]:
-        i, seed = _split_key(key)
+    def __getitem__(self, key: SampleKey) -> dict[str, torch.Tensor]:
+        i, seed = split_key(key)
         vi, k = self.items[i]
-        src = fit_square(self._src.stack(vi, k, self.context), self.size).clamp(-1, 1)
-        tgt = fit_square(self._tgt.stack(vi, k, 0), self.size).clamp(-1, 1)
-        m = torch.from_numpy(self._masks[vi][k : k + 1].astype(np.float32))
-        mask = (fit_square(m, self.size, pad_value=0.0) > 0.5).float()
+        src, tgt, mask = self._slices(vi, k, vi, k)
         return {
             "source": _flip(src, seed, self.flip).contiguous(),
             "target": _flip(tgt, seed, self.flip).contiguous(),
             "mask": _flip(mask, seed, self.flip).contiguous(),
         }
 
-    def describe(self) -> dict[str, Any]:
-        return dict(self._description)
 
-
-class UnpairedSliceDataset:
+class UnpairedSliceDataset(_MrCtSlices):
     """MR slices and CT slices drawn independently (CycleGAN, UNIT).
 
     Item ``i`` is MR slice ``i`` and a CT slice chosen from the per-sample seed
@@ -167,16 +172,11 @@ class UnpairedSliceDataset:
         size: int = 128,
         context_slices: int = 0,
         min_body_fraction: float = 0.02,
-        description: dict[str, Any] | None = None,
+        description: JsonObject | None = None,
     ) -> None:
         if not sources or not targets:
             raise PairedDataError("unpaired training needs MR and CT volumes")
-        self.size = size
-        self.context = context_slices
-        self.source_window = IntensityWindow.mr()
-        self.target_window = IntensityWindow.ct()
-        self._src = _SliceStore(sources, self.source_window)
-        self._tgt = _SliceStore(targets, self.target_window)
+        super().__init__(sources, targets, size, context_slices, {})
         self._masks = [ct_body_mask(t.array) for t in targets]
         self.src_items = [
             (vi, k)
@@ -198,29 +198,14 @@ class UnpairedSliceDataset:
             "n_ct_slices": len(self.tgt_items),
             **(description or {}),
         }
-        self.preprocessing = Preprocessing(
-            target=self.target_window,
-            source=self.source_window,
-            modality_in="MR",
-            modality_out="CT",
-            size=size,
-            channels=1,
-            context_slices=context_slices,
-        )
 
     def __len__(self) -> int:
         return len(self.src_items)
 
-    def __getitem__(self, key: Any) -> dict[str, torch.Tensor]:
-        i, seed = _split_key(key)
+    def __getitem__(self, key: SampleKey) -> dict[str, torch.Tensor]:
+        i, seed = split_key(key)
         vi, k = self.src_items[i]
         j = (seed if seed is not None else i * 7919) % len(self.tgt_items)
         ti, tk = self.tgt_items[j]
-        src = fit_square(self._src.stack(vi, k, self.context), self.size).clamp(-1, 1)
-        tgt = fit_square(self._tgt.stack(ti, tk, 0), self.size).clamp(-1, 1)
-        m = torch.from_numpy(self._masks[ti][tk : tk + 1].astype(np.float32))
-        mask = (fit_square(m, self.size, pad_value=0.0) > 0.5).float()
+        src, tgt, mask = self._slices(vi, k, ti, tk)
         return {"source": src.contiguous(), "target": tgt.contiguous(), "mask": mask.contiguous()}
-
-    def describe(self) -> dict[str, Any]:
-        return dict(self._description)
