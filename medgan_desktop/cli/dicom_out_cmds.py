@@ -67,17 +67,11 @@ def _anonymize(args: argparse.Namespace) -> int:
         if rep.is_relative_to(args.out_dir.expanduser().resolve()):
             raise CliError("the report names the source files, so it must not be written "
                            "into the anonymised output folder")
-    opts = AnonymizeOptions(
-        pseudonym_name=args.pseudonym,
-        pseudonym_id=args.patient_id,
-        retain_longitudinal=args.retain_dates,
-        retain_patient_chars=args.retain_patient_chars,
-        retain_device=args.retain_device,
-        retain_safe_private=args.retain_safe_private,
-        clean_descriptors=args.clean_descriptors,
-        accept_burned_in=args.accept_burned_in,
-        date_offset_days=args.date_offset,
-    )
+    opts = AnonymizeOptions(pseudonym_name=args.pseudonym, pseudonym_id=args.patient_id,
+                            retain_longitudinal=args.retain_dates, retain_patient_chars=args.retain_patient_chars,
+                            retain_device=args.retain_device, retain_safe_private=args.retain_safe_private,
+                            clean_descriptors=args.clean_descriptors, accept_burned_in=args.accept_burned_in,
+                            date_offset_days=args.date_offset)
     result = run_export(ExportSpec(out_dir=args.out_dir, options=opts, folder=args.in_dir))
     report = result.report
     assert report is not None

@@ -172,11 +172,7 @@ def read_image_stack(files: Sequence[Path], cancel: CancelToken | None = None,
     )
 
 
-def open_path(
-    path: Path,
-    progress: ProgressCallback = no_progress,
-    cancel: CancelToken | None = None,
-) -> list[Volume]:
+def open_path(path: Path, progress: ProgressCallback = no_progress, cancel: CancelToken | None = None) -> list[Volume]:
     """Open a file or folder as a list of volumes (see module docs).
 
     Raises:

@@ -131,16 +131,8 @@ class ImportReport:
         return self.instances == 0 and self.skipped == 0 and self.errors > 0
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "patients": self.patients,
-            "studies": self.studies,
-            "series": self.series,
-            "instances": self.instances,
-            "skipped": self.skipped,
-            "errors": self.errors,
-            "duplicates": self.duplicates,
-            "problems": [asdict(p) for p in self.problems],
-        }
+        counts = ("patients", "studies", "series", "instances", "skipped", "errors", "duplicates")
+        return {**{k: getattr(self, k) for k in counts}, "problems": [asdict(p) for p in self.problems]}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())

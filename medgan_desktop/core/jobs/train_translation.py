@@ -235,13 +235,7 @@ class PairInfo:
     registration: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "patient": self.patient,
-            "mr": self.mr,
-            "ct": self.ct,
-            "slices": self.slices,
-            "registration": self.registration,
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -278,11 +272,8 @@ def registration_text(quality: Mapping[str, Any] | None) -> str:
 
 
 # -- steps ------------------------------------------------------------------------------------
-def prepare_pairs(
-    spec: TranslationTrainSpec,
-    progress: ProgressCallback = no_progress,
-    cancel: CancelToken | None = None,
-) -> list[PairedVolume]:
+def prepare_pairs(spec: TranslationTrainSpec, progress: ProgressCallback = no_progress,
+                  cancel: CancelToken | None = None) -> list[PairedVolume]:
     """Read every pair of ``spec`` and bring its CT onto the MR grid.
 
     Raises:

@@ -162,18 +162,10 @@ class DistributionReport:
         return d
 
 
-def compare_features(
-    real: FloatArray,
-    fake: FloatArray,
-    extractor: str = "",
-    kid_subsets: int = 100,
-    kid_subset_size: int = 1000,
-    k_pr: int = 3,
-    k_dc: int = 5,
-    seed: int = 0,
-    progress: ProgressCallback = no_progress,
-    cancel: CancelToken | None = None,
-) -> DistributionReport:
+def compare_features(real: FloatArray, fake: FloatArray, extractor: str = "", kid_subsets: int = 100,
+                     kid_subset_size: int = 1000, k_pr: int = 3, k_dc: int = 5, seed: int = 0,
+                     progress: ProgressCallback = no_progress,
+                     cancel: CancelToken | None = None) -> DistributionReport:
     """Every unpaired metric for two feature sets of shape ``(N, D)``."""
     a, b = _as2d(real), _as2d(fake)
     steps = 4

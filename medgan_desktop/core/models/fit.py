@@ -248,22 +248,22 @@ def assess(model: str, app: Applicability, traits: SeriesTraits) -> Fit:
             good.append(app.modality)
     elif app.modality:
         unknown.append("modality")
-    if app.weightings:
-        if not traits.weighting:
-            unknown.append("MR weighting")
-        elif traits.weighting not in app.weightings:
-            bad.append(f"it was trained on {'/'.join(app.weightings)} MR, the series is "
-                       f"{traits.weighting}")
+
+    def one_of(trained: tuple[str, ...], value: str, what: str, mismatch: str, match: str) -> None:
+        if not trained:
+            return
+        if not value:
+            unknown.append(what)
+        elif value not in trained:
+            bad.append(mismatch)
         else:
-            good.append(traits.weighting)
-    if app.regions:
-        if not traits.region:
-            unknown.append("body part")
-        elif traits.region not in app.regions:
-            bad.append(f"it was trained on {'/'.join(app.regions).lower()}, the series shows "
-                       f"{traits.region.lower()}")
-        else:
-            good.append(traits.region.lower())
+            good.append(match)
+
+    one_of(app.weightings, traits.weighting, "MR weighting",
+           f"it was trained on {'/'.join(app.weightings)} MR, the series is {traits.weighting}", traits.weighting)
+    one_of(app.regions, traits.region, "body part",
+           f"it was trained on {'/'.join(app.regions).lower()}, the series shows {traits.region.lower()}",
+           traits.region.lower())
     if app.needs_geometry and not traits.geometry_known:
         bad.append("it needs a series with patient geometry, these are 2D images without it")
     if app.fov_mm is not None and traits.fov_mm is not None:

@@ -158,28 +158,11 @@ class RunInfo:
         }
 
 
-def new_run_info(
-    run_dir: Path,
-    method: str,
-    task: str,
-    method_config: MethodConfig,
-    train_config: dict[str, Any],
-    preprocessing: Preprocessing,
-    data: dict[str, Any],
-    label: str = "",
-) -> RunInfo:
-    return RunInfo(
-        path=Path(run_dir),
-        method=method,
-        task=task,
-        method_config=method_config,
-        train_config=train_config,
-        preprocessing=preprocessing,
-        data=data,
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
-        software_version=__version__,
-        label=label,
-    )
+def new_run_info(run_dir: Path, method: str, task: str, method_config: MethodConfig, train_config: dict[str, Any],
+                 preprocessing: Preprocessing, data: dict[str, Any], label: str = "") -> RunInfo:
+    return RunInfo(path=Path(run_dir), method=method, task=task, method_config=method_config, train_config=train_config,
+                   preprocessing=preprocessing, data=data, created=datetime.now(UTC).isoformat(timespec="seconds"),
+                   software_version=__version__, label=label)
 
 
 def write_run_json(info: RunInfo) -> Path:

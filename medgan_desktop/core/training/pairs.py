@@ -203,16 +203,8 @@ def load_pair(
         progress: registration progress.
         cancel: cancel token.
     """
-    pair = pair_volumes(
-        open_volume(mr_path),
-        open_volume(ct_path),
-        register=register,
-        affine=affine,
-        patient=patient,
-        try_orientations=try_orientations,
-        progress=progress,
-        cancel=cancel,
-    )
+    pair = pair_volumes(open_volume(mr_path), open_volume(ct_path), register=register, affine=affine, patient=patient,
+                        try_orientations=try_orientations, progress=progress, cancel=cancel)
     if pair.patient:
         return pair
     return replace(pair, patient=patient_name(mr_path))
@@ -279,17 +271,9 @@ def grey_to_hu(img: NDArray[np.float32]) -> tuple[NDArray[np.float32], str]:
     return img.astype(np.float32, copy=False), "values taken as HU"
 
 
-def load_image_pair(
-    mr_path: Path,
-    ct_path: Path,
-    *,
-    register: bool = True,
-    affine: bool = False,
-    max_side: int = 256,
-    patient: str = "",
-    progress: ProgressCallback = no_progress,
-    cancel: CancelToken | None = None,
-) -> PairedVolume:
+def load_image_pair(mr_path: Path, ct_path: Path, *, register: bool = True, affine: bool = False, max_side: int = 256,
+                    patient: str = "", progress: ProgressCallback = no_progress,
+                    cancel: CancelToken | None = None) -> PairedVolume:
     """2D MR/CT image pairs (PNG/JPEG, one file or a folder of slices) as a paired volume.
 
     The slices are matched by file name (else by order). The MR slices are scaled so the

@@ -98,15 +98,8 @@ class PairedSliceDataset(_MrCtSlices):
         description: JSON-able description stored in ``run.json``.
     """
 
-    def __init__(
-        self,
-        pairs: Sequence[PairedVolume],
-        size: int = 128,
-        context_slices: int = 0,
-        min_body_fraction: float = 0.02,
-        flip: bool = False,
-        description: JsonObject | None = None,
-    ) -> None:
+    def __init__(self, pairs: Sequence[PairedVolume], size: int = 128, context_slices: int = 0,
+                 min_body_fraction: float = 0.02, flip: bool = False, description: JsonObject | None = None) -> None:
         if not pairs:
             raise PairedDataError("no MR/CT pairs")
         super().__init__([p.source for p in pairs], [p.target for p in pairs], size, context_slices, {})

@@ -67,24 +67,15 @@ class UNetPatchOptions(UNetOptions, PatchOptions):
 
 def build_unet(config: MethodConfig, opts: UNetOptions) -> UNetGenerator:
     """The U-Net generator described by ``config`` and ``opts``."""
-    return UNetGenerator(
-        in_channels=config.in_channels,
-        out_channels=config.channels,
-        base_filters=config.base_filters,
-        depth=opts.depth if opts.depth else min(max_depth(config.size), 8),
-        norm=opts.norm,
-        dropout=opts.dropout,
-    )
+    return UNetGenerator(in_channels=config.in_channels, out_channels=config.channels, base_filters=config.base_filters,
+                         depth=opts.depth if opts.depth else min(max_depth(config.size), 8), norm=opts.norm,
+                         dropout=opts.dropout)
 
 
 def build_patch_d(in_channels: int, config: MethodConfig, opts: PatchOptions) -> PatchDiscriminator:
     """A PatchGAN discriminator on ``in_channels`` described by ``opts``."""
-    return PatchDiscriminator(
-        in_channels=in_channels,
-        base_filters=opts.d_filters or config.base_filters,
-        n_layers=opts.d_layers or default_d_layers(config.size),
-        norm=opts.d_norm,
-    )
+    return PatchDiscriminator(in_channels=in_channels, base_filters=opts.d_filters or config.base_filters,
+                              n_layers=opts.d_layers or default_d_layers(config.size), norm=opts.d_norm)
 
 
 def domain_discriminators(

@@ -76,23 +76,10 @@ class AdversarialSynthesis(SynthesisMethod):
         self.gp_lambda = o.gp_lambda
         self.r1_gamma = o.r1_gamma
         self.n_critic = max(1, o.n_critic)
-        self.G = DCGANGenerator(
-            latent_dim=c.latent_dim,
-            channels=c.channels,
-            size=c.size,
-            base_filters=c.base_filters,
-            num_classes=num_classes,
-            cond=o.g_cond,
-            norm=o.g_norm,
-        ).to(device)
-        self.D = DCGANDiscriminator(
-            channels=c.channels,
-            size=c.size,
-            base_filters=c.base_filters,
-            num_classes=num_classes,
-            norm=o.d_norm,
-            spectral=o.spectral_norm,
-        ).to(device)
+        self.G = DCGANGenerator(latent_dim=c.latent_dim, channels=c.channels, size=c.size, base_filters=c.base_filters,
+                                num_classes=num_classes, cond=o.g_cond, norm=o.g_norm).to(device)
+        self.D = DCGANDiscriminator(channels=c.channels, size=c.size, base_filters=c.base_filters,
+                                    num_classes=num_classes, norm=o.d_norm, spectral=o.spectral_norm).to(device)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=c.lr_g, betas=c.betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=c.lr_d, betas=c.betas)
         self._with_ema()

@@ -116,13 +116,8 @@ class Progressive(SynthesisMethod):
         self.gp_lambda = o.gp_lambda if o.gp_lambda is not None else (10.0 if wgan else 0.0)
         self.drift = o.drift if o.drift is not None else (0.001 if wgan else 0.0)
         self.r1_gamma = o.r1_gamma
-        self.G = ProgressiveGenerator(
-            size=c.size,
-            channels=c.channels,
-            latent_dim=c.latent_dim,
-            base_filters=c.base_filters,
-            num_classes=c.num_classes,
-        ).to(device)
+        self.G = ProgressiveGenerator(size=c.size, channels=c.channels, latent_dim=c.latent_dim,
+                                      base_filters=c.base_filters, num_classes=c.num_classes).to(device)
         self.D = ProgressiveDiscriminator(
             size=c.size, channels=c.channels, base_filters=c.base_filters, num_classes=c.num_classes
         ).to(device)

@@ -129,15 +129,9 @@ class StyleGAN2(SynthesisMethod):
     def __init__(self, config: MethodConfig, device: torch.device) -> None:
         super().__init__(config, device)
         c, o = config, self.options
-        self.G = StyleGAN2Generator(
-            size=c.size,
-            channels=c.channels,
-            latent_dim=c.latent_dim,
-            w_dim=o.w_dim or c.latent_dim,
-            base_filters=c.base_filters,
-            num_classes=c.num_classes,
-            mapping_layers=o.mapping_layers,
-        ).to(device)
+        self.G = StyleGAN2Generator(size=c.size, channels=c.channels, latent_dim=c.latent_dim,
+                                    w_dim=o.w_dim or c.latent_dim, base_filters=c.base_filters,
+                                    num_classes=c.num_classes, mapping_layers=o.mapping_layers).to(device)
         self.D = StyleGAN2Discriminator(
             size=c.size, channels=c.channels, base_filters=c.base_filters, num_classes=c.num_classes
         ).to(device)

@@ -85,16 +85,8 @@ class DCGANGenerator(nn.Module):
         norm: "batch" (default), "layer" or "none".
     """
 
-    def __init__(
-        self,
-        latent_dim: int = 128,
-        channels: int = 1,
-        size: int = 64,
-        base_filters: int = 64,
-        num_classes: int = 0,
-        cond: GenCond | str = GenCond.CBN,
-        norm: Norm | str = Norm.BATCH,
-    ) -> None:
+    def __init__(self, latent_dim: int = 128, channels: int = 1, size: int = 64, base_filters: int = 64,
+                 num_classes: int = 0, cond: GenCond | str = GenCond.CBN, norm: Norm | str = Norm.BATCH) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.num_classes = num_classes
@@ -143,15 +135,8 @@ class DCGANDiscriminator(nn.Module):
         spectral: wrap every conv/linear/embedding in spectral normalisation.
     """
 
-    def __init__(
-        self,
-        channels: int = 1,
-        size: int = 64,
-        base_filters: int = 64,
-        num_classes: int = 0,
-        norm: Norm | str = Norm.BATCH,
-        spectral: bool = False,
-    ) -> None:
+    def __init__(self, channels: int = 1, size: int = 64, base_filters: int = 64, num_classes: int = 0,
+                 norm: Norm | str = Norm.BATCH, spectral: bool = False) -> None:
         super().__init__()
         self.num_classes = num_classes
         n = _levels(size)

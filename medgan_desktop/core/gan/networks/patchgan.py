@@ -16,13 +16,7 @@ class PatchDiscriminator(nn.Module):
         norm: "instance", "batch" or "none".
     """
 
-    def __init__(
-        self,
-        in_channels: int = 2,
-        base_filters: int = 64,
-        n_layers: int = 3,
-        norm: str = "instance",
-    ) -> None:
+    def __init__(self, in_channels: int = 2, base_filters: int = 64, n_layers: int = 3, norm: str = "instance") -> None:
         super().__init__()
 
         def nrm(ch: int) -> nn.Module:

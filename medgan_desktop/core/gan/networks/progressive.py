@@ -93,15 +93,8 @@ class ProgressiveGenerator(nn.Module):
     stage_res: Tensor
     stage_alpha: Tensor
 
-    def __init__(
-        self,
-        size: int = 64,
-        channels: int = 1,
-        latent_dim: int = 128,
-        base_filters: int = 64,
-        num_classes: int = 0,
-        channel_max: int | None = None,
-    ) -> None:
+    def __init__(self, size: int = 64, channels: int = 1, latent_dim: int = 128, base_filters: int = 64,
+                 num_classes: int = 0, channel_max: int | None = None) -> None:
         super().__init__()
         self.res_list = resolutions(size)
         self.size = size
@@ -174,14 +167,8 @@ class ProgressiveDiscriminator(nn.Module):
         channel_max: cap on feature maps.
     """
 
-    def __init__(
-        self,
-        size: int = 64,
-        channels: int = 1,
-        base_filters: int = 64,
-        num_classes: int = 0,
-        channel_max: int | None = None,
-    ) -> None:
+    def __init__(self, size: int = 64, channels: int = 1, base_filters: int = 64, num_classes: int = 0,
+                 channel_max: int | None = None) -> None:
         super().__init__()
         self.res_list = resolutions(size)
         self.size = size

@@ -80,14 +80,8 @@ class ResnetGenerator(nn.Module):
         n_down: stride-2 down-samplings (and as many up-samplings).
     """
 
-    def __init__(
-        self,
-        in_channels: int = 1,
-        out_channels: int = 1,
-        base_filters: int = 64,
-        n_blocks: int = 6,
-        n_down: int = 2,
-    ) -> None:
+    def __init__(self, in_channels: int = 1, out_channels: int = 1, base_filters: int = 64, n_blocks: int = 6,
+                 n_down: int = 2) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.n_down = n_down

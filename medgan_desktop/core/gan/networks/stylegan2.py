@@ -93,15 +93,8 @@ class MappingNetwork(nn.Module):
 
     w_avg: Tensor
 
-    def __init__(
-        self,
-        latent_dim: int,
-        w_dim: int,
-        num_layers: int = 4,
-        num_classes: int = 0,
-        lr_mul: float = 0.01,
-        w_avg_beta: float = 0.995,
-    ) -> None:
+    def __init__(self, latent_dim: int, w_dim: int, num_layers: int = 4, num_classes: int = 0, lr_mul: float = 0.01,
+                 w_avg_beta: float = 0.995) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.num_classes = num_classes
@@ -114,13 +107,8 @@ class MappingNetwork(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.register_buffer("w_avg", torch.zeros(w_dim))
 
-    def forward(
-        self,
-        z: Tensor,
-        labels: Tensor | None = None,
-        truncation: float = 1.0,
-        update_w_avg: bool = False,
-    ) -> Tensor:
+    def forward(self, z: Tensor, labels: Tensor | None = None, truncation: float = 1.0,
+                update_w_avg: bool = False) -> Tensor:
         x = _normalize(z)
         if self.embed is not None:
             if labels is None:
@@ -225,17 +213,9 @@ class StyleGAN2Generator(nn.Module):
         channel_max: cap on feature maps (default ``8 * base_filters``).
     """
 
-    def __init__(
-        self,
-        size: int = 64,
-        channels: int = 1,
-        latent_dim: int = 128,
-        w_dim: int | None = None,
-        base_filters: int = 64,
-        num_classes: int = 0,
-        mapping_layers: int = 4,
-        channel_max: int | None = None,
-    ) -> None:
+    def __init__(self, size: int = 64, channels: int = 1, latent_dim: int = 128, w_dim: int | None = None,
+                 base_filters: int = 64, num_classes: int = 0, mapping_layers: int = 4,
+                 channel_max: int | None = None) -> None:
         super().__init__()
         log2 = _check_size(size)
         self.size = size
@@ -273,15 +253,8 @@ class StyleGAN2Generator(nn.Module):
             img = img + to_rgb(x, w)
         return img
 
-    def forward(
-        self,
-        z: Tensor,
-        labels: Tensor | None = None,
-        truncation: float = 1.0,
-        noise_mode: str = "random",
-        generator: torch.Generator | None = None,
-        update_w_avg: bool = False,
-    ) -> Tensor:
+    def forward(self, z: Tensor, labels: Tensor | None = None, truncation: float = 1.0, noise_mode: str = "random",
+                generator: torch.Generator | None = None, update_w_avg: bool = False) -> Tensor:
         w = self.mapping(z, labels, truncation=truncation, update_w_avg=update_w_avg)
         return self.synthesis(w, noise_mode=noise_mode, generator=generator)
 
@@ -352,14 +325,8 @@ class StyleGAN2Discriminator(nn.Module):
         channel_max: cap on feature maps (default ``8 * base_filters``).
     """
 
-    def __init__(
-        self,
-        size: int = 64,
-        channels: int = 1,
-        base_filters: int = 64,
-        num_classes: int = 0,
-        channel_max: int | None = None,
-    ) -> None:
+    def __init__(self, size: int = 64, channels: int = 1, base_filters: int = 64, num_classes: int = 0,
+                 channel_max: int | None = None) -> None:
         super().__init__()
         log2 = _check_size(size)
         self.size = size

@@ -53,15 +53,8 @@ class UNetGenerator(nn.Module):
         dropout: dropout in the three innermost decoder levels (pix2pix uses 0.5).
     """
 
-    def __init__(
-        self,
-        in_channels: int = 1,
-        out_channels: int = 1,
-        base_filters: int = 64,
-        depth: int = 7,
-        norm: NormKind | str = NormKind.BATCH,
-        dropout: float = 0.0,
-    ) -> None:
+    def __init__(self, in_channels: int = 1, out_channels: int = 1, base_filters: int = 64, depth: int = 7,
+                 norm: NormKind | str = NormKind.BATCH, dropout: float = 0.0) -> None:
         super().__init__()
         if not 1 <= in_channels <= 16:
             raise ValueError(f"in_channels must be 1..16, got {in_channels}")

@@ -30,14 +30,8 @@ class UnitNetworks(nn.Module):
         n_res: domain-specific residual blocks per encoder and decoder.
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        base_filters: int = 32,
-        n_down: int = 2,
-        n_res: int = 2,
-    ) -> None:
+    def __init__(self, in_channels: int, out_channels: int, base_filters: int = 32, n_down: int = 2,
+                 n_res: int = 2) -> None:
         super().__init__()
         self.in_channels = in_channels
         stem_a, ch = down_path(in_channels, base_filters, n_down)
