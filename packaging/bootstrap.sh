@@ -11,7 +11,8 @@ mode="${1:-run}"; shift || true
 APT_PACKAGES=(xvfb xauth libosmesa6 libgl1 libegl1 libglib2.0-0 libfontconfig1 libdbus-1-3
   libxkbcommon0 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
   libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxcb-xfixes0
-  libxrender1 libxi6 libsm6 libice6 libxt6 dicom3tools orthanc mricron-data invesalius-examples)
+  libxrender1 libxi6 libsm6 libice6 libxt6 libgl1-mesa-dri libglx-mesa0 xdotool imagemagick
+  dicom3tools orthanc mricron-data invesalius-examples)
 
 need_apt=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -40,7 +41,7 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-export VTK_DEFAULT_OPENGL_WINDOW="${VTK_DEFAULT_OPENGL_WINDOW:-vtkOSOpenGLRenderWindow}"
+# The 3D view picks its VTK render window itself: on-screen with a display, OSMesa without.
 
 case "$mode" in
   run)

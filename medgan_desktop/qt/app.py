@@ -20,11 +20,32 @@ def _headless_requested(args: argparse.Namespace) -> bool:
 
 
 def _prepare_environment(args: argparse.Namespace) -> None:
-    """Pick a Qt platform and VTK window that work where we are (before QApplication)."""
-    os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkOSOpenGLRenderWindow")
+    """Pick a Qt platform that works where we are (before QApplication).
+
+    The VTK render window is chosen by the 3D view itself from the platform Qt ends up
+    on: the on-screen window (GLX/EGL through the Qt widget) when there is a display,
+    OSMesa only when headless. A process-wide ``VTK_DEFAULT_OPENGL_WINDOW`` naming
+    OSMesa would make the on-screen widget draw nothing, so it is dropped when a display
+    exists.
+    """
     has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    if _headless_requested(args) and not has_display:
+    if has_display and os.environ.get("QT_QPA_PLATFORM") not in ("offscreen", "minimal"):
+        if os.environ.get("VTK_DEFAULT_OPENGL_WINDOW") == "vtkOSOpenGLRenderWindow":
+            log.info("a display exists: ignoring VTK_DEFAULT_OPENGL_WINDOW=vtkOSOpenGLRenderWindow")
+            os.environ.pop("VTK_DEFAULT_OPENGL_WINDOW")
+    elif _headless_requested(args) and not has_display:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+PANEL_KEYS = ("browser", "translate", "train", "sample", "evaluate", "review")
+VIEWER_MODES = ("2D", "MPR", "Compare", "3D")
+
+
+def _viewer_mode(text: str) -> str:
+    for mode in VIEWER_MODES:
+        if mode.lower() == text.strip().lower():
+            return mode
+    raise argparse.ArgumentTypeError(f"unknown viewer {text!r}; one of {', '.join(VIEWER_MODES)}")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -34,9 +55,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="start headless, build every panel, exit 0 (or 1 with the error)")
     p.add_argument("--screenshot", type=Path, metavar="OUT.png",
                    help="render the main window to a PNG and exit")
-    p.add_argument("--panel", help="panel to bring to front for the screenshot "
-                   "(browser, translate, train, sample, evaluate, review)")
-    p.add_argument("--viewer", help="viewer mode for the screenshot (2D, MPR, Compare, 3D)")
+    p.add_argument("--panel", type=str.lower, choices=PANEL_KEYS,
+                   help="panel to bring to the front on start (browser, translate, train, "
+                   "sample, evaluate, review)")
+    p.add_argument("--viewer", type=_viewer_mode, metavar="{2D,MPR,Compare,3D}",
+                   help="viewer mode to show on start; with --open, once the image is shown")
     p.add_argument("--open", type=Path, metavar="PATH", help="folder or image file to open first")
     p.add_argument("--sample", action="store_true", help="open the sample study on start")
     p.add_argument("--no-sample", action="store_true",
@@ -127,14 +150,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("[medgan] first launch: opening the sample study (File > Open sample study)")
         window.open_sample_study()
     if args.open:
-        window.open_path(args.open)
+        if not args.open.exists():
+            print(f"[medgan] cannot open {args.open}: no such file or folder", file=sys.stderr)
+        else:
+            window.open_path(args.open)
+    window.apply_start_view(viewer=args.viewer, panel=args.panel)
 
     if args.screenshot:
         _wait_idle(app, window, args.timeout)
-        if args.panel and args.panel in window.docks:
-            window.docks[args.panel].raise_()
-        if args.viewer and hasattr(window.viewer, "set_mode"):
-            window.viewer.set_mode(args.viewer)
+        window.apply_start_view(viewer=args.viewer, panel=args.panel)
         _wait_idle(app, window, args.timeout)
         for _ in range(5):
             app.processEvents()

@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QUrl
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QSize, Qt, QUrl
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
-    QFileDialog,
     QFrame,
     QLabel,
     QMainWindow,
@@ -26,7 +25,9 @@ from PySide6.QtWidgets import (
 )
 
 from medgan_desktop import APP_NAME, __version__
+from medgan_desktop.qt import dialogs
 from medgan_desktop.qt.context import AppContext
+from medgan_desktop.qt.widgets import compact_for_dock
 
 if TYPE_CHECKING:
     from medgan_desktop.core.models.registry import ModelEntry
@@ -78,6 +79,36 @@ class UnavailablePanel(QWidget):
         self.reason = reason
 
 
+class PanelScroll(QScrollArea):
+    """A dock's scroll area: scrolls a tall panel vertically, never sideways.
+
+    Its minimum width follows the panel's (also when the panel grows, e.g. another
+    training method shows wider options), so the dock cannot be dragged narrower than
+    the controls and nothing is cut off at the right edge.
+    """
+
+    def __init__(self, panel: QWidget) -> None:
+        super().__init__()
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidget(panel)
+        panel.installEventFilter(self)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt API)
+        hint = super().minimumSizeHint()
+        panel = self.widget()
+        if panel is None:
+            return hint
+        bar = self.verticalScrollBar().sizeHint().width()
+        return QSize(panel.minimumSizeHint().width() + bar + 2 * self.frameWidth(), hint.height())
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt API)
+        if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()
+        return super().eventFilter(watched, event)
+
+
 class MainWindow(QMainWindow):
     """Study browser, central viewers and dockable Train/Sample/Translate/Evaluate/Review."""
 
@@ -86,7 +117,7 @@ class MainWindow(QMainWindow):
         self.context = context
         self.qsettings = settings or QSettings()
         self.setWindowTitle(f"medgan desktop {__version__}")
-        self.resize(1500, 950)
+        self._fit_to_screen()
         self.setAcceptDrops(True)
         self.panels: dict[str, QWidget] = {}
         self.docks: dict[str, QDockWidget] = {}
@@ -103,6 +134,8 @@ class MainWindow(QMainWindow):
             right[0].raise_()
         self._right_docks = right
         self._sized = False
+        self._pending_viewer: str | None = None
+        self._default_state = self.saveState()
 
         self._build_menus()
         self._connect_context()
@@ -128,13 +161,12 @@ class MainWindow(QMainWindow):
             self.failures[spec.key] = f"{exc}\n{traceback.format_exc()}"
             log.error("panel %s failed to build: %s", spec.key, exc)
             panel = UnavailablePanel(spec.title, f"It failed to load: {exc}")
+        compact_for_dock(panel)
         dock = QDockWidget(spec.title, self)
         dock.setObjectName(f"dock_{spec.key}")
-        # a scroll area lets a dock be narrower than its panel's natural width
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(panel)
+        # panels scroll vertically in a short window, never sideways: the dock is at
+        # least as wide as the panel can shrink to (no cut-off controls either)
+        scroll = PanelScroll(panel)
         dock.setWidget(scroll)
         self.addDockWidget(spec.area, dock)
         self.panels[spec.key] = panel
@@ -165,11 +197,15 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
 
         view_menu = mb.addMenu("&View")
+        # Ctrl+1..6 bring a panel to the front and focus it (as 3D Slicer's module keys
+        # do); showing or hiding one is a separate, shortcut-free menu item
         for spec in PANELS:
-            act = self.docks[spec.key].toggleViewAction()
-            if spec.shortcut:
-                act.setShortcut(QKeySequence(spec.shortcut))
-            view_menu.addAction(act)
+            view_menu.addAction(self._action(
+                f"Go to {spec.title}", lambda _=False, k=spec.key: self.raise_panel(k), spec.shortcut))
+        shown = view_menu.addMenu("Show or hide &panels")
+        for spec in PANELS:
+            shown.addAction(self.docks[spec.key].toggleViewAction())
+        view_menu.addAction(self._action("&Reset layout", self.reset_layout))
         view_menu.addSeparator()
         if hasattr(self.viewer, "set_mode"):
             for i, mode in enumerate(("2D", "MPR", "Compare", "3D")):
@@ -183,11 +219,16 @@ class MainWindow(QMainWindow):
         view_menu.addAction(self._action("&Light theme", lambda: self.set_theme("light")))
 
         help_menu = mb.addMenu("&Help")
-        help_menu.addAction(self._action("&About medgan desktop", self.show_about, QKeySequence.StandardKey.HelpContents))
+        help_menu.addAction(self._action("&Mouse and keyboard", self.show_bindings,
+                                         QKeySequence.StandardKey.HelpContents))
+        help_menu.addAction(self._action("&About medgan desktop", self.show_about))
         help_menu.addAction(self._action("Open &log folder", self.open_log_folder))
 
     def _connect_context(self) -> None:
         ctx = self.context
+        browser = self.panels.get("browser")
+        if hasattr(browser, "width_wanted"):
+            browser.width_wanted.connect(self._fit_browser)  # type: ignore[union-attr]
         ctx.status.connect(lambda msg: self.statusBar().showMessage(msg, 8000))
         if hasattr(self.viewer, "show_volume"):
             ctx.volume_opened.connect(self.viewer.show_volume)
@@ -195,9 +236,86 @@ class MainWindow(QMainWindow):
             ctx.compare_requested.connect(self.viewer.show_comparison)
         ctx.export_requested.connect(self.export_series)
 
+    # -- layout -------------------------------------------------------------------------
+    def _fit_to_screen(self) -> None:
+        """Open filling the screen's free area (a workstation viewer is used full size)."""
+        screen = QGuiApplication.primaryScreen()
+        if screen is None:
+            self.resize(1500, 950)
+            return
+        avail = screen.availableGeometry()
+        self.setGeometry(avail)
+
+    def _dock_widths(self) -> tuple[int, int]:
+        """Studies and right-panel widths for the window's width (the centre gets the rest)."""
+        width = max(self.width(), 800)
+        browser = self.panels.get("browser")
+        wanted = int(getattr(browser, "wanted_width", lambda: 0)())
+        left = max(self.docks["browser"].minimumSizeHint().width(),
+                   min(max(wanted, int(width * 0.2)), width // 3))
+        right_min = max(d.minimumSizeHint().width() for d in self._right_docks)
+        right = max(right_min, min(560, int(width * 0.3)))
+        return left, right
+
+    def _size_docks(self) -> None:
+        if self._right_docks:
+            self.resizeDocks([self.docks["browser"], self._right_docks[0]],
+                             list(self._dock_widths()), Qt.Orientation.Horizontal)
+
+    def _fit_browser(self, wanted: int) -> None:
+        """Widen the Studies dock so the tree shows full names (at most a third of the
+        window, never narrower than the user made it; beyond that the tree scrolls and
+        tooltips carry the full text)."""
+        dock = self.docks["browser"]
+        cap = max(dock.minimumSizeHint().width(), self.width() // 3)
+        target = min(wanted + 8, cap)
+        if dock.isVisible() and not dock.isFloating() and dock.width() < target:
+            self.resizeDocks([dock], [target], Qt.Orientation.Horizontal)
+
+    def raise_panel(self, key: str) -> None:
+        """Show a panel, bring its tab to the front and move the keyboard focus into it."""
+        dock = self.docks[key]
+        dock.show()
+        dock.raise_()
+        panel = self.panels[key]
+        target = next((w for w in panel.findChildren(QWidget)
+                       if w.isVisibleTo(panel) and w.isEnabled()
+                       and w.focusPolicy() & Qt.FocusPolicy.TabFocus), None)
+        (target or panel).setFocus(Qt.FocusReason.ShortcutFocusReason)
+
+    def reset_layout(self) -> None:
+        """Every panel back in its place and shown, the centre viewer at its share."""
+        self.restoreState(self._default_state)
+        for dock in self.docks.values():
+            dock.setFloating(False)
+            dock.show()
+        if self._right_docks:
+            self._right_docks[0].raise_()
+        self._size_docks()
+
+    def apply_start_view(self, viewer: str | None = None, panel: str | None = None) -> None:
+        """Bring ``panel`` to the front and show ``viewer`` mode now, or (with nothing open
+        yet) as soon as the first image is shown."""
+        if panel:
+            self.raise_panel(panel)
+        if not viewer or not hasattr(self.viewer, "set_mode"):
+            return
+        if getattr(self.viewer, "current_volume", lambda: None)() is not None:
+            self.viewer.set_mode(viewer)
+            return
+        if self._pending_viewer is None:
+            self.context.volume_opened.connect(self._apply_pending_viewer)
+        self._pending_viewer = viewer
+
+    def _apply_pending_viewer(self, *_: object) -> None:
+        mode, self._pending_viewer = self._pending_viewer, None
+        self.context.volume_opened.disconnect(self._apply_pending_viewer)
+        if mode and hasattr(self.viewer, "set_mode"):
+            self.viewer.set_mode(mode)
+
     # -- actions ------------------------------------------------------------------------
     def open_folder_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a folder of DICOM files")
+        folder = dialogs.existing_folder(self, "Open a folder of DICOM files")
         if folder:
             self.import_folder(Path(folder))
 
@@ -232,8 +350,8 @@ class MainWindow(QMainWindow):
             browser.open_series(best[1])
 
     def open_file_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Open an image volume", "",
+        path = dialogs.open_file_name(
+            self, "Open an image volume",
             "Images (*.nii *.nii.gz *.mha *.mhd *.nrrd *.png *.jpg *.jpeg *.dcm);;All files (*)",
         )
         if path:
@@ -309,7 +427,7 @@ class MainWindow(QMainWindow):
         if not hasattr(self.viewer, "export_png"):
             QMessageBox.information(self, APP_NAME, "Nothing to export yet.")
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export view", "view.png", "PNG (*.png)")
+        path = dialogs.save_file_name(self, "Export view", "view.png", "PNG (*.png)")
         if path:
             self.viewer.export_png(Path(path))
 
@@ -346,6 +464,12 @@ class MainWindow(QMainWindow):
         lines.append(f"<p>Data folder: {self.context.paths.data_dir}</p>")
         return "".join(lines)
 
+    def show_bindings(self) -> None:
+        """Help > Mouse and keyboard: every binding of the viewers, panels and reader study."""
+        from medgan_desktop.qt.help_page import BindingsDialog
+
+        BindingsDialog(self).exec()
+
     def show_about(self) -> None:
         QMessageBox.about(self, "About medgan desktop", self.about_text())
 
@@ -361,8 +485,8 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if not self._sized and self._right_docks:
             self._sized = True
-            self.resizeDocks([self.docks["browser"], self._right_docks[0]], [330, 540],
-                             Qt.Orientation.Horizontal)
+            if self.qsettings.value("window_state") is None:
+                self._size_docks()
 
     # -- drag and drop ------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
@@ -397,12 +521,21 @@ class MainWindow(QMainWindow):
         self.recent_menu.setEnabled(bool(self._recent()))
 
     def _restore_state(self) -> None:
+        """The last session's window and docks, kept on this screen (a hidden panel comes
+        back with its Ctrl+number key or View > Show or hide panels)."""
         geom = self.qsettings.value("geometry")
         if isinstance(geom, QByteArray):
             self.restoreGeometry(geom)
+            screen = QGuiApplication.primaryScreen()
+            if screen is not None:
+                avail = screen.availableGeometry()
+                if not avail.contains(self.frameGeometry()):
+                    self.setGeometry(avail.intersected(self.geometry()) if
+                                     avail.intersects(self.geometry()) else avail)
         state = self.qsettings.value("window_state")
-        if isinstance(state, QByteArray):
-            self.restoreState(state)
+        if isinstance(state, QByteArray) and not self.restoreState(state):
+            log.warning("the saved window layout could not be restored; using the default")
+            self.restoreState(self._default_state)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         running = self.context.workers.running()

@@ -8,9 +8,43 @@ import numpy as np
 from numpy.typing import NDArray
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QWidget
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QLabel,
+    QSizePolicy,
+    QWidget,
+)
 
 _PIXMAP_SIDE = 240
+_COMBO_CHARS = 10  # a combo box in a dock shows at least this many characters, then elides
+_BUTTON_CHARS = 44  # a check box or button label longer than this moves into its tooltip
+
+
+def compact_for_dock(panel: QWidget) -> None:
+    """Let a panel shrink to a side dock's width instead of widening it.
+
+    Form rows wrap their field under the label when narrow, combo boxes size to a
+    minimum number of characters rather than their longest item (the full text stays in
+    the drop-down and the tooltip), and very long check-box labels are shortened with
+    the whole sentence in the tooltip. Applied to every docked panel by the main window.
+    """
+    for form in panel.findChildren(QFormLayout):
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+    for combo in panel.findChildren(QComboBox):
+        if combo.sizeAdjustPolicy() != QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon:
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(min(combo.minimumContentsLength() or _COMBO_CHARS, _COMBO_CHARS))
+        combo.currentTextChanged.connect(combo.setToolTip)
+    for button in panel.findChildren(QAbstractButton):
+        text = button.text()
+        if len(text) > _BUTTON_CHARS and "(" in text:
+            short = text[: text.index("(")].rstrip()
+            if short:
+                button.setText(short)
+                button.setToolTip(button.toolTip() or text)
 
 
 def array_pixmap(arr: NDArray[Any]) -> QPixmap:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QPoint, Qt, QUrl, Signal
+from PySide6.QtCore import QPoint, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import (
     QColor,
     QDesktopServices,
@@ -46,7 +46,6 @@ from PySide6.QtWidgets import (
 
 from medgan_desktop.core.jobs.base import JobError
 from medgan_desktop.core.jobs.index import (
-    THUMB_SIZE,
     ImportResult,
     ImportSpec,
     header_rows,
@@ -66,10 +65,28 @@ KIND_ROLE = Qt.ItemDataRole.UserRole
 UID_ROLE = Qt.ItemDataRole.UserRole + 1
 SYNTHETIC_ROLE = Qt.ItemDataRole.UserRole + 2
 COLUMNS = ("Patient / study / series", "Modality", "Date", "Images")
+#: short headers so the tree fits a side dock; the full names are the headers' tooltips
+HEADERS = ("Patient / study / series", "Mod.", "Date", "#")
+TREE_ICON = 40  # thumbnail size in the tree (the thumbnails are made at THUMB_SIZE)
 
 
 def _children(item: QTreeWidgetItem) -> list[QTreeWidgetItem]:
     return [c for c in (item.child(i) for i in range(item.childCount())) if c is not None]
+
+
+def _patient_label(name: str, patient_id: str) -> str:
+    """``Name [ID]``, or one of them when the other is missing or the same."""
+    if not name or name == patient_id:
+        return patient_id or "(no name)"
+    return f"{name} [{patient_id}]" if patient_id else name
+
+
+def _tips(item: QTreeWidgetItem, first: str) -> None:
+    """The full text of every cell as its tooltip (column 0: ``first``, a fuller line)."""
+    item.setToolTip(0, first)
+    for c in range(1, item.columnCount()):
+        if item.text(c):
+            item.setToolTip(c, f"{COLUMNS[c]}: {item.text(c)}")
 
 
 def _fmt_date(d: str) -> str:
@@ -81,9 +98,11 @@ class BrowserPanel(QWidget):
 
     Signals:
         import_finished(object): the :class:`ImportReport` of a finished import.
+        width_wanted(int): the panel width that shows every name in the tree in full.
     """
 
     import_finished = Signal(object)
+    width_wanted = Signal(int)
 
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -121,14 +140,21 @@ class BrowserPanel(QWidget):
 
         self.tree = QTreeWidget()
         self.tree.setColumnCount(len(COLUMNS))
-        self.tree.setHeaderLabels(list(COLUMNS))
-        self.tree.setIconSize(QPixmap(THUMB_SIZE, THUMB_SIZE).size())
+        self.tree.setHeaderLabels(list(HEADERS))
+        head = self.tree.headerItem()
+        for c, name in enumerate(COLUMNS):
+            head.setToolTip(c, "Number of images" if name == "Images" else name)
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.tree.customContextMenuRequested.connect(self._context_menu)
         self.tree.itemSelectionChanged.connect(self._selection_changed)
         self.tree.itemDoubleClicked.connect(self._double_clicked)
-        self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        # names are never cut: every column fits its content (the dock widens to the tree,
+        # see :meth:`wanted_width`), and each cell's full text is also its tooltip
+        self.tree.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.tree.header().setStretchLastSection(False)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.tree.setIconSize(QSize(TREE_ICON, TREE_ICON))
 
         self.metadata = QTableWidget(0, 4)
         self.metadata.setHorizontalHeaderLabels(["Tag", "Name", "VR", "Value"])
@@ -168,9 +194,10 @@ class BrowserPanel(QWidget):
         self.tree.clear()
         missing: list[str] = []
         for p in tree:
-            pitem = QTreeWidgetItem([p.label, "", "", ""])
+            pitem = QTreeWidgetItem([_patient_label(p.patient_name, p.patient_id), "", "", ""])
             pitem.setData(0, KIND_ROLE, "patient")
             pitem.setData(0, UID_ROLE, p.patient_id)
+            _tips(pitem, f"Patient {p.patient_name or '(no name)'}, ID {p.patient_id or '(none)'}" + (f", born {_fmt_date(p.birth_date)}" if p.birth_date else ""))
             self.tree.addTopLevelItem(pitem)
             for st in p.studies:
                 n = sum(s.instance_count for s in st.series)
@@ -179,7 +206,8 @@ class BrowserPanel(QWidget):
                 )
                 sitem.setData(0, KIND_ROLE, "study")
                 sitem.setData(0, UID_ROLE, st.study_uid)
-                sitem.setToolTip(0, st.study_uid)
+                _tips(sitem, f"Study {st.description or '(no description)'} of {_fmt_date(st.date) or 'unknown date'}"
+                      f", {len(st.series)} series, {n} images\n{st.study_uid}")
                 pitem.addChild(sitem)
                 for se in st.series:
                     num = "" if se.number is None else f"#{se.number} "
@@ -191,11 +219,12 @@ class BrowserPanel(QWidget):
                     item.setData(0, KIND_ROLE, "series")
                     item.setData(0, UID_ROLE, se.series_uid)
                     item.setData(0, SYNTHETIC_ROLE, se.synthetic)
-                    tip = f"{se.description or '(no description)'}\n{se.series_uid}"
+                    tip = (f"{se.modality} series {num}{se.description or '(no description)'}, "
+                           f"{se.instance_count} images\n{se.series_uid}")
                     if se.synthetic:
                         item.setForeground(0, QColor("#d9822b"))
                         tip = "SYNTHETIC: generated by a model, not an acquired image\n" + tip
-                    item.setToolTip(0, tip)
+                    _tips(item, tip)
                     icon = self._thumbs.get(se.series_uid)
                     if icon is not None:
                         item.setIcon(0, icon)
@@ -205,12 +234,26 @@ class BrowserPanel(QWidget):
                     if se.series_uid == selected:
                         item.setSelected(True)
         self.tree.expandAll()
-        for c in range(1, len(COLUMNS)):
+        for c in range(len(COLUMNS)):
             self.tree.resizeColumnToContents(c)
+        self.tree.updateGeometry()
+        self.width_wanted.emit(self.wanted_width())
         self._apply_filter(self.filter_edit.text())
         self._show_problems(problems)
         if missing:
             self._start_thumbnails(missing)
+
+    def wanted_width(self) -> int:
+        """The panel width at which no tree column is cut (columns, frame and scroll bar)."""
+        tree = self.tree
+        columns = sum(tree.header().sectionSize(c) for c in range(tree.columnCount()))
+        chrome = 2 * tree.frameWidth() + tree.verticalScrollBar().sizeHint().width()
+        layout = self.layout()
+        side = 0
+        if layout is not None:
+            margins = layout.contentsMargins()
+            side = margins.left() + margins.right()
+        return columns + chrome + side + 4
 
     def _top_items(self) -> list[QTreeWidgetItem]:
         items = (self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount()))

@@ -53,7 +53,8 @@ from medgan_desktop.core.metrics.utility import UtilityReport
 from medgan_desktop.core.progress import Progress
 from medgan_desktop.qt.context import AppContext
 from medgan_desktop.qt.dialogs import existing_folder, open_file_name, save_file_name
-from medgan_desktop.qt.widgets import unit_pixmap
+from medgan_desktop.qt.flow_layout import flow_row
+from medgan_desktop.qt.widgets import note_label, unit_pixmap
 from medgan_desktop.qt.workers.base import Worker
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,7 @@ class EvaluatePanel(QWidget):
         # downstream utility inputs
         ut = QWidget()
         f3 = QFormLayout(ut)
-        f3.addRow(QLabel("Folders with one sub-folder per class (e.g. NORMAL/, PNEUMONIA/)."))
+        f3.addRow(note_label("Folders with one sub-folder per class (e.g. NORMAL/, PNEUMONIA/)."))
         self.u_train_row, self.u_fake_row, self.u_test_row = _PathRow(), _PathRow(), _PathRow()
         f3.addRow("Real training images", self.u_train_row)
         f3.addRow("Synthetic images (labelled)", self.u_fake_row)
@@ -172,9 +173,7 @@ class EvaluatePanel(QWidget):
         self.progress_bar = QProgressBar()
         self.status_label = QLabel("Choose inputs and press Evaluate.")
         self.status_label.setWordWrap(True)
-        buttons = QHBoxLayout()
-        for b in (self.run_btn, self.cancel_btn, self.export_btn, self.error_map_btn):
-            buttons.addWidget(b)
+        buttons = flow_row(self.run_btn, self.cancel_btn, self.export_btn, self.error_map_btn)
 
         self.table = QTableWidget(0, 2)
         self.table.setHorizontalHeaderLabels(["metric", "value"])
@@ -196,7 +195,7 @@ class EvaluatePanel(QWidget):
         top = QWidget()
         tl = QVBoxLayout(top)
         tl.addWidget(self.mode_tabs)
-        tl.addLayout(buttons)
+        tl.addWidget(buttons)
         tl.addWidget(self.progress_bar)
         tl.addWidget(self.status_label)
         split = QSplitter(Qt.Orientation.Vertical)

@@ -14,7 +14,6 @@ from PySide6.QtGui import QRegularExpressionValidator
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -23,6 +22,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from medgan_desktop.qt import dialogs
 
 
 class ImportModelDialog(QDialog):
@@ -88,17 +89,17 @@ class ImportModelDialog(QDialog):
             self.id_edit.setPlaceholderText(f"default: {default}")
 
     def choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Run folder to import")
+        folder = dialogs.existing_folder(self, "Run folder to import")
         if folder:
             self.source_edit.setText(folder)
 
     def choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Weights file to import", "", "Weights (*.safetensors)")
+        path = dialogs.open_file_name(self, "Weights file to import", "Weights (*.safetensors)")
         if path:
             self.source_edit.setText(path)
 
     def choose_card(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Model card", "", "Markdown (*.md *.markdown *.txt);;All files (*)")
+        path = dialogs.open_file_name(self, "Model card", "Markdown (*.md *.markdown *.txt);;All files (*)")
         if path:
             self.card_edit.setText(path)
 

@@ -32,7 +32,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
-    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -61,7 +60,9 @@ from medgan_desktop.core.review.session import (
     SessionInfo,
     Truth,
 )
+from medgan_desktop.qt import dialogs
 from medgan_desktop.qt.context import AppContext
+from medgan_desktop.qt.flow_layout import flow_row
 from medgan_desktop.qt.panels.evaluate import _PathRow
 from medgan_desktop.qt.workers.base import Worker
 
@@ -199,13 +200,11 @@ class ReviewPanel(QWidget):
         bar = QHBoxLayout()
         bar.addWidget(QLabel("Session"))
         bar.addWidget(self.session_combo, 1)
-        for w in (self.new_btn, self.import_btn, self.export_btn):
-            bar.addWidget(w)
+        bar_buttons = flow_row(self.new_btn, self.import_btn, self.export_btn)
         bar2 = QHBoxLayout()
         bar2.addWidget(QLabel("Reader"))
         bar2.addWidget(self.reader_edit, 1)
-        bar2.addWidget(self.start_btn)
-        bar2.addWidget(self.pause_btn)
+        bar2_buttons = flow_row(self.start_btn, self.pause_btn)
 
         # reading page
         self.view = SliceView(self)
@@ -309,7 +308,9 @@ class ReviewPanel(QWidget):
         self.tabs.currentChanged.connect(lambda i: self.refresh_results() if i == 1 else None)
         lay = QVBoxLayout(self)
         lay.addLayout(bar)
+        lay.addWidget(bar_buttons)
         lay.addLayout(bar2)
+        lay.addWidget(bar2_buttons)
         lay.addWidget(self.tabs, 1)
 
         self._keys = _Keys(self)
@@ -476,7 +477,7 @@ class ReviewPanel(QWidget):
 
     def import_session(self, path: str | Path | None = None) -> str | None:
         if path is None:
-            chosen, _ = QFileDialog.getOpenFileName(self, "Import session", "", "Session (*.zip)")
+            chosen = dialogs.open_file_name(self, "Import session", "Session (*.zip)")
             if not chosen:
                 return None
             path = chosen
@@ -494,8 +495,7 @@ class ReviewPanel(QWidget):
             QMessageBox.information(self, "Export", "Choose a session first.")
             return None
         if path is None:
-            chosen, _ = QFileDialog.getSaveFileName(self, "Export session", "review_session.zip",
-                                                    "Session (*.zip)")
+            chosen = dialogs.save_file_name(self, "Export session", "review_session.zip", "Session (*.zip)")
             if not chosen:
                 return None
             path = chosen
@@ -675,7 +675,7 @@ class ReviewPanel(QWidget):
             QMessageBox.information(self, "Export", "Choose a session first.")
             return []
         if path is None:
-            chosen, _ = QFileDialog.getSaveFileName(self, "Export ratings", "ratings.csv", "CSV (*.csv)")
+            chosen = dialogs.save_file_name(self, "Export ratings", "ratings.csv", "CSV (*.csv)")
             if not chosen:
                 return []
             path = chosen

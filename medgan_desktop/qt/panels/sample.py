@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSlider,
     QSpinBox,
+    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -84,7 +85,7 @@ class SamplePanel(QWidget):
         f = QFormLayout(form_box)
         self.model_combo = QComboBox()
         self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.model_combo.setMinimumContentsLength(28)
+        self.model_combo.setMinimumContentsLength(18)
         self.model_combo.currentIndexChanged.connect(self._on_model_changed)
         refresh = QPushButton("Refresh")
         refresh.clicked.connect(self.refresh_models)
@@ -157,7 +158,6 @@ class SamplePanel(QWidget):
         self.status_label = QLabel("")
         self.status_label.setWordWrap(True)
         left.addWidget(self.status_label)
-        left.addStretch(1)
 
         self.grid = QListWidget()
         self.grid.setViewMode(QListView.ViewMode.IconMode)
@@ -180,14 +180,18 @@ class SamplePanel(QWidget):
         right.addLayout(zrow)
         right.addWidget(self.grid, 1)
 
-        lay = QHBoxLayout(self)
+        # controls above, results below: a side dock is tall and narrow
+        split = QSplitter(Qt.Orientation.Vertical)
         lw = QWidget()
         lw.setLayout(left)
-        lw.setMaximumWidth(380)
-        lay.addWidget(lw)
+        split.addWidget(lw)
         rw = QWidget()
         rw.setLayout(right)
-        lay.addWidget(rw, 1)
+        split.addWidget(rw)
+        split.setStretchFactor(1, 1)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(split)
         self._update_buttons()
 
     # -- models ------------------------------------------------------------------------------

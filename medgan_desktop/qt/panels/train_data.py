@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -34,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from medgan_desktop.core.imaging.intensity import CT_HU_RANGE
 from medgan_desktop.core.training.config import DataConfig
+from medgan_desktop.qt import dialogs
 from medgan_desktop.qt.context import AppContext
 from medgan_desktop.qt.widgets import form_grid
 
@@ -180,7 +180,7 @@ class TrainDataBox(QGroupBox):
         return vol
 
     def _browse(self) -> None:
-        d = QFileDialog.getExistingDirectory(self, "Training images or volumes")
+        d = dialogs.existing_folder(self, "Training images or volumes")
         if d:
             self.path_edit.setText(d)
             self.rb_folder.setChecked(True)

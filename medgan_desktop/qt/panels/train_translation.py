@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QGridLayout,
     QGroupBox,
@@ -56,6 +55,7 @@ from medgan_desktop.core.models.refs import run_ref
 from medgan_desktop.core.models.runs import RUN_JSON, WEIGHTS, ModelLoadError, load_run
 from medgan_desktop.core.progress import NoticeEvent, PairEvent, Progress
 from medgan_desktop.core.training.devices import list_devices
+from medgan_desktop.qt import dialogs
 from medgan_desktop.qt.context import AppContext
 from medgan_desktop.qt.panels.loss_plot import LossPlot
 from medgan_desktop.qt.panels.method_form import MethodOptionsForm
@@ -317,7 +317,7 @@ class TranslationTrainWidget(QWidget):
         )
 
     def _browse_teacher(self) -> None:
-        d = QFileDialog.getExistingDirectory(self, "Teacher run folder")
+        d = dialogs.existing_folder(self, "Teacher run folder")
         if d:
             self.set_teacher_folder(Path(d))
 
@@ -337,7 +337,7 @@ class TranslationTrainWidget(QWidget):
     # -- pairs ------------------------------------------------------------------------------
     def _browse_pair(self, folders: bool) -> None:
         what = "folder" if folders else "file"
-        pick = QFileDialog.getExistingDirectory if folders else _open_file
+        pick = dialogs.existing_folder if folders else dialogs.open_file_name
         mr = pick(self, f"MR {what}")
         if not mr:
             return
@@ -600,7 +600,3 @@ def _series_text(index: Any, uid: str) -> str:
         return uid
     return f"{rec.modality} {rec.description or '(no description)'} ({rec.instance_count})"
 
-
-def _open_file(parent: QWidget, title: str) -> str:
-    path, _ = QFileDialog.getOpenFileName(parent, title)
-    return path

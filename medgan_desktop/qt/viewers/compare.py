@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from medgan_desktop.core.imaging.orientation import ViewAxis
 from medgan_desktop.core.imaging.resample import difference, resample_to_reference
 from medgan_desktop.core.volume import Volume
+from medgan_desktop.qt.flow_layout import FlowLayout, flow_row
 from medgan_desktop.qt.viewers.slice_view import SliceView
 
 FUSION_COLORMAPS = ("hot", "viridis", "inferno", "grey")
@@ -84,20 +85,16 @@ class CompareView(QWidget):
         self.axis_combo.currentTextChanged.connect(self.set_axis)
         self.mode_group = QButtonGroup(self)
         self.mode_buttons: dict[CompareMode, QPushButton] = {}
-        bar = QHBoxLayout()
-        bar.addWidget(QLabel("Plane:"))
-        bar.addWidget(self.axis_combo)
         for mode in CompareMode:
             b = QPushButton(mode.value.capitalize(), self)
             b.setCheckable(True)
             b.clicked.connect(lambda _c=False, m=mode: self.set_mode(m))
             self.mode_group.addButton(b)
             self.mode_buttons[mode] = b
-            bar.addWidget(b)
+        bar = flow_row(QLabel("Plane:"), self.axis_combo, *self.mode_buttons.values(), parent=self)
         self.mode_buttons[CompareMode.SIDE_BY_SIDE].setChecked(True)
         self.fusion_controls = QWidget(self)
-        fc = QHBoxLayout(self.fusion_controls)
-        fc.setContentsMargins(0, 0, 0, 0)
+        fc = FlowLayout(self.fusion_controls)
         self.base_combo = QComboBox(self)
         self.overlay_combo = QComboBox(self)
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal, self)
@@ -106,12 +103,17 @@ class CompareView(QWidget):
         self.opacity_slider.setMaximumWidth(140)
         self.cmap_combo = QComboBox(self)
         self.cmap_combo.addItems(FUSION_COLORMAPS)
+        for combo in (self.base_combo, self.overlay_combo):
+            # series titles can be long: show a few words, the full title in the tooltip
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(12)
+            combo.currentTextChanged.connect(combo.setToolTip)
         for w in (QLabel("Base:"), self.base_combo, QLabel("Overlay:"), self.overlay_combo,
                   QLabel("Opacity:"), self.opacity_slider, QLabel("Colours:"), self.cmap_combo):
             fc.addWidget(w)
+        # the fusion controls get a row of their own under the mode buttons, so showing
+        # them never widens the viewer (which would squeeze the docks beside it)
         self.fusion_controls.setVisible(False)
-        bar.addWidget(self.fusion_controls)
-        bar.addStretch(1)
         self.message = QLabel("Nothing to compare yet: translate a series or open 2-3 volumes.", self)
         self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
 
@@ -126,7 +128,8 @@ class CompareView(QWidget):
         self.stack.addWidget(self.fusion_view)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addLayout(bar)
+        lay.addWidget(bar)
+        lay.addWidget(self.fusion_controls)
         lay.addWidget(self.stack, 1)
 
         self.opacity_slider.valueChanged.connect(
@@ -252,11 +255,19 @@ class CompareView(QWidget):
                                      self.cmap_combo.currentText())
 
     def _link_views(self) -> None:
+        """Side-by-side panes share zoom and pan (they have the same size); the difference
+        and fusion views are single panes of another shape and fit on their own. A zoom or
+        pan by the user in any pane keeps all of them from refitting on resize."""
         lead = self.views[0].vb if self.views else None
-        for view in self.all_views():
+        for view in self.views:
             if lead is not None and view.vb is not lead:
                 view.vb.setXLink(lead)
                 view.vb.setYLink(lead)
+            view.vb.sigRangeChangedManually.connect(self._user_zoomed)
+
+    def _user_zoomed(self, *_args: object) -> None:
+        for view in self.views:
+            view.mark_user_view()
 
     def _connect_sync(self, view: SliceView) -> None:
         view.slice_changed.connect(lambda i, v=view: self._on_slice(v, i))

@@ -99,7 +99,7 @@ class MprView(QWidget):
         if self._volume is None:
             return
         k_n, j_n, i_n = self._volume.shape
-        i, j, k = (int(round(v)) for v in ijk)
+        i, j, k = (round(v) for v in ijk)
         self._point = (min(max(i, 0), i_n - 1), min(max(j, 0), j_n - 1), min(max(k, 0), k_n - 1))
         self._syncing = True
         try:

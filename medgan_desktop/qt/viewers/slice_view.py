@@ -15,7 +15,7 @@ import numpy as np
 import pyqtgraph as pg
 from numpy.typing import NDArray
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QLinearGradient, QPainter, QPen, QTransform
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QLinearGradient, QPainter, QPen, QTransform
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -37,6 +37,7 @@ from medgan_desktop.core.imaging.windowing import (
     presets_for,
 )
 from medgan_desktop.core.volume import Volume
+from medgan_desktop.qt.flow_layout import flow_row
 
 _DEFAULT_PRESET = "Default"
 
@@ -97,6 +98,7 @@ class _ViewBox(pg.ViewBox):  # type: ignore[misc]
             d = ev.screenPos() - ev.lastScreenPos()
             s = 1.01 ** float(d.y())
             self.scaleBy((s, s), center=self.mapToView(ev.buttonDownPos()))
+            self.sigRangeChangedManually.emit(self.state["mouseEnabled"])
         else:
             super().mouseDragEvent(ev, axis)
 
@@ -207,7 +209,9 @@ class _Overlay(QWidget):
         fm = p.fontMetrics()
         label = "SYNTHETIC"
         bw, bh = fm.horizontalAdvance(label) + 24, fm.height() + 6
-        rect = QRectF((w - bw) / 2, 24, bw, bh)
+        # below the two lines of corner text, so a narrow pane does not hide either
+        top = 2 * QFontMetrics(self.font()).height() + 10
+        rect = QRectF((w - bw) / 2, top, bw, bh)
         p.fillRect(rect, QColor(200, 0, 0, 230))
         p.setPen(QColor("#ffffff"))
         p.drawText(rect, int(Qt.AlignmentFlag.AlignCenter), label)
@@ -327,6 +331,11 @@ class SliceView(QWidget):
         self.vb.window_dragged.connect(self._on_window_drag)
         self.vb.clicked.connect(self._on_clicked)
         self.vb.sigRangeChanged.connect(self._on_range_changed)
+        self._user_view = False
+        self.vb.sigRangeChangedManually.connect(self._on_user_range)
+        # refit when the view box itself has its new size (the widget's resize event
+        # comes before the box is laid out, and a fit then uses the old shape)
+        self.vb.sigResized.connect(lambda *_: self.refit())
 
         self.colorbar = ColorBar(self)
         self.colorbar.setVisible(False)
@@ -343,6 +352,11 @@ class SliceView(QWidget):
         self.axis_combo.currentTextChanged.connect(self.set_axis)
         self.preset_combo = QComboBox(self)
         self.preset_combo.setToolTip("Window presets")
+        # preset names can be long ("Auto (percentiles)"): the toolbar must not set the
+        # viewer's minimum width, or it squeezes the docks beside it
+        self.preset_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.preset_combo.setMinimumContentsLength(8)
+        self.preset_combo.currentTextChanged.connect(self.preset_combo.setToolTip)
         self.preset_combo.activated.connect(lambda _i: self.apply_preset(self.preset_combo.currentText()))
         self.invert_button = QToolButton(self)
         self.invert_button.setText("Invert")
@@ -352,13 +366,10 @@ class SliceView(QWidget):
         self.reset_button.setToolTip("Reset zoom, pan and window (R)")
         self.reset_button.clicked.connect(self.reset)
 
-        self.toolbar = QWidget(self)
-        tb = QHBoxLayout(self.toolbar)
-        tb.setContentsMargins(2, 2, 2, 2)
-        for wdg in (QLabel("Plane:"), self.axis_combo, QLabel("Window:"), self.preset_combo,
-                    self.invert_button, self.reset_button):
-            tb.addWidget(wdg)
-        tb.addStretch(1)
+        # the toolbar wraps onto a second row when the view is narrow
+        self.toolbar = flow_row(QLabel("Plane:"), self.axis_combo, QLabel("Window:"),
+                                self.preset_combo, self.invert_button, self.reset_button,
+                                parent=self)
         self.toolbar.setVisible(show_toolbar)
 
         mid = QHBoxLayout()
@@ -481,7 +492,7 @@ class SliceView(QWidget):
         if self._volume is not None:
             self.set_invert(False)
             self.apply_preset(_DEFAULT_PRESET)
-        self.vb.autoRange(padding=0.0)
+        self._fit()
 
     def set_blinded(self, blinded: bool) -> None:
         """Hide the SYNTHETIC banner and series description (blinded reader study)."""
@@ -505,7 +516,9 @@ class SliceView(QWidget):
         return self._geometry_hidden
 
     def synthetic_banner_visible(self) -> bool:
-        return bool(self._volume is not None and self._volume.synthetic and not self._blinded)
+        """True when generated voxels are on screen: the image, or a fused overlay."""
+        shown = [v for v in (self._volume, self._overlay_volume) if v is not None]
+        return bool(any(v.synthetic for v in shown) and not self._blinded)
 
     def set_title(self, title: str | None) -> None:
         """Text shown instead of the series description (e.g. "Synthetic CT")."""
@@ -679,9 +692,31 @@ class SliceView(QWidget):
             self.set_slice(min(self._index, m.n_slices - 1))
         self.vb.setLimits(xMin=-m.n_cols * m.col_spacing, xMax=2 * m.n_cols * m.col_spacing,
                           yMin=-m.n_rows * m.row_spacing, yMax=2 * m.n_rows * m.row_spacing)
-        self.vb.setRange(QRectF(0, 0, m.n_cols * m.col_spacing, m.n_rows * m.row_spacing),
-                         padding=0.0)
+        self._fit()
         self.set_crosshair(self._crosshair)
+
+    def _fit(self) -> None:
+        """Fit the whole slice in the view; it stays fitted through resizes (a view laid out
+        while hidden, as in MPR or Compare before their tab is shown, would otherwise keep
+        a tiny box's zoom) until the user zooms or pans."""
+        m = self._mapping
+        self._user_view = False
+        if m is not None:
+            self.vb.setRange(QRectF(0, 0, m.n_cols * m.col_spacing, m.n_rows * m.row_spacing),
+                             padding=0.0)
+
+    def refit(self) -> None:
+        """Fit the slice again unless the user has zoomed or panned."""
+        if not self._user_view:
+            self._fit()
+
+    def mark_user_view(self) -> None:
+        """Keep the current zoom and pan through resizes (a linked pane was zoomed)."""
+        self._user_view = True
+
+    def user_adjusted_view(self) -> bool:
+        """True once the user zoomed or panned since the slice was last fitted."""
+        return self._user_view
 
     def _render(self) -> None:
         vol, m = self._volume, self._mapping
@@ -740,6 +775,9 @@ class SliceView(QWidget):
     def _on_range_changed(self, *_args: Any) -> None:
         self._overlay.update()
         self.view_changed.emit()
+
+    def _on_user_range(self, *_args: Any) -> None:
+        self._user_view = True
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802
         super().resizeEvent(event)

@@ -193,8 +193,8 @@ class ViewerArea(QWidget):
 
     def _fit_compare(self) -> None:
         views = getattr(self.compare_view, "views", [])
-        if views:
-            views[0].vb.autoRange(padding=0.0)
+        for view in views:
+            view.refit()
 
     def _status(self, msg: str) -> None:
         if self.context is not None and hasattr(self.context, "status"):

@@ -22,7 +22,6 @@ from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import QGuiApplication, QImage, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
-    QHBoxLayout,
     QLabel,
     QPushButton,
     QSizePolicy,
@@ -34,6 +33,7 @@ from PySide6.QtWidgets import (
 from medgan_desktop.core.imaging.orientation import axis_code
 from medgan_desktop.core.imaging.windowing import auto_window, is_hu
 from medgan_desktop.core.volume import Volume
+from medgan_desktop.qt.flow_layout import flow_row
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,15 @@ def is_headless() -> bool:
     return sys.platform.startswith("linux") and not (
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     )
+
+
+def _offscreen_window() -> Any:
+    """An OSMesa render window on Linux (no display needed), else None for VTK's default."""
+    if not sys.platform.startswith("linux"):
+        return None
+    from vtkmodules.vtkRenderingOpenGL2 import vtkOSOpenGLRenderWindow
+
+    return vtkOSOpenGLRenderWindow()
 
 
 def transfer_points(
@@ -153,27 +162,19 @@ class VolumeView(QWidget):
         for s, v in ((self.crop_lo, 0), (self.crop_hi, 100)):
             s.setRange(0, 100)
             s.setValue(v)
-            s.setMaximumWidth(120)
+            s.setFixedWidth(110)
             s.valueChanged.connect(self._on_crop_slider)
-        bar = QHBoxLayout()
-        for w in (QLabel("Preset:"), self.preset_combo, self.reset_button):
-            bar.addWidget(w)
-        bar.addStretch(1)
-        crop_bar = QHBoxLayout()
-        crop_widgets: tuple[QWidget, ...] = (QLabel("Crop slab along"), self.crop_axis,
-                                             QLabel("from"), self.crop_lo, QLabel("to"),
-                                             self.crop_hi)
-        for cw in crop_widgets:
-            crop_bar.addWidget(cw)
-        crop_bar.addStretch(1)
+        # one toolbar that wraps onto a second row in a narrow viewer
+        bar = flow_row(QLabel("Preset:"), self.preset_combo, self.reset_button,
+                       QLabel("Crop slab along"), self.crop_axis, QLabel("from"), self.crop_lo,
+                       QLabel("to"), self.crop_hi, parent=self)
         self.message = QLabel("", self)
         self.message.setWordWrap(True)
         self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.message.setVisible(False)
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
-        self._layout.addLayout(bar)
-        self._layout.addLayout(crop_bar)
+        self._layout.addWidget(bar)
         self._layout.addWidget(self.message, 1)
         self.display: QWidget | None = None
         try:
@@ -198,7 +199,9 @@ class VolumeView(QWidget):
             self.max_render_dim = HEADLESS_MAX_RENDER_DIM
             if sys.platform.startswith("linux") and not ctypes.util.find_library("OSMesa"):
                 raise RuntimeError("no display and no OSMesa library (install libosmesa6)")
-            os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkOSOpenGLRenderWindow")
+        elif os.environ.get("VTK_DEFAULT_OPENGL_WINDOW") == "vtkOSOpenGLRenderWindow":
+            # an OSMesa default would give the on-screen widget a window that never draws
+            os.environ.pop("VTK_DEFAULT_OPENGL_WINDOW")
         import vtkmodules.vtkInteractionStyle  # noqa: F401  (registers interactor styles)
         import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (the OpenGL backend)
         import vtkmodules.vtkRenderingVolumeOpenGL2  # noqa: F401  (GPU ray casting)
@@ -207,7 +210,7 @@ class VolumeView(QWidget):
         renderer = vtkRenderer()
         renderer.SetBackground(0.0, 0.0, 0.0)
         if self._headless:
-            window = vtkRenderWindow()
+            window = _offscreen_window() or vtkRenderWindow()
             window.SetOffScreenRendering(1)
             window.SetSize(400, 400)
             label = _RenderLabel(self)
@@ -470,7 +473,7 @@ class VolumeView(QWidget):
         lo, hi = self._crop[self.crop_axis.currentIndex()]
         for s, v in ((self.crop_lo, lo), (self.crop_hi, hi)):
             s.blockSignals(True)
-            s.setValue(int(round(v * 100)))
+            s.setValue(round(v * 100))
             s.blockSignals(False)
 
     def _on_crop_slider(self, *_args: Any) -> None:
