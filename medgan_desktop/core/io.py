@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from medgan_desktop.core.dicom.reader import DicomReadError, looks_like_non_dicom, read_header, walk_files
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
+from medgan_desktop.core.types import JsonObject
 from medgan_desktop.core.volume import SourceInfo, Volume
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
@@ -39,7 +40,7 @@ def _has_suffix(path: Path, suffixes: Sequence[str]) -> bool:
     return any(name.endswith(s) for s in suffixes)
 
 
-def natural_key(path: Path) -> list[Any]:
+def natural_key(path: Path) -> list[int | str]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
 
 
@@ -111,12 +112,12 @@ def read_volume_file(path: Path) -> Volume:
     return vol.with_array(np.asarray(vol.array, dtype=np.float32))
 
 
-def _provenance_of(path: Path, img: Any) -> dict[str, Any]:
+def _provenance_of(path: Path, img: Any) -> JsonObject:
     """What a NIfTI written by this product says about itself: its JSON sidecar, or the
     header description. ``{"synthetic": True, ...}`` for generated images."""
     import json
 
-    out: dict[str, Any] = {}
+    out: JsonObject = {}
     side = nifti_sidecar(path)
     if side.is_file():
         try:
@@ -269,7 +270,7 @@ def nifti_bytes(volume: Volume, description: str = "") -> bytes:
     return raw
 
 
-def write_nifti(volume: Volume, path: Path, provenance: dict[str, Any]) -> list[Path]:
+def write_nifti(volume: Volume, path: Path, provenance: JsonObject) -> list[Path]:
     """Write ``volume`` as NIfTI (``.nii`` or ``.nii.gz``) with a JSON provenance sidecar.
 
     Both files are written atomically (temp file, flushed, renamed): a full disk or a

@@ -10,7 +10,8 @@ import csv
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+
+from medgan_desktop.core.types import JsonObject
 
 __all__ = ["ActionRecord", "AnonymizeReport", "FileResult"]
 
@@ -65,7 +66,7 @@ class AnonymizeReport:
     """The per-file and per-attribute account of an anonymisation job."""
 
     edition: str
-    options: dict[str, Any]
+    options: JsonObject
     files: list[FileResult] = field(default_factory=list)
     actions: list[tuple[str, ActionRecord]] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
@@ -123,7 +124,7 @@ class AnonymizeReport:
         return (f"{head}{self.written} file(s) written, {self.skipped} skipped; "
                 f"attribute actions {parts or 'none'} (PS3.15 {self.edition})")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "edition": self.edition,
             "options": self.options,

@@ -11,12 +11,17 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pydicom
 from pydicom.errors import InvalidDicomError
 
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
+
+if TYPE_CHECKING:
+    from pydicom import Dataset
+    from pynetdicom import AE
+    from pynetdicom.association import Association
 
 __all__ = [
     "DicomNode",
@@ -102,7 +107,7 @@ class SendReport:
         return head
 
 
-def _ae(node: DicomNode) -> Any:
+def _ae(node: DicomNode) -> AE:
     from pynetdicom import AE
 
     ae = AE(ae_title=node.calling_ae)
@@ -113,7 +118,7 @@ def _ae(node: DicomNode) -> Any:
     return ae
 
 
-def _explain(assoc: Any, node: DicomNode) -> str:
+def _explain(assoc: Association, node: DicomNode) -> str:
     if assoc.is_rejected:
         return (f"{node.describe()} rejected the association: check that it knows our AE "
                 f"title {node.calling_ae!r} and that its AE title is {node.ae_title!r}")
@@ -172,7 +177,7 @@ def send_files(
         retries: extra attempts per failed file.
     """
     report = SendReport(node=node.describe())
-    datasets: list[tuple[Path, Any]] = []
+    datasets: list[tuple[Path, Dataset]] = []
     for p in files:
         try:
             datasets.append((Path(p), pydicom.dcmread(p)))
@@ -190,7 +195,7 @@ def send_files(
     for sop, tss in list(by_class.items())[:127]:
         ae.add_requested_context(sop, sorted(tss | {"1.2.840.10008.1.2.1", "1.2.840.10008.1.2"}))
 
-    assoc: Any = None
+    assoc: Association | None = None
 
     def connect() -> str:
         nonlocal assoc
@@ -221,6 +226,7 @@ def send_files(
                     if error:
                         result = FileStatus(str(path), "failed", error, attempts=attempt)
                         break
+                assert assoc is not None  # connected
                 try:
                     status = assoc.send_c_store(ds)
                 except (OSError, ValueError, RuntimeError) as exc:

@@ -43,7 +43,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pydicom
@@ -61,8 +61,11 @@ from medgan_desktop.core.dicom.reader import (
     read_header_located,
 )
 from medgan_desktop.core.progress import Cancelled, CancelToken, Progress, ProgressCallback, no_progress
-from medgan_desktop.core.types import PixelArray
+from medgan_desktop.core.types import JsonObject, PixelArray
 from medgan_desktop.core.volume import SourceInfo, Volume
+
+if TYPE_CHECKING:
+    from medgan_desktop.core.dicom.index import StudyIndex
 
 #: Largest total number of voxels one series may decode to (about 6 GB as float32).
 MAX_SERIES_VOXELS = 1_500_000_000
@@ -596,7 +599,7 @@ def load_series(
         inversion_time=first_h.inversion_time,
         image_type=first_h.image_type,
     )
-    meta: dict[str, Any] = {"photometric": photometric}
+    meta: JsonObject = {"photometric": photometric}
     if plan.thickness is not None:
         meta["acquired_slice_thickness"] = plan.thickness
     synthetic = any(s.header.synthetic for s in plan.slices)
@@ -651,7 +654,7 @@ def _resample_along_k(
 
 
 def load_series_from_index(
-    index: Any,
+    index: StudyIndex,
     uid: str,
     *,
     progress: ProgressCallback = no_progress,

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Self, get_type_hints
 
+from medgan_desktop.core.types import JsonObject
+
 log = logging.getLogger(__name__)
 
 
@@ -149,7 +151,7 @@ class MethodOptions:
             kw[key] = value
         return cls(**kw)
 
-    def to_extra(self, *, all_values: bool = False) -> dict[str, Any]:
+    def to_extra(self, *, all_values: bool = False) -> JsonObject:
         """The options that differ from the defaults (or all of them), as ``extra``."""
         base = type(self)()
         return {

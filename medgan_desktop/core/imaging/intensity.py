@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from medgan_desktop.core.types import PixelArray
+from medgan_desktop.core.types import JsonObject, PixelArray
 
 #: The HU range SynthRAD uses for clipping, PSNR and the default CT window.
 CT_HU_RANGE: tuple[float, float] = (-1024.0, 3000.0)
@@ -97,13 +96,13 @@ class IntensityWindow:
         lo, hi = bounds
         return ((np.asarray(data, dtype=np.float32) + 1.0) * 0.5 * (hi - lo) + lo).astype(np.float32)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         d = asdict(self)
         d["mode"] = str(self.mode)
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> IntensityWindow:
+    def from_dict(cls, d: JsonObject) -> IntensityWindow:
         return cls(
             mode=WindowMode(d.get("mode", "fixed")),
             lo=float(d.get("lo", CT_HU_RANGE[0])),

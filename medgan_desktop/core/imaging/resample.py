@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from enum import StrEnum
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,14 +23,15 @@ class Interpolation(StrEnum):
     BSPLINE = "bspline"
 
 
-def _sitk_interpolator(kind: Interpolation) -> Any:
+def _sitk_interpolator(kind: Interpolation) -> int:
     import SimpleITK as sitk
 
-    return {
+    interpolators: dict[Interpolation, int] = {
         Interpolation.NEAREST: sitk.sitkNearestNeighbor,
         Interpolation.LINEAR: sitk.sitkLinear,
         Interpolation.BSPLINE: sitk.sitkBSpline,
-    }[kind]
+    }
+    return interpolators[kind]
 
 
 def background_value(volume: Volume) -> float:

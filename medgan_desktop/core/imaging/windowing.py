@@ -8,12 +8,11 @@ volume's units (HU for CT). Values below ``level - width/2`` show black, above
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from medgan_desktop.core.types import PixelArray
+from medgan_desktop.core.types import JsonObject, PixelArray
 
 
 @dataclass(frozen=True)
@@ -117,7 +116,7 @@ def default_window(
     arr: PixelArray,
     modality: str = "",
     units: str = "",
-    meta: dict[str, Any] | None = None,
+    meta: JsonObject | None = None,
 ) -> tuple[float, float]:
     """The window a viewer opens with: the file's own window, CT soft tissue, or auto.
 

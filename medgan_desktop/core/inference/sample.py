@@ -7,12 +7,14 @@ moved to the model's device, so a seed reproduces its images exactly on one mach
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from medgan_desktop.core.gan.methods.base import GanMethod
 from medgan_desktop.core.models.runs import LoadedModel, Preprocessing
 from medgan_desktop.core.types import FloatArray
 
@@ -41,21 +43,21 @@ def _labels(model: LoadedModel, n: int, label: int | str | None) -> torch.Tensor
     return torch.full((n,), idx, dtype=torch.long)
 
 
-def _conditional(method: Any) -> bool:
+def _conditional(method: GanMethod) -> bool:
     return bool(method.uses_labels)
 
 
-def _accepts(fn: Any, name: str) -> bool:
+def _accepts(fn: Callable[..., object], name: str) -> bool:
     try:
         return name in inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
 
 
-def truncation_mode(model: LoadedModel | type) -> str | None:
+def truncation_mode(model: LoadedModel | type[GanMethod]) -> str | None:
     """Where a model (or method class) applies truncation ("decode": StyleGAN psi,
     "latents": truncated noise, "generate"), or None when it does not support it."""
-    m: Any = model.method if isinstance(model, LoadedModel) else model
+    m = model.method if isinstance(model, LoadedModel) else model
     if hasattr(m, "decode") and _accepts(m.decode, "truncation"):
         return "decode"
     if hasattr(m, "latents") and _accepts(m.latents, "truncation"):
@@ -89,7 +91,7 @@ def sample(
     _check_synthesis(model)
     if n < 1:
         raise SampleError("n must be >= 1")
-    method: Any = model.method
+    method = model.method
     y = _labels(model, n, label)
     g = torch.Generator().manual_seed(int(seed))
     where = truncation_mode(model) if truncation is not None else None
@@ -112,7 +114,7 @@ def interpolate(
 ) -> NDArray[np.float32]:
     """Images along the spherical interpolation between the latents of two seeds, ``(steps, C, H, W)``."""
     _check_synthesis(model)
-    method: Any = model.method
+    method = model.method
     if not (hasattr(method, "latents") and hasattr(method, "decode")):
         raise SampleError(f"{model.info.method} does not expose its latent space for interpolation")
     steps = max(2, int(steps))

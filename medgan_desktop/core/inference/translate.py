@@ -11,25 +11,25 @@ output is resized back, cropped and mapped from [-1, 1] to HU.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 import torch
 
 from medgan_desktop.core.imaging.intensity import CT_HU_RANGE, IntensityWindow
 from medgan_desktop.core.imaging.slices import context_indices, fit_square, unfit_square
+from medgan_desktop.core.models.runs import LoadedModel
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
 from medgan_desktop.core.volume import Volume
 
 _UNKNOWN_MODALITIES = ("", "OT")
 
 
-def model_id(model: Any) -> str:
+def model_id(model: LoadedModel) -> str:
     """A short identifier of a loaded model (its folder name)."""
     return str(model.info.path.name)
 
 
-def check_compatible(volume: Volume, model: Any) -> list[str]:
+def check_compatible(volume: Volume, model: LoadedModel) -> list[str]:
     """Raise ``ValueError`` if ``model`` cannot translate ``volume``; return warnings otherwise."""
     info = model.info
     pre = info.preprocessing
@@ -70,7 +70,7 @@ def _device_of(net: torch.nn.Module) -> torch.device:
 @torch.no_grad()
 def translate(
     volume: Volume,
-    model: Any,
+    model: LoadedModel,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
     batch_size: int = 8,

@@ -47,7 +47,7 @@ from medgan_desktop.core.progress import CancelToken, ProgressCallback, Stage, n
 from medgan_desktop.core.training.config import DataConfig, TrainConfig, check_keys
 from medgan_desktop.core.training.data import DataError, TrainingDataset, build_dataset, preview_batch
 from medgan_desktop.core.training.loop import RunSummary, train
-from medgan_desktop.core.types import UInt8Array
+from medgan_desktop.core.types import JsonObject, UInt8Array
 
 
 # -- settings ---------------------------------------------------------------------------------
@@ -89,8 +89,8 @@ def field_names() -> tuple[set[str], set[str], set[str]]:
     )
 
 
-def _apply_sets(sets: Mapping[str, Any], option_names: Sequence[str], mc: dict[str, Any],
-                tc: dict[str, Any]) -> None:
+def _apply_sets(sets: Mapping[str, Any], option_names: Sequence[str], mc: JsonObject,
+                tc: JsonObject) -> None:
     """Route ``KEY=VALUE`` overrides: MethodConfig and TrainConfig fields, ``data.FIELD``,
     and the method's options (``extra.KEY`` or ``KEY``); anything else is refused."""
     m_fields, t_fields, d_fields = field_names()
@@ -117,7 +117,7 @@ def _apply_sets(sets: Mapping[str, Any], option_names: Sequence[str], mc: dict[s
                            "--list-methods)")
 
 
-def read_config(cfg: Mapping[str, Any], mc: dict[str, Any], tc: dict[str, Any]) -> None:
+def read_config(cfg: Mapping[str, Any], mc: JsonObject, tc: JsonObject) -> None:
     """Merge a config object (``method_config``, ``train_config``, ``data``) into ``mc``/``tc``.
 
     Raises:
@@ -171,8 +171,8 @@ def settings(
     if cls.task != Task.SYNTHESIS:
         raise JobError(f"{cls.name} is a {cls.task} method: train it with medgan translate-train "
                        "(medgan train trains synthesis methods)")
-    mc: dict[str, Any] = method_config_to_dict(recommended_config() if recommended else preset(cls.name))
-    tc: dict[str, Any] = {}
+    mc: JsonObject = method_config_to_dict(recommended_config() if recommended else preset(cls.name))
+    tc: JsonObject = {}
     if config:
         read_config(config, mc, tc)
     tc["data"] = {**tc.get("data", {}), **dict(data or {})}

@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 
 from medgan_desktop.core.atomic import atomic_write_text
 from medgan_desktop.core.dicom.index import IndexError_, StudyIndex
@@ -64,6 +66,7 @@ from medgan_desktop.core.training.pairs import (
     slab_split,
 )
 from medgan_desktop.core.training.slice_data import PairedSliceDataset, UnpairedSliceDataset
+from medgan_desktop.core.types import JsonObject
 
 HELDOUT_METRICS = "heldout_metrics.json"
 #: Methods trained on unpaired MR and CT slices.
@@ -147,7 +150,7 @@ class TranslationTrainSpec:
     budget_minutes: float = 0.0
     resume: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         d = dataclasses.asdict(self)
         d["pairs"] = [dataclasses.asdict(p) for p in self.pairs]
         d["extra"] = dict(self.extra)
@@ -232,9 +235,9 @@ class PairInfo:
     mr: str
     ct: str
     slices: int
-    registration: dict[str, Any] | None = None
+    registration: JsonObject | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return dataclasses.asdict(self)
 
 
@@ -257,8 +260,8 @@ class TranslationTrainResult:
     summary: RunSummary
     n_slices: int
     pairs: tuple[PairInfo, ...]
-    split: dict[str, Any]
-    heldout: dict[str, Any] | None = None
+    split: JsonObject
+    heldout: JsonObject | None = None
     method: str = ""
 
 
@@ -358,7 +361,7 @@ def _pair_info(ps: PairSpec, pair: PairedVolume) -> PairInfo:
 
 def split_pairs(
     pairs: Sequence[PairedVolume], holdout: float, context: int, seed: int
-) -> tuple[list[PairedVolume], list[tuple[PairedVolume, list[int]]], dict[str, Any]]:
+) -> tuple[list[PairedVolume], list[tuple[PairedVolume, list[int]]], JsonObject]:
     """Training pairs, held-out ``(pair, slices)`` and a description of the split.
 
     One pair: a contiguous held-out slab at the end, ``context + 1`` slices away from the
@@ -418,7 +421,7 @@ def build_dataset(
     size: int,
     context: int,
     flip: bool,
-    description: dict[str, Any],
+    description: JsonObject,
 ) -> PairedSliceDataset | UnpairedSliceDataset:
     """The paired or unpaired slice dataset ``method`` trains on."""
     if method in UNPAIRED_METHODS:
@@ -441,7 +444,7 @@ def evaluate_heldout(
     device: str = "cpu",
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
-) -> dict[str, Any]:
+) -> JsonObject:
     """Translate each held-out MR and score the held-out slices against the CT (SynthRAD)."""
     model = load_model(run_dir, select_device(device if device != "auto" else "cpu"))
     reports = []
@@ -466,7 +469,7 @@ def evaluate_heldout(
     }
 
 
-def _teacher_network(spec: TranslationTrainSpec, mcfg: MethodConfig, device: Any) -> Any:
+def _teacher_network(spec: TranslationTrainSpec, mcfg: MethodConfig, device: torch.device) -> tuple[nn.Module, str]:
     """Load the distillation teacher and check that it fits the student."""
     try:
         teacher, resolved = load_ref(spec.teacher, None, device)
@@ -575,7 +578,7 @@ def run_train_translation(
     with training_errors():
         summary = train(cls.name, mcfg, tcfg, dataset, out, progress=progress, cancel=cancel,
                         resume=spec.resume, frozen_networks=frozen)
-    heldout: dict[str, Any] | None = None
+    heldout: JsonObject | None = None
     if spec.evaluate and test_pairs and not summary.cancelled:
         heldout = evaluate_heldout(out, test_pairs, spec.device, progress, cancel)
         atomic_write_text(out / HELDOUT_METRICS, json.dumps(heldout, indent=2) + "\n")

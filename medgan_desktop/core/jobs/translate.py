@@ -28,7 +28,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -70,6 +69,7 @@ from medgan_desktop.core.models.registry import ModelError, ModelRegistry
 from medgan_desktop.core.models.runs import WEIGHTS, ModelLoadError, RunInfo, load_run
 from medgan_desktop.core.progress import CancelToken, ProgressCallback, Stage, no_progress, notice, stage
 from medgan_desktop.core.training.devices import configure_threads, select_device
+from medgan_desktop.core.types import JsonObject
 from medgan_desktop.core.volume import Volume
 
 
@@ -278,7 +278,7 @@ def _choose(spec: TranslateSpec, volume: Volume, paths: AppPaths) -> tuple[str, 
 
 # -- writing ----------------------------------------------------------------------------------
 def provenance(result_volume: Volume, model: str, version: str, method: str,
-               fit: Fit) -> dict[str, Any]:
+               fit: Fit) -> JsonObject:
     """What a NIfTI sidecar and PNG text chunks record (no identity, no paths)."""
     return {
         "SyntheticData": "YES",

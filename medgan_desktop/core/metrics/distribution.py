@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
-from medgan_desktop.core.types import FloatArray
+from medgan_desktop.core.types import FloatArray, JsonObject
 
 Features = NDArray[np.float64]
 
@@ -156,7 +155,7 @@ class DistributionReport:
     inception_score: float | None = None
     inception_score_std: float | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         d = asdict(self)
         d["fid"] = self.fd  # the CLI's and literature's name; see `extractor` for the space
         return d

@@ -11,7 +11,6 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,6 +22,7 @@ from medgan_desktop.core.metrics.images import ImageSet, load_images
 from medgan_desktop.core.metrics.memorization import THUMB, MemorizationReport, find_near_copies
 from medgan_desktop.core.metrics.paired import PairedReport, SsimWindow, evaluate_pair
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
+from medgan_desktop.core.types import JsonObject
 from medgan_desktop.core.volume import Volume
 
 
@@ -53,9 +53,9 @@ class UnpairedResult:
     real_features: NDArray[np.float64] | None = None
     fake_features: NDArray[np.float64] | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         """The CLI's JSON: metric keys at the top level, ``memorization`` as a list."""
-        d: dict[str, Any] = self.distribution.to_dict()
+        d: JsonObject = self.distribution.to_dict()
         d["spatial_frequency_real"] = self.spatial_frequency_real
         d["spatial_frequency_fake"] = self.spatial_frequency_fake
         if self.memorization is not None:

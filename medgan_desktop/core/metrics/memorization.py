@@ -24,13 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
-from medgan_desktop.core.types import FloatArray
+from medgan_desktop.core.types import FloatArray, JsonObject
 
 THUMB = 64
 #: Distances at or below this are identical images (exact copies).
@@ -82,7 +81,7 @@ class MemorizationReport:
     training images) and a fall-back to leave-one-out.
     """
 
-    entries: list[dict[str, Any]]
+    entries: list[JsonObject]
     feature_threshold: float
     pixel_threshold: float
     percentile: float
@@ -93,10 +92,10 @@ class MemorizationReport:
     n_reference_excluded: int = 0
 
     @property
-    def flagged(self) -> list[dict[str, Any]]:
+    def flagged(self) -> list[JsonObject]:
         return [e for e in self.entries if e["flagged"]]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "entries": self.entries,
             "n_flagged": len(self.flagged),

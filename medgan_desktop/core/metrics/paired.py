@@ -31,7 +31,7 @@ from scipy import ndimage
 from medgan_desktop.core.imaging.masks import body_mask
 from medgan_desktop.core.metrics.fusion import volume_spatial_frequency
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
-from medgan_desktop.core.types import BoolArray, Float64Array, PixelArray
+from medgan_desktop.core.types import BoolArray, Float64Array, JsonObject, PixelArray
 from medgan_desktop.core.volume import Volume
 
 _S = TypeVar("_S", bound=np.generic)
@@ -205,7 +205,7 @@ class PairedReport:
     scd: float | None = None  # fusion only: pred is a fusion of two given sources
     scd_sources: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         """JSON-ready numbers (error maps and masks left out); inf/nan become None."""
 
         def clean(v: Any) -> Any:

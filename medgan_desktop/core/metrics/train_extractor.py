@@ -22,7 +22,6 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +30,7 @@ from numpy.typing import NDArray
 
 from medgan_desktop.core.metrics.features import MED_INPUT_SIZE, MedFeatureNet
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
-from medgan_desktop.core.types import IntArray
+from medgan_desktop.core.types import IntArray, JsonObject
 
 CLASSES = ("NORMAL", "PNEUMONIA")
 
@@ -136,11 +135,11 @@ def patient_disjoint(
     return evaluate(net, x[keep], y[keep])
 
 
-def reevaluate(data: Path, out: Path) -> dict[str, Any]:
+def reevaluate(data: Path, out: Path) -> JsonObject:
     """Recompute the held-out metrics of saved weights and rewrite run.json and card.md."""
     from safetensors.torch import load_file
 
-    run: dict[str, Any] = json.loads((out / "run.json").read_text())
+    run: JsonObject = json.loads((out / "run.json").read_text())
     net = MedFeatureNet()
     net.load_state_dict(load_file(str(out / "weights.safetensors")))
     x, y, names = load_dataset(data)
@@ -167,7 +166,7 @@ def train(
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
     command: str = "",
-) -> dict[str, Any]:
+) -> JsonObject:
     """Train, evaluate on the held-out split and write weights, run.json and card.md."""
     from safetensors.torch import save_file
 
@@ -244,7 +243,7 @@ def train(
     return run
 
 
-def _card(run: dict[str, Any]) -> str:
+def _card(run: JsonObject) -> str:
     m = run["held_out"]
     pd = run.get("held_out_patient_disjoint", {"n": 0})
     disjoint = (f"On the {pd['n']} held-out images whose patient has no image in the training "

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +21,7 @@ from medgan_desktop.core.metrics.features import torch_threads
 from medgan_desktop.core.metrics.images import load_images
 from medgan_desktop.core.metrics.stats import mean_ci, roc_auc
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
-from medgan_desktop.core.types import FloatArray, IntArray
+from medgan_desktop.core.types import FloatArray, IntArray, JsonObject
 
 SIZE = 32
 
@@ -98,7 +97,7 @@ class UtilityReport:
     n_test: int
     summary: dict[str, list[float]] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return asdict(self)
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from medgan_desktop.core.types import FloatArray, JsonObject
 from medgan_desktop.core.volume import Volume
 
 #: Body parts (DICOM BodyPartExamined defined terms and common words) by region.
@@ -82,7 +83,7 @@ def weighting_of(text: str, echo_ms: float | None = None, rep_ms: float | None =
     return ""
 
 
-def orientation_of(direction: Any) -> str:
+def orientation_of(direction: FloatArray) -> str:
     """"axial", "coronal" or "sagittal": the patient axis closest to the slice normal."""
     d = np.asarray(direction, dtype=np.float64)
     normal = d[:, 2]
@@ -113,7 +114,7 @@ class Applicability:
     needs_geometry: bool = True
     subject: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "modality": self.modality,
             "weightings": list(self.weightings),

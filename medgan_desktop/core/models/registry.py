@@ -17,9 +17,9 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from medgan_desktop.core.config import AppPaths
+from medgan_desktop.core.types import JsonObject
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_NAME = "manifest.schema.json"
@@ -50,7 +50,7 @@ class ModelEntry:
     size: int = 0
     card: str = "card.md"
     shipped: bool = True
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    raw: JsonObject = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def weights_path(self) -> Path:
@@ -80,7 +80,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _entry_from_json(d: dict[str, Any], root: Path, shipped: bool) -> ModelEntry:
+def _entry_from_json(d: JsonObject, root: Path, shipped: bool) -> ModelEntry:
     try:
         return ModelEntry(
             id=str(d["id"]),
@@ -303,7 +303,7 @@ class ModelRegistry:
             "intended_use": INTENDED_USE,
         }
         manifest = dest_root / MANIFEST_NAME
-        data: dict[str, Any] = {"format": 1, "models": []}
+        data: JsonObject = {"format": 1, "models": []}
         if manifest.is_file():
             data = json.loads(manifest.read_text(encoding="utf-8"))
         data["models"] = [m for m in data.get("models", []) if m.get("id") != model_id] + [entry]

@@ -34,6 +34,7 @@ from medgan_desktop import __version__
 from medgan_desktop.core.atomic import atomic_write_bytes
 from medgan_desktop.core.gan.methods.base import GanMethod, MethodConfig, get_method
 from medgan_desktop.core.imaging.intensity import IntensityWindow
+from medgan_desktop.core.types import JsonObject
 
 FORMAT = 1
 RUN_JSON = "run.json"
@@ -72,7 +73,7 @@ class Preprocessing:
     context_slices: int = 0
     class_names: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "target": self.target.to_dict(),
             "source": None if self.source is None else self.source.to_dict(),
@@ -99,7 +100,7 @@ class Preprocessing:
         )
 
 
-def method_config_to_dict(c: MethodConfig) -> dict[str, Any]:
+def method_config_to_dict(c: MethodConfig) -> JsonObject:
     d = dataclasses.asdict(c)
     d["betas"] = list(c.betas)
     d["extra"] = dict(c.extra)
@@ -136,14 +137,14 @@ class RunInfo:
     method: str
     task: str
     method_config: MethodConfig
-    train_config: dict[str, Any]
+    train_config: JsonObject
     preprocessing: Preprocessing
-    data: dict[str, Any]
+    data: JsonObject
     created: str = ""
     software_version: str = ""
     label: str = ""
 
-    def to_json_dict(self) -> dict[str, Any]:
+    def to_json_dict(self) -> JsonObject:
         return {
             "format": FORMAT,
             "method": self.method,
@@ -158,8 +159,8 @@ class RunInfo:
         }
 
 
-def new_run_info(run_dir: Path, method: str, task: str, method_config: MethodConfig, train_config: dict[str, Any],
-                 preprocessing: Preprocessing, data: dict[str, Any], label: str = "") -> RunInfo:
+def new_run_info(run_dir: Path, method: str, task: str, method_config: MethodConfig, train_config: JsonObject,
+                 preprocessing: Preprocessing, data: JsonObject, label: str = "") -> RunInfo:
     return RunInfo(path=Path(run_dir), method=method, task=task, method_config=method_config, train_config=train_config,
                    preprocessing=preprocessing, data=data, created=datetime.now(UTC).isoformat(timespec="seconds"),
                    software_version=__version__, label=label)
@@ -282,7 +283,7 @@ def read_weights_metadata(path: Path) -> dict[str, str]:
     return weights_metadata(header)
 
 
-def embedded_run(path: Path) -> dict[str, Any] | None:
+def embedded_run(path: Path) -> JsonObject | None:
     """The ``run.json`` content embedded in a weights file (:data:`RUN_META_KEY`), or None.
 
     Raises:

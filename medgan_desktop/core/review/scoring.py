@@ -17,13 +17,12 @@ from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from medgan_desktop.core.metrics.stats import roc_auc
 from medgan_desktop.core.review.session import Rating, Truth
-from medgan_desktop.core.types import IntArray
+from medgan_desktop.core.types import IntArray, JsonObject
 
 
 @dataclass(frozen=True)
@@ -102,9 +101,9 @@ class StudyResults:
     pooled: ReaderScore
     cohen: dict[str, float]  # "readerA|readerB" -> kappa
     fleiss: float | None
-    per_image: list[dict[str, Any]]
+    per_image: list[JsonObject]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "readers": [asdict(r) for r in self.readers],
             "pooled": asdict(self.pooled),

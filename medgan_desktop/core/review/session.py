@@ -34,14 +34,32 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from medgan_desktop.core.imaging.orientation import ViewAxis, axis_permutation, slice_mapping
-from medgan_desktop.core.metrics.images import RASTER_SUFFIXES, list_images, load_image
+from medgan_desktop.core.imaging.orientation import ViewAxis
+from medgan_desktop.core.metrics.images import list_images
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
+from medgan_desktop.core.review.fairness import (
+    GREY_DEPTH,
+    HU_DEPTH,
+    Equalisation,
+    Fairness,
+    display_size,
+    native_side,
+    pixel_statistics,
+    separability,
+    warnings_for,
+)
+from medgan_desktop.core.review.fairness import equalise as equalise_item
+from medgan_desktop.core.review.sources import (
+    ReviewError,
+    Source,
+    pool_sources,
+    read_source,
+    window_of,
+)
 from medgan_desktop.core.types import PixelArray
 from medgan_desktop.core.volume import Volume
 
@@ -49,13 +67,10 @@ SCHEMA_VERSION = 2  # 2: items.meta (JSON: kind, spacing, plane, hu)
 #: Export format written when every item is 2D (readable by older versions); series need 2.
 EXPORT_FORMAT_2D = 1
 EXPORT_FORMAT = 2
-#: Largest stored item (SQLite refuses blobs above about 1 GB).
-MAX_ITEM_BYTES = 900_000_000
 #: The window every item of an all-CT session opens with (soft tissue, lo/hi in HU), so
 #: that a per-item automatic window cannot hint at where an item came from.
 HU_WINDOW = (-160.0, 240.0)
 
-_VOLUME_NAME_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
 # direction (columns i, j, k in LPS) of a stack stored in display order for each plane
 _PLANE_DIRECTIONS: dict[ViewAxis, tuple[tuple[float, float, float], ...]] = {
     ViewAxis.AXIAL: ((1, 0, 0), (0, 1, 0), (0, 0, 1)),
@@ -98,10 +113,6 @@ class Truth(StrEnum):
 Answer = Truth
 
 
-class ReviewError(Exception):
-    """A user-facing reader-study error (unknown session, invalid answer, bad file)."""
-
-
 @dataclass(frozen=True)
 class SessionInfo:
     id: str
@@ -114,6 +125,7 @@ class SessionInfo:
     n_real: int
     n_synthetic: int
     readers: tuple[str, ...]
+    fairness: Fairness | None = None
 
 
 @dataclass(frozen=True)
@@ -201,184 +213,6 @@ def _decode(blob: bytes) -> NDArray[np.float32]:
     return np.asarray(arr, dtype=np.float32)
 
 
-def read_review_image(path: Path) -> tuple[NDArray[np.float32], tuple[float, float]]:
-    """Pixels for display in their own units (HU for CT DICOM) and a default window."""
-    suf = path.suffix.lower()
-    if suf in (".dcm", ".dicom", ""):
-        try:
-            import pydicom
-
-            ds = pydicom.dcmread(str(path))
-            arr = np.asarray(ds.pixel_array, dtype=np.float32)
-            if arr.ndim == 3 and int(getattr(ds, "SamplesPerPixel", 1)) > 1:
-                arr = arr[..., :3].mean(axis=-1)
-            elif arr.ndim == 3:
-                arr = arr[arr.shape[0] // 2]
-            arr = arr * float(getattr(ds, "RescaleSlope", 1) or 1) + float(
-                getattr(ds, "RescaleIntercept", 0) or 0)
-            if str(getattr(ds, "PhotometricInterpretation", "")) == "MONOCHROME1":
-                arr = arr.max() + arr.min() - arr
-            lo, hi = np.percentile(arr, [0.5, 99.5])
-            return arr.astype(np.float32), (float(lo), float(max(hi, lo + 1)))
-        except Exception as exc:  # undecodable DICOM: a clear reason
-            raise ReviewError(f"cannot read {path.name}: {exc}") from exc
-    name = path.name.lower()
-    if name.endswith(_VOLUME_NAME_SUFFIXES):
-        try:  # keep the volume's own units (HU for CT) so window/level means something
-            import SimpleITK as sitk
-
-            arr = sitk.GetArrayFromImage(sitk.ReadImage(str(path))).astype(np.float32)
-        except Exception as exc:  # unreadable volume: a clear reason
-            raise ReviewError(f"cannot read {path.name}: {exc}") from exc
-        if arr.ndim == 4:
-            arr = arr.mean(axis=-1)
-        if arr.ndim == 3:
-            arr = arr[arr.shape[0] // 2]
-        lo, hi = np.percentile(arr, [0.5, 99.5])
-        return arr, (float(lo), float(max(hi, lo + 1)))
-    try:
-        img = load_image(path) * 255.0
-    except ValueError as exc:
-        raise ReviewError(str(exc)) from exc
-    return img.astype(np.float32), (0.0, 255.0)
-
-
-def _window(arr: PixelArray) -> tuple[float, float]:
-    """The 0.5..99.5 percentile window (on a subsample of large stacks)."""
-    flat = arr.reshape(-1)
-    flat = flat[:: max(1, flat.size // 2_000_000)]
-    lo, hi = (float(v) for v in np.percentile(flat, [0.5, 99.5]))
-    return lo, max(hi, lo + 1.0)
-
-
-def _looks_hu(arr: PixelArray) -> bool:
-    """CT in Hounsfield units, for files that do not say so: air (about -1000) or the
-    scanner's padding outside the field of view (-1024 to -3024) among the darkest voxels."""
-    flat = arr.reshape(-1)
-    flat = flat[:: max(1, flat.size // 2_000_000)]
-    return bool(-3100.0 <= float(np.percentile(flat, 0.5)) <= -700.0)
-
-
-def display_stack(volume: Volume) -> tuple[NDArray[np.float32], tuple[float, float, float], ViewAxis]:
-    """A volume as slices in its acquisition plane, in radiological display order.
-
-    The plane is the one the volume's k axis is normal to; slices are ordered towards
-    patient left (sagittal), posterior (coronal) or superior (axial), whatever the
-    file's own axis order and signs, so DICOM and NIfTI volumes come out alike.
-
-    Returns:
-        ``(stack, spacing, plane)``: ``stack`` is ``(slices, rows, cols)`` float32 (a
-        copy), ``spacing`` is ``(column, row, slice)`` in mm.
-    """
-    perm, signs = axis_permutation(volume.direction)
-    plane = {2: ViewAxis.AXIAL, 1: ViewAxis.CORONAL, 0: ViewAxis.SAGITTAL}[perm[2]]
-    m = slice_mapping(volume.shape, volume.spacing, volume.direction, plane)
-    arr = np.transpose(volume.array, (m.slice_axis, m.row_axis, m.col_axis))
-    if m.flip_rows:
-        arr = arr[:, ::-1, :]
-    if m.flip_cols:
-        arr = arr[:, :, ::-1]
-    if signs[2] < 0:  # k runs towards R, A or I: reverse so the index runs to L, P, S
-        arr = arr[::-1]
-    stack = np.ascontiguousarray(arr, dtype=np.float32)
-    return stack, (m.col_spacing, m.row_spacing, m.slice_spacing), plane
-
-
-@dataclass(frozen=True)
-class _Source:
-    """One item to be: a 2D image file, a volume file or the files of one DICOM series."""
-
-    kind: str  # "image" | "volume" | "dicom_series"
-    files: tuple[Path, ...]
-    series_uid: str = ""
-
-    @property
-    def label(self) -> str:
-        """What the organiser sees in ``source`` (never the reader)."""
-        if len(self.files) == 1:
-            return str(self.files[0])
-        parents = {f.parent for f in self.files}
-        where = str(parents.pop()) if len(parents) == 1 else str(self.files[0])
-        return f"{where} (series, {len(self.files)} files)"
-
-
-def _pool_sources(files: Sequence[Path], series: bool) -> list[_Source]:
-    """Group a pool's files into items (see the module docs)."""
-    if not series:
-        return [_Source("image", (f,)) for f in files]
-    from medgan_desktop.core.dicom.reader import DicomReadError, read_header
-
-    out: list[_Source] = []
-    groups: dict[str, list[tuple[Path, Any]]] = {}
-    for f in files:
-        name = f.name.lower()
-        if name.endswith(_VOLUME_NAME_SUFFIXES):
-            out.append(_Source("volume", (f,)))
-            continue
-        if f.suffix.lower() in RASTER_SUFFIXES:
-            out.append(_Source("image", (f,)))
-            continue
-        try:
-            h = read_header(f)
-        except (DicomReadError, OSError):
-            out.append(_Source("image", (f,)))  # read later, failing with a clear reason
-            continue
-        groups.setdefault(h.series_instance_uid, []).append((f, h))
-    for uid, members in groups.items():
-        stackable = all(h.image_position is not None for _f, h in members)
-        if (len(members) > 1 and stackable) or (len(members) == 1 and members[0][1].frames > 1):
-            out.append(_Source("dicom_series", tuple(f for f, _h in members), uid))
-        else:  # projection images (CR/DX) sharing a series, or single slices
-            out.extend(_Source("image", (f,)) for f, _h in members)
-    return sorted(out, key=lambda s: s.label)
-
-
-def _read_source(src: _Source) -> tuple[NDArray[np.float32], tuple[float, float], dict[str, Any]]:
-    """Pixels, default window and item meta of one source."""
-    if src.kind == "image":
-        img, win = read_review_image(src.files[0])
-        hu = _image_is_hu(src.files[0], img)
-        return img, win, {"kind": "image", "hu": hu}
-    try:
-        if src.kind == "volume":
-            from medgan_desktop.core.io import read_volume_file
-
-            vol = read_volume_file(src.files[0])
-        else:
-            from medgan_desktop.core.dicom.series import load_series
-
-            vol = load_series(list(src.files), series_uid=src.series_uid or None)
-    except Exception as exc:  # any reader failure: one clear reason for this item
-        raise ReviewError(f"cannot read {src.files[0].name}: {exc}") from exc
-    n_bytes = int(np.prod(vol.shape)) * 4
-    if n_bytes > MAX_ITEM_BYTES:
-        raise ReviewError(f"{src.label}: {vol.shape} is too large for a review item "
-                          f"({n_bytes / 1e9:.1f} GB as float32); crop it first")
-    stack, spacing, plane = display_stack(vol)
-    hu = vol.modality.upper() == "CT" or vol.units.upper() == "HU" or _looks_hu(stack)
-    del vol
-    meta = {"kind": "series", "spacing": list(spacing), "plane": plane.value, "hu": hu}
-    if stack.shape[0] == 1:  # a one-slice volume is a 2D image
-        return stack[0], _window(stack), {**meta, "kind": "image"}
-    return stack, _window(stack), meta
-
-
-def _image_is_hu(path: Path, img: PixelArray) -> bool:
-    suf = path.suffix.lower()
-    if path.name.lower().endswith(_VOLUME_NAME_SUFFIXES):
-        from medgan_desktop.core.io import guess_modality
-
-        return guess_modality(path.name) == "CT" or _looks_hu(img)
-    if suf in RASTER_SUFFIXES:
-        return False
-    try:
-        from medgan_desktop.core.dicom.reader import read_header
-
-        return read_header(path).modality.upper() == "CT"
-    except Exception:  # not readable as DICOM here: not HU
-        return False
-
-
 class ReviewStore:
     """The reader-study database (``AppPaths.data_dir / "review.sqlite"`` by default)."""
 
@@ -433,6 +267,8 @@ class ReviewStore:
         progress: ProgressCallback = no_progress,
         cancel: CancelToken | None = None,
         series: bool = True,
+        equalise: bool = True,
+        display_size: int = 0,
     ) -> str:
         """Copy two pools of images (files or folders) into a new session; returns its id.
 
@@ -447,6 +283,9 @@ class ReviewStore:
             cancel: cancel token checked between items.
             series: a DICOM series or a volume file is one scrollable item (default);
                 False makes every file one 2D image (a volume's middle slice).
+            equalise: show every item through one pipeline (same matrix, interpolation,
+                bit depth and windowing; see :mod:`~medgan_desktop.core.review.fairness`).
+            display_size: the display matrix side in px (0: the smaller pool's median).
 
         Raises:
             ReviewError: when the name is empty or already used by another session, a
@@ -458,7 +297,7 @@ class ReviewStore:
         if self._ids_named(name):
             raise ReviewError(f"a review session named {name!r} already exists; "
                               "choose another name")
-        pools: dict[Truth, list[_Source]] = {}
+        pools: dict[Truth, list[Source]] = {}
         for truth, spec in ((Truth.REAL, real), (Truth.SYNTHETIC, synthetic)):
             specs = [spec] if isinstance(spec, str | Path) else list(spec)
             files: list[Path] = []
@@ -467,7 +306,7 @@ class ReviewStore:
                     files.extend(list_images(s))
                 except FileNotFoundError as exc:
                     raise ReviewError(str(exc)) from exc
-            sources = _pool_sources(files, series)
+            sources = pool_sources(files, series)
             if limit_per_pool is not None:
                 sources = sources[:limit_per_pool]
             if not sources:
@@ -477,6 +316,7 @@ class ReviewStore:
         seed = secrets.randbelow(2**31) if seed is None else int(seed)
         total = sum(len(v) for v in pools.values())
         done = 0
+        stored: dict[Truth, list[tuple[str, int]]] = {Truth.REAL: [], Truth.SYNTHETIC: []}
         with self._tx() as db:
             db.execute("INSERT INTO sessions VALUES (?,?,?,?,?,?,?)",
                        (sid, name, _now(), seed, confidence_scale[1], confidence_scale[0], ""))
@@ -484,16 +324,64 @@ class ReviewStore:
                 for src in sources:  # one item in memory at a time
                     if cancel is not None:
                         cancel.check()
-                    img, (lo, hi), meta = _read_source(src)
+                    img, (lo, hi), meta = read_source(src)
+                    item_id = secrets.token_hex(6)
                     db.execute(
                         "INSERT INTO items (session_id, item_id, truth, source, image, win_lo, "
                         "win_hi, meta) VALUES (?,?,?,?,?,?,?,?)",
-                        (sid, secrets.token_hex(6), str(truth), src.label, _encode(img), lo, hi,
+                        (sid, item_id, str(truth), src.label, _encode(img), lo, hi,
                          json.dumps(meta)))
+                    stored[truth].append((item_id, native_side(img)))
                     del img
                     done += 1
                     progress(Progress(done, total, f"adding images {done}/{total}"))
+            fair = self._make_fair(db, sid, stored, equalise, display_size, progress, cancel)
+            db.execute("UPDATE sessions SET notes=? WHERE id=?",
+                       (json.dumps({"fairness": fair.to_dict()}), sid))
         return sid
+
+    def _make_fair(self, db: sqlite3.Connection, sid: str,
+                   stored: dict[Truth, list[tuple[str, int]]], equalise: bool, size: int,
+                   progress: ProgressCallback, cancel: CancelToken | None) -> Fairness:
+        """Second pass over the stored items (one in memory at a time): put each through
+        the session's display pipeline, and check what trivial statistics still tell."""
+        eq: Equalisation | None = None
+        if equalise:
+            side = display_size([n for _i, n in stored[Truth.REAL]],
+                                [n for _i, n in stored[Truth.SYNTHETIC]], size)
+            eq = Equalisation(side, int(np.median([n for _i, n in stored[Truth.REAL]])),
+                              int(np.median([n for _i, n in stored[Truth.SYNTHETIC]])),
+                              bit_depth=HU_DEPTH if self.all_hu(sid) else GREY_DEPTH,
+                              chosen_by="chosen for this study" if size else
+                              "automatic: the smaller pool's median size")
+        hu = self.all_hu(sid)
+        stats: dict[Truth, list[dict[str, float]]] = {Truth.REAL: [], Truth.SYNTHETIC: []}
+        total = sum(len(v) for v in stored.values())
+        done = 0
+        for truth, items in stored.items():
+            for item_id, _side in items:
+                if cancel is not None:
+                    cancel.check()
+                blob, meta_text = db.execute(
+                    "SELECT image, meta FROM items WHERE session_id=? AND item_id=?",
+                    (sid, item_id)).fetchone()
+                img = _decode(blob)
+                if eq is not None:
+                    img, scale = equalise_item(img, eq.display_size, hu)
+                    meta = json.loads(meta_text or "{}")
+                    if "spacing" in meta:
+                        sp = list(meta["spacing"])
+                        meta["spacing"] = [sp[0] * scale, sp[1] * scale, sp[2]]
+                    lo, hi = window_of(img) if hu else (0.0, 255.0)
+                    db.execute("UPDATE items SET image=?, win_lo=?, win_hi=?, meta=? "
+                               "WHERE session_id=? AND item_id=?",
+                               (_encode(img), lo, hi, json.dumps(meta), sid, item_id))
+                stats[truth].append(pixel_statistics(img))
+                del img
+                done += 1
+                progress(Progress(done, total, f"preparing images for display {done}/{total}"))
+        checks, note = separability(stats[Truth.REAL], stats[Truth.SYNTHETIC])
+        return Fairness(eq, checks, note, warnings_for(checks))
 
     def sessions(self) -> list[SessionInfo]:
         out = []
@@ -535,7 +423,16 @@ class ReviewStore:
             "SELECT reader FROM readers WHERE session_id=? ORDER BY reader", (session_id,)))
         n_real, n_syn = int(counts.get("real", 0)), int(counts.get("synthetic", 0))
         return SessionInfo(row[0], row[1], row[2], int(row[3]), int(row[4]), int(row[5]),
-                           n_real + n_syn, n_real, n_syn, readers)
+                           n_real + n_syn, n_real, n_syn, readers, self._fairness(session_id))
+
+    def _fairness(self, session_id: str) -> Fairness | None:
+        row = self._db.execute("SELECT notes FROM sessions WHERE id=?", (session_id,)).fetchone()
+        try:
+            notes = json.loads(row[0]) if row and row[0] else {}
+        except ValueError:  # free-text notes of an older session
+            return None
+        fair = notes.get("fairness") if isinstance(notes, dict) else None
+        return Fairness.from_dict(fair) if isinstance(fair, dict) else None
 
     def delete_session(self, session_id: str) -> None:
         with self._tx() as db:
@@ -699,7 +596,8 @@ class ReviewStore:
             "kind": "medgan-review-session",
             "session": {"id": info.id, "name": info.name, "created": info.created,
                         "seed": info.seed, "confidence_min": info.confidence_min,
-                        "confidence_max": info.confidence_max},
+                        "confidence_max": info.confidence_max,
+                        "fairness": info.fairness.to_dict() if info.fairness else None},
             "items": [{"item_id": r[0], "truth": r[1], "source": Path(r[2]).name,
                        "window": [r[4], r[5]], "meta": m} for r, m in zip(items, metas, strict=True)],
             "readers": [{"reader": r[0], "order": json.loads(r[1]), "paused": bool(r[2]),
@@ -734,9 +632,11 @@ class ReviewStore:
             s = doc["session"]
             sid = str(s["id"])
             with self._tx() as db:
+                fair = s.get("fairness")
+                notes = json.dumps({"fairness": fair}) if isinstance(fair, dict) else ""
                 db.execute("INSERT OR IGNORE INTO sessions VALUES (?,?,?,?,?,?,?)",
                            (sid, s["name"], s["created"], int(s["seed"]),
-                            int(s["confidence_max"]), int(s["confidence_min"]), ""))
+                            int(s["confidence_max"]), int(s["confidence_min"]), notes))
                 for it in doc["items"]:
                     blob = zf.read(f"items/{it['item_id']}.npy")
                     if _decode(blob).ndim not in (2, 3):  # validate: plain 2D/3D arrays only

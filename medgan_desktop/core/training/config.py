@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from medgan_desktop.core.types import JsonObject
+
 
 def check_keys(d: Mapping[str, Any], valid: Iterable[str], section: str) -> None:
     """Raise ``ValueError`` naming the keys of ``d`` not in ``valid`` (with close matches) and the valid ones."""
@@ -88,7 +90,7 @@ class DataConfig:
     min_foreground: float = 0.05
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], strict: bool = False) -> DataConfig:
+    def from_dict(cls, d: JsonObject, strict: bool = False) -> DataConfig:
         """Build from a dict; unknown keys are dropped (a newer run.json), or with
         ``strict`` refused with a ``ValueError`` that lists the valid keys."""
         names = {f.name for f in dataclasses.fields(cls)}
@@ -163,13 +165,13 @@ class TrainConfig:
             raise ValueError("cpu_seconds, budget_minutes and checkpoint_minutes must be >= 0")
         return self
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         d = dataclasses.asdict(self)
         d["data"]["series_uids"] = list(self.data.series_uids)
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], strict: bool = False) -> TrainConfig:
+    def from_dict(cls, d: JsonObject, strict: bool = False) -> TrainConfig:
         """Build from a dict (``data`` nested); unknown keys are dropped (a newer run.json),
         or with ``strict`` refused with a ``ValueError`` that lists the valid keys."""
         names = {f.name for f in dataclasses.fields(cls)}

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -27,7 +27,11 @@ from medgan_desktop.core.imaging.registration import register_2d, register_volum
 from medgan_desktop.core.imaging.resample import resample_to_reference
 from medgan_desktop.core.io import IMAGE_SUFFIXES, guess_modality, natural_key, open_volume, read_image_file
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
+from medgan_desktop.core.types import JsonObject
 from medgan_desktop.core.volume import Volume
+
+if TYPE_CHECKING:
+    from medgan_desktop.core.dicom.index import SeriesRecord, StudyIndex
 
 
 class PairedDataError(ValueError):
@@ -97,7 +101,7 @@ class PairedVolume:
     target: Volume
     patient: str = ""
     slices: tuple[int, ...] | None = None
-    registration: dict[str, Any] | None = None
+    registration: JsonObject | None = None
 
     def __post_init__(self) -> None:
         if self.source.shape != self.target.shape:
@@ -162,7 +166,7 @@ def pair_volumes(
         raise PairedDataError(f"the source is {mr.modality}, not MR")
     if ct.modality.upper() != "CT":
         raise PairedDataError(f"the target is {ct.modality}, not CT")
-    quality: dict[str, Any] | None = None
+    quality: JsonObject | None = None
     if register:
         res = register_volumes(
             mr,
@@ -296,7 +300,7 @@ def load_image_pair(mr_path: Path, ct_path: Path, *, register: bool = True, affi
         raise PairedDataError(f"no images in {mr_path} and {ct_path}")
     mr_slices: list[NDArray[np.float32]] = []
     ct_slices: list[NDArray[np.float32]] = []
-    per_slice: list[dict[str, Any]] = []
+    per_slice: list[JsonObject] = []
     mapping = ""
     shape: tuple[int, int] | None = None
     for n, (mf, cf) in enumerate(pairs):
@@ -341,7 +345,7 @@ def load_image_pair(mr_path: Path, ct_path: Path, *, register: bool = True, affi
         mr_slices.append(mr)
         ct_slices.append(np.clip(ct, CT_HU_RANGE[0], CT_HU_RANGE[1]).astype(np.float32))
     progress(Progress(len(pairs), len(pairs), "images ready"))
-    quality: dict[str, Any] | None = None
+    quality: JsonObject | None = None
     if per_slice:
         stages = sorted(
             {s for q in per_slice for s in q["stages"]}, key=("similarity", "affine").index
@@ -375,13 +379,13 @@ def load_image_pair(mr_path: Path, ct_path: Path, *, register: bool = True, affi
     return PairedVolume(mr_vol, ct_vol, patient or patient_name(mr_path), None, quality)
 
 
-def index_pairs(index: Any) -> list[tuple[str, str, str]]:
+def index_pairs(index: StudyIndex) -> list[tuple[str, str, str]]:
     """``(patient_id, mr_series_uid, ct_series_uid)`` for every patient holding both in the index.
 
     The MR and CT of the same study are preferred; otherwise any of the patient's. Synthetic
     series (generated images re-imported) are never taken as training data.
     """
-    by_patient: dict[str, dict[str, list[Any]]] = {}
+    by_patient: dict[str, dict[str, list[SeriesRecord]]] = {}
     for rec in index.all_series():
         if getattr(rec, "synthetic", False):
             continue
