@@ -71,6 +71,14 @@ def register(sub: Any) -> None:
     c.add_argument("--seed", type=int)
     c.add_argument("--scale", choices=("5", "100"), default="5", help="confidence 1-5 or 0-100")
     c.add_argument("--limit", type=int, help="at most N images per pool")
+    c.add_argument("--display-size", type=int, default=0, metavar="PX",
+                   help="show every item with its shorter side at PX pixels "
+                        "(default: the smaller pool's median size)")
+    c.add_argument("--no-equalise", action="store_true",
+                   help="show items as read instead of through one pipeline (same size, "
+                        "interpolation, bit depth); the report then says so")
+    c.add_argument("--no-series", action="store_true",
+                   help="every file is one 2D item, also the slices of a DICOM series")
     c.set_defaults(func=_review_create)
     ls = rsub.add_parser("list", help="list sessions")
     ls.add_argument("--json", action="store_true")
@@ -200,11 +208,22 @@ def _review_create(args: argparse.Namespace) -> int:
 
     scale = (1, 5) if args.scale == "5" else (0, 100)
     info = run_create(CreateSpec(_db(args), args.name, tuple(args.real), tuple(args.fake),
-                                 seed=args.seed, scale=scale, limit=args.limit or 0),
+                                 seed=args.seed, scale=scale, limit=args.limit or 0,
+                                 series=not args.no_series, equalise=not args.no_equalise,
+                                 display_size=args.display_size),
                       progress=printer("review", plain=False))
     print(info.id)
     print(f"{info.n_items} images ({info.n_real} real, {info.n_synthetic} synthetic)", file=sys.stderr)
+    for line in info.fairness.lines() if info.fairness else []:
+        print(line, file=sys.stderr)
     return 0
+
+
+def _session_dict(info: object) -> dict[str, object]:
+    d = dict(vars(info))
+    fair = d.get("fairness")
+    d["fairness"] = fair.to_dict() if fair is not None else None  # type: ignore[attr-defined]
+    return d
 
 
 def _review_list(args: argparse.Namespace) -> int:
@@ -212,7 +231,7 @@ def _review_list(args: argparse.Namespace) -> int:
 
     infos = sessions(_db(args))
     if args.json:
-        print(json.dumps([i.__dict__ for i in infos], indent=2))
+        print(json.dumps([_session_dict(i) for i in infos], indent=2))
     else:
         for i in infos:
             print(f"{i.id}  {i.name:24s} {i.n_items:4d} images  readers: {', '.join(i.readers) or '-'}")
@@ -238,9 +257,14 @@ def _review_results(args: argparse.Namespace) -> int:
 
     scored = run_results(_db(args), args.session, args.csv, args.summary_csv)
     res = scored.results
+    fair = scored.session.fairness
     if args.json:
-        print(json.dumps(_json_safe(res.to_dict()), indent=2))
+        doc = _json_safe(res.to_dict())
+        doc["fairness"] = fair.to_dict() if fair else None
+        print(json.dumps(doc, indent=2))
     else:
+        for line in fair.lines() if fair else ["How items were shown was not recorded (an older session)."]:
+            print(line)
         for r in [*res.readers, res.pooled]:
             print(f"{r.reader:16s} n={r.n:4d} acc={r.accuracy:.3f} sens={r.sensitivity:.3f} "
                   f"spec={r.specificity:.3f} AUC={r.auc:.3f}")

@@ -155,3 +155,43 @@ def test_duplicate_session_name_is_refused(panel, pools):
     assert unique_name("cxr", {"cxr", "cxr 2"}) == "cxr 3" and unique_name("a", {"b"}) == "a"
     dlg = NewSessionDialog(panel, {"Reader study"})
     assert dlg.values()["name"] == "Reader study 2"
+
+
+def test_the_study_shows_every_item_alike_and_says_so(qtbot, monkeypatch, tmp_path: Path, shared_data: Path) -> None:
+    """64 px synthetic films beside 224 px real ones are shown at one size, without
+    orientation letters, and the reader count and the fairness report are up to date."""
+    src = sorted((shared_data / "chest_xray" / "train" / "NORMAL").glob("*.jpeg"))[:12]
+    real, fake = tmp_path / "real", tmp_path / "fake"
+    real.mkdir()
+    fake.mkdir()
+    for i, f in enumerate(src):
+        img = Image.open(f).convert("L")
+        if i < 6:
+            img.resize((224, 224)).save(real / f"r{i}.png")
+        else:
+            img.resize((64, 64)).save(fake / f"s{i}.png")
+    messages: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: messages.append(str(a[2])))
+    w = _make_panel(qtbot, messages)
+    w.new_session({"name": "fair", "real": real, "synthetic": fake, "seed": 3,
+                   "confidence_scale": (1, 5), "equalise": True, "display_size": 0})
+    qtbot.waitUntil(lambda: not w.is_busy() and w.session_combo.count() == 1, timeout=30000)
+    assert "0 readers" in w.session_combo.currentText()
+    w.reader_edit.setText("dr_fair")
+    w.start_reading()
+    assert "1 readers" in w.session_combo.currentText()  # no restart needed
+    shapes = set()
+    truths = w.store.truths(w.session_id)
+    while w.item is not None:
+        shapes.add(w.view.volume().shape)
+        assert w.view.orientation_hidden()
+        truth = truths[w.item.item_id][0]
+        qtbot.keyClick(w.view, Qt.Key.Key_R if truth == Truth.REAL else Qt.Key.Key_S)
+        qtbot.keyClick(w.view, Qt.Key.Key_3)
+        qtbot.keyClick(w.view, Qt.Key.Key_3)
+        qtbot.keyClick(w.view, Qt.Key.Key_Return)
+    assert shapes == {(1, 64, 64)}
+    w.tabs.setCurrentIndex(1)
+    text = w.fairness_label.text()
+    assert "64 px" in text and "real 224 px, synthetic 64 px" in text and "Orientation letters" in text
+    w.context.workers.stop_all()

@@ -30,6 +30,10 @@ class CreateSpec:
         scale: the confidence scale, ``(1, 5)`` or ``(0, 100)``.
         limit: at most this many items per pool (0: all).
         series: a folder holding a DICOM series is one item (scrolled through), not one per slice.
+        equalise: show real and synthetic items through one pipeline (same matrix size,
+            interpolation, bit depth and windowing); off only to study the raw images.
+        display_size: the display matrix's shorter side in px (0: automatic, the smaller
+            pool's median).
     """
 
     db: str
@@ -40,6 +44,8 @@ class CreateSpec:
     scale: tuple[int, int] = (1, 5)
     limit: int = 0
     series: bool = True
+    equalise: bool = True
+    display_size: int = 0
 
 
 def _store(db: str) -> ReviewStore:
@@ -61,7 +67,8 @@ def run_create(spec: CreateSpec, progress: ProgressCallback = no_progress,
             sid = store.create_session(spec.name, list(spec.real), list(spec.fake), seed=spec.seed,
                                        confidence_scale=spec.scale,
                                        limit_per_pool=spec.limit or None,
-                                       progress=progress, cancel=cancel, series=spec.series)
+                                       progress=progress, cancel=cancel, series=spec.series,
+                                       equalise=spec.equalise, display_size=spec.display_size)
         except ReviewError as exc:
             raise JobError(str(exc)) from exc
         return store.session(sid)

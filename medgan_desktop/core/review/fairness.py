@@ -6,10 +6,10 @@ synthetic chest films next to 224 px real ones are told apart by their pixelatio
 8-bit PNG next to a 12-bit DICOM by its banding. So every item of a session goes through
 one pipeline before a reader sees it:
 
-* the same **matrix**: centre-cropped to a square and resampled to one display size for
-  the study (by default the smaller of the two pools' median sizes, so nothing is
-  magnified beyond what the smaller pool holds), with the same antialiased bilinear
-  interpolation;
+* the same **matrix**: resampled so the shorter side is one display size for the study
+  (by default the smaller of the two pools' median sizes, so nothing is magnified beyond
+  what the smaller pool holds; the aspect ratio is kept, nothing is cropped), with the
+  same antialiased bilinear interpolation;
 * the same **bit depth and windowing**: images that are not CT in HU are mapped to 8 bits
   through their own 0.5-99.5 percentile window; CT stays in whole HU under one window;
 * projection images are shown without orientation letters (the viewer's part).
@@ -60,8 +60,8 @@ class Equalisation:
     def lines(self) -> list[str]:
         """Sentences for the session report."""
         return [
-            f"Every item was shown at {self.display_size} x {self.display_size} px "
-            f"(centre-cropped square; median native size: real {self.native_real} px, "
+            f"Every item was shown with its shorter side at {self.display_size} px "
+            f"(aspect kept; median native shorter side: real {self.native_real} px, "
             f"synthetic {self.native_synthetic} px; {self.chosen_by}).",
             f"Interpolation: {self.interpolation}. Bit depth: {self.bit_depth}.",
             f"Orientation letters: {self.orientation_letters}.",
@@ -130,25 +130,21 @@ def display_size(real_sides: Sequence[int], synthetic_sides: Sequence[int], requ
     return max(MIN_DISPLAY, med)
 
 
-def _square(img: NDArray[np.float32]) -> NDArray[np.float32]:
-    rows, cols = img.shape[-2:]
-    side = min(rows, cols)
-    r0, c0 = (rows - side) // 2, (cols - side) // 2
-    return img[..., r0:r0 + side, c0:c0 + side]
-
-
-def _resize(img: NDArray[np.float32], size: int) -> NDArray[np.float32]:
-    if img.shape == (size, size):
+def _resize(img: NDArray[np.float32], shape: tuple[int, int]) -> NDArray[np.float32]:
+    if img.shape == shape:
         return img.astype(np.float32, copy=True)
     pil = Image.fromarray(np.ascontiguousarray(img, dtype=np.float32), mode="F")
-    return np.asarray(pil.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32)
+    resized = pil.resize((shape[1], shape[0]), Image.Resampling.BILINEAR)
+    out: NDArray[np.float32] = np.asarray(resized, dtype=np.float32)
+    return out
 
 
 def _to_8bit(img: NDArray[np.float32]) -> NDArray[np.float32]:
     flat = img.reshape(-1)[:: max(1, img.size // 2_000_000)]
     lo, hi = (float(v) for v in np.percentile(flat, [0.5, 99.5]))
     scaled = np.clip((img - lo) / max(hi - lo, 1e-6), 0.0, 1.0) * 255.0
-    return np.rint(scaled).astype(np.float32)
+    out: NDArray[np.float32] = np.rint(scaled).astype(np.float32)
+    return out
 
 
 def equalise(image: NDArray[np.float32], size: int, hu: bool) -> tuple[NDArray[np.float32], float]:
@@ -163,12 +159,13 @@ def equalise(image: NDArray[np.float32], size: int, hu: bool) -> tuple[NDArray[n
         ``(pixels, scale)``: the equalised pixels and the in-plane resampling factor
         (native side / display side), by which an item's pixel spacing grows.
     """
-    sq = _square(image)
-    scale = float(sq.shape[-1]) / float(size)
-    if sq.ndim == 2:
-        out = _resize(sq, size)
+    rows, cols = image.shape[-2:]
+    scale = float(min(rows, cols)) / float(size)
+    shape = (max(1, round(rows / scale)), max(1, round(cols / scale)))
+    if image.ndim == 2:
+        out = _resize(image, shape)
     else:
-        out = np.stack([_resize(s, size) for s in sq])
+        out = np.stack([_resize(s, shape) for s in image])
     out = np.rint(out).astype(np.float32) if hu else _to_8bit(out)
     return out, scale
 

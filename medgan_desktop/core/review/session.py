@@ -54,14 +54,22 @@ from medgan_desktop.core.review.fairness import (
 )
 from medgan_desktop.core.review.fairness import equalise as equalise_item
 from medgan_desktop.core.review.sources import (
+    MAX_ITEM_BYTES,
     ReviewError,
     Source,
+    display_stack,
     pool_sources,
+    read_review_image,
     read_source,
     window_of,
 )
 from medgan_desktop.core.types import PixelArray
 from medgan_desktop.core.volume import Volume
+
+__all__ = [
+    "MAX_ITEM_BYTES", "Rating", "ReviewError", "ReviewItem", "ReviewStore", "SessionInfo",
+    "Source", "Truth", "display_stack", "read_review_image",
+]
 
 SCHEMA_VERSION = 2  # 2: items.meta (JSON: kind, spacing, plane, hu)
 #: Export format written when every item is 2D (readable by older versions); series need 2.

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from medgan_desktop.core.imaging.orientation import ViewAxis, axis_permutation, slice_mapping
 from medgan_desktop.core.metrics.images import RASTER_SUFFIXES, load_image
-from medgan_desktop.core.types import PixelArray
+from medgan_desktop.core.types import JsonObject, PixelArray
 from medgan_desktop.core.volume import Volume
 
 #: Largest stored item (SQLite refuses blobs above about 1 GB).

@@ -111,12 +111,25 @@ class NewSessionDialog(QDialog):
         self.series_check = QCheckBox("Show DICOM series and volume files as scrollable series")
         self.series_check.setChecked(True)
         self.series_check.setToolTip("Off: every file is one 2D image (a volume's middle slice)")
+        self.equalise_check = QCheckBox("Show real and synthetic items alike (recommended)")
+        self.equalise_check.setChecked(True)
+        self.equalise_check.setToolTip(
+            "Every item through one pipeline: the same matrix size, interpolation, bit depth "
+            "and windowing, so pixelation or banding cannot tell real from synthetic")
+        self.size_spin = QSpinBox()
+        self.size_spin.setRange(0, 4096)
+        self.size_spin.setSpecialValueText("automatic (smaller pool's median)")
+        self.size_spin.setSuffix(" px")
+        self.size_spin.setToolTip("The shorter side every item is shown at")
+        self.equalise_check.toggled.connect(self.size_spin.setEnabled)
         form.addRow("Name", self.name_edit)
         form.addRow("Real images or series (folder or file)", self.real_row)
         form.addRow("Synthetic images or series (folder or file)", self.fake_row)
         form.addRow("Confidence scale", self.scale_combo)
         form.addRow("Order seed", self.seed_spin)
         form.addRow("", self.series_check)
+        form.addRow("", self.equalise_check)
+        form.addRow("Display size", self.size_spin)
         bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         bb.accepted.connect(self.accept)
         bb.rejected.connect(self.reject)
@@ -126,7 +139,8 @@ class NewSessionDialog(QDialog):
         return {"name": self.name_edit.text().strip() or "Reader study",
                 "real": self.real_row.path(), "synthetic": self.fake_row.path(),
                 "confidence_scale": self.scale_combo.currentData(), "seed": self.seed_spin.value(),
-                "series": self.series_check.isChecked()}
+                "series": self.series_check.isChecked(),
+                "equalise": self.equalise_check.isChecked(), "display_size": self.size_spin.value()}
 
 
 class _Keys(QObject):
@@ -298,6 +312,10 @@ class ReviewPanel(QWidget):
         rb.addWidget(self.csv_btn)
         rb.addStretch(1)
         rsl.addLayout(rb)
+        self.fairness_label = QLabel("")
+        self.fairness_label.setWordWrap(True)
+        self.fairness_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        rsl.addWidget(self.fairness_label)
         rsl.addWidget(self.readers_table)
         rsl.addWidget(self.kappa_label)
         rsl.addWidget(self.images_table, 1)
@@ -446,7 +464,8 @@ class ReviewPanel(QWidget):
             db=str(self.store.path), name=str(values["name"]), real=_paths(values["real"]),
             fake=_paths(values["synthetic"]), seed=values.get("seed"),
             scale=tuple(values.get("confidence_scale", (1, 5))),
-            series=bool(values.get("series", True)))
+            series=bool(values.get("series", True)), equalise=bool(values.get("equalise", True)),
+            display_size=int(values.get("display_size", 0)))
         w = Worker(run_create, spec, name="create review session")
         # bound methods (not lambdas) so the slots run in the GUI thread
         w.progress.connect(self._on_create_progress)
@@ -465,7 +484,11 @@ class ReviewPanel(QWidget):
 
     def _on_created(self, info: SessionInfo) -> None:
         self.refresh_sessions(select=info.id)
-        self.read_label.setText("Session created: enter your name and press Start.")
+        warnings = list(info.fairness.warnings) if info.fairness else []
+        text = "Session created: enter your name and press Start."
+        if warnings:
+            text += "\n\nWarning: " + "\n".join(warnings)
+        self.read_label.setText(text)
 
     def _on_done(self) -> None:
         self._busy = False
@@ -522,6 +545,7 @@ class ReviewPanel(QWidget):
         except ReviewError as exc:
             QMessageBox.warning(self, "Review", str(exc))
             return
+        self.refresh_sessions(select=self.session_id)  # the reader count in the list
         self.tabs.setCurrentIndex(0)
         self._next()
 
@@ -552,6 +576,9 @@ class ReviewPanel(QWidget):
             return
         self.item = item
         self.view.set_axis(item.plane)  # a series opens in its own plane, on its middle slice
+        # a projection image (chest film) has no patient orientation a reader could use
+        # fairly; a series is shown in one canonical orientation, letters included
+        self.view.set_orientation_hidden(not item.is_series)
         self.view.set_volume(item.to_volume())
         lo, hi = item.window
         self.view.set_window(hi - lo, (hi + lo) / 2.0)
@@ -648,6 +675,9 @@ class ReviewPanel(QWidget):
             return
         res = score_session(self.store.ratings(self.session_id), self.store.truths(self.session_id))
         self.results = res
+        fair = self.store.session(self.session_id).fairness
+        self.fairness_label.setText("\n".join(fair.lines()) if fair else
+                                    "How items were shown was not recorded (an older session).")
         rows = [*res.readers, res.pooled] if len(res.readers) > 1 else res.readers
         self.readers_table.setRowCount(len(rows))
         for i, r in enumerate(rows):

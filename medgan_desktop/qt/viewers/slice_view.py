@@ -164,7 +164,7 @@ class _Overlay(QWidget):
             text(w - 6, h - 4 - (len(br) - n) * lh, line, right)
 
         # orientation labels at the edge centres
-        top, bottom, lft, rgt = v._mapping.labels
+        top, bottom, lft, rgt = ("", "", "", "") if v.orientation_hidden() else v._mapping.labels
         bold = QFont(font)
         bold.setBold(True)
         bold.setPointSize(11)
@@ -298,6 +298,7 @@ class SliceView(QWidget):
         self._invert = False
         self._blinded = False
         self._geometry_hidden = False
+        self._orientation_hidden = False
         self._title: str | None = None
         self._cmap: str | None = None
         self._lut: NDArray[np.uint8] | None = None
@@ -514,6 +515,14 @@ class SliceView(QWidget):
 
     def geometry_hidden(self) -> bool:
         return self._geometry_hidden
+
+    def set_orientation_hidden(self, hidden: bool) -> None:
+        """Hide the orientation letters at the edges (projection images in a reader study)."""
+        self._orientation_hidden = bool(hidden)
+        self._overlay.update()
+
+    def orientation_hidden(self) -> bool:
+        return self._orientation_hidden
 
     def synthetic_banner_visible(self) -> bool:
         """True when generated voxels are on screen: the image, or a fused overlay."""
