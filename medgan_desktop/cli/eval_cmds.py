@@ -222,7 +222,7 @@ def _review_create(args: argparse.Namespace) -> int:
 def _session_dict(info: object) -> dict[str, object]:
     d = dict(vars(info))
     fair = d.get("fairness")
-    d["fairness"] = fair.to_dict() if fair is not None else None  # type: ignore[attr-defined]
+    d["fairness"] = fair.to_dict() if fair is not None else None
     return d
 
 
