@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medgan_desktop.core.config import AppPaths
 from medgan_desktop.core.dicom.index import StudyIndex
@@ -49,9 +49,12 @@ from medgan_desktop.core.training.data import DataError, TrainingDataset, build_
 from medgan_desktop.core.training.loop import RunSummary, train
 from medgan_desktop.core.types import JsonObject, UInt8Array
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 
 # -- settings ---------------------------------------------------------------------------------
-def _kind_check(values: Mapping[str, Any], cls: Any, section: str) -> None:
+def _kind_check(values: Mapping[str, object], cls: type[DataclassInstance], section: str) -> None:
     """Refuse values of the wrong kind for a config dataclass's fields, judged from each
     field's default (a number for a number, text for text...)."""
     for f in dataclasses.fields(cls):
