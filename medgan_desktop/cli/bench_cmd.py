@@ -27,7 +27,7 @@ def benchmarks_dir() -> Path:
     return install_root() / "benchmarks"
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "bench", help="run benchmarks (ratios against references measured in the same run)"
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 from medgan_desktop.cli import CliError
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a = sub.add_parser(
         "anonymize",
         help="de-identify a folder of DICOM files (PS3.15 Basic Profile)",

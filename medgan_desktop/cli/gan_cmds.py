@@ -29,7 +29,7 @@ from medgan_desktop.cli.output import is_main_process, printer
 _ALIAS = "recommended"
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     t = sub.add_parser(
         "train",
         help="train a GAN on an image folder or volumes",

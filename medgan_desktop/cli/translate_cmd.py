@@ -29,7 +29,7 @@ _ALIAS = "recommended"
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     t = sub.add_parser(
         "translate",
         help="translate a series or images with a translation model (e.g. MR -> synthetic CT)",
