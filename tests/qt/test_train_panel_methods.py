@@ -306,3 +306,16 @@ def test_no_sideways_scrolling_in_the_default_window(qtbot, tmp_path: Path) -> N
                             timeout=2000)
             assert area.horizontalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOff
             assert panel.width() <= area.viewport().width(), (advanced, key)
+
+
+def test_a_kept_class_label_tick_is_never_silently_unused(panel: TrainPanel) -> None:
+    _select(panel, "cgan")
+    box = panel.data_box
+    assert box.labels_check.isEnabled() and box.labels_check.isChecked()
+    box.labels_check.setChecked(False)
+    box.labels_check.setChecked(True)  # the user's own tick (kept through a switch)
+    _select(panel, "dcgan")
+    assert box.labels_check.isChecked() and not box.labels_check.isEnabled()
+    assert any("dcgan does not use class labels" in line and "no effect" in line
+               for line in panel.notice_label.lines())
+    assert "does not use class labels" in box.labels_check.toolTip()

@@ -231,8 +231,8 @@ class Fit:
         """One sentence for the CLI and the warning bar."""
         if self.ok:
             checked = ", ".join(self.matches) or "nothing could be checked"
-            return f"{self.model} fits this series ({checked})."
-        return (f"{self.model} does not fit this series: " + "; ".join(self.mismatches)
+            return f"{display_name(self.model)} fits this series ({checked})."
+        return (f"{display_name(self.model)} does not fit this series: " + "; ".join(self.mismatches)
                 + f" (trained on {self.applicability.describe()}; the series is "
                 f"{self.traits.describe()}).")
 
@@ -283,6 +283,15 @@ def assess(model: str, app: Applicability, traits: SeriesTraits) -> Fit:
     return Fit(model, app, traits, tuple(bad), tuple(good), tuple(unknown))
 
 
+def display_name(ref: str) -> str:
+    """A model reference as a user reads it: ``model:ID`` as the id, a run by its folder."""
+    if ref.startswith("model:"):
+        return ref[len("model:"):]
+    if ref.startswith("run:"):
+        return f"run {ref[len('run:'):].rstrip('/').rsplit('/', 1)[-1]}"
+    return ref
+
+
 @dataclass(frozen=True)
 class Ranked:
     """Candidate models for a series, best first."""
@@ -298,9 +307,9 @@ class Ranked:
         best = self.best
         if best is None:
             return "no translation model is available"
-        others = [f.model for f in self.fits[1:] if not f.ok]
+        others = [display_name(f.model) for f in self.fits[1:] if not f.ok]
         tail = f"; not {', '.join(others)} (they do not fit)" if others else ""
-        return f"{best.model} is the best fit for {best.traits.describe()}{tail}."
+        return f"{display_name(best.model)} is the best fit for {best.traits.describe()}{tail}."
 
 
 def best_fit(candidates: Iterable[tuple[str, Applicability]], traits: SeriesTraits) -> Ranked:

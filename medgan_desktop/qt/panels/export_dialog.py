@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -107,7 +108,11 @@ class ExportDialog(QDialog):
         lay.addWidget(self.what_label)
 
         opts = QGroupBox("Anonymisation (DICOM PS3.15 Basic Profile)")
-        form = QFormLayout(opts)
+        # the form sits in a box layout: a form layout does not give a wrapped label the
+        # height its text needs (the burned-in warning was cut off mid-sentence)
+        opts_box = QVBoxLayout(opts)
+        form = QFormLayout()
+        opts_box.addLayout(form)
         self.pseudonym_name = QLineEdit()
         self.pseudonym_name.setPlaceholderText("generated when empty")
         self.pseudonym_id = QLineEdit()
@@ -135,13 +140,14 @@ class ExportDialog(QDialog):
         warn = QLabel(BURNED_IN_WARNING)
         warn.setWordWrap(True)
         warn.setStyleSheet("color: #c0392b;")
-        form.addRow(warn)
-        form.addRow(self.accept_burned_in)
+        warn.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        opts_box.addWidget(warn)
+        opts_box.addWidget(self.accept_burned_in)
         self.within_study = QCheckBox("Write into the source study (keeps patient identity; "
                                       "for PACS review only)")
         self.within_study.setVisible(volume is not None)
         self.within_study.toggled.connect(lambda on: opts_enabled(not on))
-        form.addRow(self.within_study)
+        opts_box.addWidget(self.within_study)
         lay.addWidget(opts)
 
         def opts_enabled(on: bool) -> None:

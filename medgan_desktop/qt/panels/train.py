@@ -374,6 +374,11 @@ class TrainPanel(QWidget):
             box.labels_auto = True
         elif not (cls is not None and cls.requires_labels) and box.labels_auto:
             box.labels_check.setChecked(False)
+        if not labels and box.labels_check.isChecked():
+            # the tick is kept for a switch back, but never silently unused
+            self.notice_label.add(f"{method} does not use class labels: “Class labels from "
+                                  "subfolders” stays ticked but has no effect with it; choose "
+                                  "cgan, stylegan2 or progressive to condition on classes.")
         box.labels_check.setEnabled(labels)
         box.labels_check.setToolTip(
             "Each first-level subfolder is a class (e.g. NORMAL / PNEUMONIA)."
