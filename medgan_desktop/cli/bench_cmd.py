@@ -20,7 +20,7 @@ from medgan_desktop import __version__
 from medgan_desktop.cli import CliError
 from medgan_desktop.core.config import install_root
 
-SUITE = ("dicom", "viewer", "gui", "training", "translation", "synthesis_quality")
+SUITE = ("dicom", "viewer", "gui", "startup", "training", "translation", "synthesis_quality")
 
 
 def benchmarks_dir() -> Path:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import threading
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QSize, Qt, QUrl
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -92,8 +93,13 @@ class PanelScroll(QScrollArea):
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.set_panel(panel)
+
+    def set_panel(self, panel: QWidget) -> None:
+        """Show ``panel`` (the one before it is deleted)."""
         self.setWidget(panel)
         panel.installEventFilter(self)
+        self.updateGeometry()
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt API)
         hint = super().minimumSizeHint()
@@ -109,10 +115,35 @@ class PanelScroll(QScrollArea):
         return super().eventFilter(watched, event)
 
 
-class MainWindow(QMainWindow):
-    """Study browser, central viewers and dockable Train/Sample/Translate/Evaluate/Review."""
+class PendingPanel(QWidget):
+    """Stands in for a work panel until its code has loaded (a cold start shows the window
+    first and loads torch, the metrics and the model catalogue behind it)."""
 
-    def __init__(self, context: AppContext, settings: QSettings | None = None) -> None:
+    def __init__(self, title: str) -> None:
+        super().__init__()
+        lay = QVBoxLayout(self)
+        label = QLabel(f"Loading the {title} panel…")
+        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        lay.addWidget(label)
+        lay.addStretch(1)
+
+
+class MainWindow(QMainWindow):
+    """Study browser, central viewers and dockable Train/Sample/Translate/Evaluate/Review.
+
+    Args:
+        context: the application context.
+        settings: where the window layout and recent folders are kept.
+        lazy_panels: build the work panels after the window shows (the application's cold
+            start); their modules import in a background thread and each panel is built
+            as soon as its code is there, or at once when the user asks for it.
+    """
+
+    #: a panel's module was imported in the background (its key)
+    module_ready = Signal(str)
+
+    def __init__(self, context: AppContext, settings: QSettings | None = None, *,
+                 lazy_panels: bool = False) -> None:
         super().__init__()
         self.context = context
         self.qsettings = settings or QSettings()
@@ -122,11 +153,14 @@ class MainWindow(QMainWindow):
         self.panels: dict[str, QWidget] = {}
         self.docks: dict[str, QDockWidget] = {}
         self.failures: dict[str, str] = {}
+        self._pending: dict[str, PanelSpec] = {}
+        self._loader: threading.Thread | None = None
 
         self.viewer = self._build_viewer()
         self.setCentralWidget(self.viewer)
         for spec in PANELS:
-            self._add_panel(spec)
+            self._add_panel(spec, lazy=lazy_panels and spec.key != "browser")
+        self.module_ready.connect(self._on_module_ready)
         right = [self.docks[s.key] for s in PANELS if s.area == Qt.DockWidgetArea.RightDockWidgetArea]
         for dock in right[1:]:
             self.tabifyDockWidget(right[0], dock)
@@ -153,7 +187,7 @@ class MainWindow(QMainWindow):
             log.error("viewer failed to build: %s", exc)
             return UnavailablePanel("The viewer", f"It failed to load: {exc}")
 
-    def _add_panel(self, spec: PanelSpec) -> None:
+    def _build_panel(self, spec: PanelSpec) -> QWidget:
         try:
             mod = importlib.import_module(spec.module)
             panel: QWidget = getattr(mod, spec.cls)(self.context)
@@ -162,6 +196,14 @@ class MainWindow(QMainWindow):
             log.error("panel %s failed to build: %s", spec.key, exc)
             panel = UnavailablePanel(spec.title, f"It failed to load: {exc}")
         compact_for_dock(panel)
+        return panel
+
+    def _add_panel(self, spec: PanelSpec, lazy: bool = False) -> None:
+        if lazy:
+            panel: QWidget = PendingPanel(spec.title)
+            self._pending[spec.key] = spec
+        else:
+            panel = self._build_panel(spec)
         dock = QDockWidget(spec.title, self)
         dock.setObjectName(f"dock_{spec.key}")
         # panels scroll vertically in a short window, never sideways: the dock is at
@@ -272,8 +314,58 @@ class MainWindow(QMainWindow):
         if dock.isVisible() and not dock.isFloating() and dock.width() < target:
             self.resizeDocks([dock], [target], Qt.Orientation.Horizontal)
 
+    # -- panels built after the window shows --------------------------------------------------
+    def start_loading_panels(self) -> None:
+        """Import the pending panels' modules in a background thread (the heavy part: torch,
+        scipy, the metrics); each panel is then built in the GUI thread as its code arrives."""
+        if not self._pending or self._loader is not None:
+            return
+        specs = list(self._pending.values())
+        front = next((s for s in specs if not self.docks[s.key].visibleRegion().isEmpty()), None)
+        if front is not None:  # the panel on screen first
+            specs.remove(front)
+            specs.insert(0, front)
+
+        def load() -> None:
+            for spec in specs:
+                try:
+                    importlib.import_module(spec.module)
+                except Exception:  # noqa: BLE001 - reported when the panel is built
+                    log.exception("loading %s failed", spec.module)
+                self.module_ready.emit(spec.key)
+
+        self.statusBar().showMessage("Loading the work panels…")
+        self._loader = threading.Thread(target=load, name="load panels", daemon=True)
+        self._loader.start()
+
+    def _on_module_ready(self, key: str) -> None:
+        self.build_panel(key)
+        if not self._pending:
+            self.statusBar().showMessage("Ready. File > Open folder to import a study.", 8000)
+
+    def build_panel(self, key: str) -> QWidget:
+        """The panel for ``key``, built now if it was still pending."""
+        spec = self._pending.pop(key, None)
+        if spec is None:
+            return self.panels[key]
+        panel = self._build_panel(spec)
+        scroll = self.docks[key].widget()
+        assert isinstance(scroll, PanelScroll)
+        scroll.set_panel(panel)
+        self.panels[key] = panel
+        volume = getattr(self.viewer, "current_volume", lambda: None)()
+        if volume is not None and hasattr(panel, "_volume_opened"):
+            panel._volume_opened(volume)  # what it would have heard while loading
+        return panel
+
+    def finish_panels(self) -> None:
+        """Build every pending panel now (``--smoke``, ``--screenshot``, tests)."""
+        for key in list(self._pending):
+            self.build_panel(key)
+
     def raise_panel(self, key: str) -> None:
         """Show a panel, bring its tab to the front and move the keyboard focus into it."""
+        self.build_panel(key)
         dock = self.docks[key]
         dock.show()
         dock.raise_()

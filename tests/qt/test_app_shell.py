@@ -120,3 +120,24 @@ def test_screenshot_renders_the_window(tmp_path: Path) -> None:
     img = np.asarray(Image.open(out).convert("L"), dtype=np.float32)
     assert img.shape[0] > 400 and img.shape[1] > 600
     assert img.std() > 5  # not a blank image
+
+
+def test_a_cold_start_shows_the_window_first_and_builds_the_panels_behind_it(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import QSettings
+
+    from medgan_desktop.qt.main_window import PendingPanel
+    from medgan_desktop.qt.panels.evaluate import EvaluatePanel
+
+    ctx = AppContext(Settings.default())
+    win = MainWindow(ctx, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat), lazy_panels=True)
+    qtbot.addWidget(win)
+    assert not isinstance(win.panels["browser"], PendingPanel)  # the browser is there at once
+    assert all(isinstance(win.panels[s.key], PendingPanel) for s in PANELS if s.key != "browser")
+    win.show()
+    win.raise_panel("evaluate")  # asked for: built now, with the focus in it
+    assert isinstance(win.panels["evaluate"], EvaluatePanel)
+    assert win.docks["evaluate"].widget().widget() is win.panels["evaluate"]
+    win.start_loading_panels()
+    qtbot.waitUntil(lambda: not any(isinstance(p, PendingPanel) for p in win.panels.values()), timeout=60_000)
+    assert not win.failures
+    ctx.workers.stop_all()
