@@ -201,6 +201,9 @@ class Driver:
         viewer.volume_view.preset_combo.setCurrentText("MIP")
         self.pump(3.0)
         self.shot("3d_mip")
+        viewer.volume_view.crop_hi.setValue(50)  # keep half the volume along the first axis
+        self.pump(3.0)
+        self.shot("3d_crop")
 
         mr = viewer.current_volume()
         ct = open_volume(self.data / "mridir_phantom" / "CT_rigid_to_MR_grid.nii.gz")

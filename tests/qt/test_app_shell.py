@@ -141,3 +141,43 @@ def test_a_cold_start_shows_the_window_first_and_builds_the_panels_behind_it(qtb
     qtbot.waitUntil(lambda: not any(isinstance(p, PendingPanel) for p in win.panels.values()), timeout=60_000)
     assert not win.failures
     ctx.workers.stop_all()
+
+
+def test_panels_can_always_be_brought_back_and_the_bindings_are_listed(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import QSettings
+
+    from medgan_desktop.qt.help_page import BINDINGS, BindingsDialog, bindings_html
+
+    ini = str(tmp_path / "s.ini")
+    ctx = AppContext(Settings.default())
+    win = MainWindow(ctx, QSettings(ini, QSettings.Format.IniFormat))
+    qtbot.addWidget(win)
+    win.show()
+    go = {a.text(): a for a in win.findChildren(type(win.menuBar().actions()[0]))}
+    for n, spec in enumerate(PANELS, start=1):  # Ctrl+n raises a panel; it never hides one
+        act = go[f"Go to {spec.title}"]
+        assert act.shortcut().toString() == f"Ctrl+{n}"
+        act.trigger()
+        assert win.docks[spec.key].isVisible()
+        act.trigger()
+        assert win.docks[spec.key].isVisible()
+    win.docks["train"].toggleViewAction().trigger()  # hidden from the View menu ...
+    assert not win.docks["train"].isVisible()
+    win.close()  # ... and still hidden after a restart
+    win2 = MainWindow(ctx, QSettings(ini, QSettings.Format.IniFormat))
+    qtbot.addWidget(win2)
+    win2.show()
+    assert not win2.docks["train"].isVisible()
+    win2.reset_layout()  # View > Reset layout shows every panel again
+    assert all(d.isVisible() for d in win2.docks.values())
+    from html import escape
+
+    html = bindings_html()
+    for _group, rows in BINDINGS:
+        for keys, what in rows:
+            assert escape(keys) in html and escape(what) in html
+    for needed in ("Right-drag", "window (left-right) and level (up-down)", "Ctrl+1", "F8"):
+        assert needed in html
+    dlg = BindingsDialog(win2)
+    assert "Mouse and keyboard" in dlg.text.toPlainText()
+    ctx.workers.stop_all()

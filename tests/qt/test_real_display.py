@@ -105,6 +105,8 @@ def test_3d_view_draws_a_volume_that_is_not_the_2d_image(full: tuple[dict[str, A
     assert np.abs(rotated - shown).mean() > 2, "dragging in the 3D pane did not rotate it"
     mip = _pixels(out, "3d_mip", rect)
     assert np.abs(mip - rotated).mean() > 2, "the MIP preset did not change the rendering"
+    crop = _pixels(out, "3d_crop", rect)
+    assert np.abs(crop - mip).mean() > 2, "cropping the slab did not change the rendering"
 
 
 def test_compare_shows_the_synthetic_banner_on_the_synthetic_pane(full: tuple[dict[str, Any], Path]) -> None:
