@@ -123,6 +123,12 @@ class _Overlay(QWidget):
     def paintEvent(self, _event: Any) -> None:  # noqa: N802
         v = self._view
         if v._volume is None or v._mapping is None:
+            if v.empty_hint:
+                p = QPainter(self)
+                p.setPen(QColor("#8a9099"))
+                p.drawText(self.rect().adjusted(20, 20, -20, -20),
+                           int(Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap), v.empty_hint)
+                p.end()
             return
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -298,6 +304,8 @@ class SliceView(QWidget):
         self._invert = False
         self._blinded = False
         self._geometry_hidden = False
+        #: what the empty view says (the main viewer tells a new user how to open a study)
+        self.empty_hint = ""
         self._orientation_hidden = False
         self._title: str | None = None
         self._cmap: str | None = None

@@ -37,6 +37,10 @@ class ViewerArea(QWidget):
         self._volume: Volume | None = None
         self._volume_3d_shown: Volume | None = None
         self.slice_view = SliceView(self)
+        self.slice_view.empty_hint = (
+            "No image open.\n\nFile > Open folder… (Ctrl+O) imports a DICOM study, File > Open "
+            "image file… opens NIfTI, MHA, NRRD or PNG, or drop a folder onto the window. "
+            "File > Open sample study shows the built-in example.")
         self.mpr_view = MprView(self)
         self.compare_view = CompareView(self)
         self.volume_view: Any = None  # built lazily (imports VTK)
