@@ -152,14 +152,7 @@ def _list_methods() -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from medgan_desktop.core.jobs.train import (
-        ResumeSpec,
-        TrainSpec,
-        label_for,
-        run_resume,
-        run_train,
-        settings,
-    )
+    from medgan_desktop.core.jobs.train import ResumeSpec, TrainSpec, label_for, run_resume, run_train, settings
 
     if args.list_methods:
         _list_methods()

@@ -24,11 +24,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from medgan_desktop.core.config import AppPaths
-    from medgan_desktop.core.jobs.sample_study import (
-        SampleStudyUnavailable,
-        build_sample_study,
-        ensure_sample_study,
-    )
+    from medgan_desktop.core.jobs.sample_study import SampleStudyUnavailable, build_sample_study, ensure_sample_study
     from medgan_desktop.core.progress import Progress
 
     def report(p: Progress) -> None:

@@ -160,11 +160,7 @@ def _parse_value(text: str) -> Any:
 
 
 def cmd_translate_train(args: argparse.Namespace) -> int:
-    from medgan_desktop.core.jobs.train_translation import (
-        PairSpec,
-        TranslationTrainSpec,
-        run_train_translation,
-    )
+    from medgan_desktop.core.jobs.train_translation import PairSpec, TranslationTrainSpec, run_train_translation
 
     extra: dict[str, Any] = {}
     for item in args.set:

@@ -50,19 +50,16 @@ class PanelSpec:
     shortcut: str = ""
 
 
+_LEFT, _RIGHT = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
+_P = "medgan_desktop.qt.panels."
+
 PANELS: tuple[PanelSpec, ...] = (
-    PanelSpec("browser", "Studies", "medgan_desktop.qt.panels.browser", "BrowserPanel",
-              Qt.DockWidgetArea.LeftDockWidgetArea, "Ctrl+1"),
-    PanelSpec("translate", "Translate", "medgan_desktop.qt.panels.translate", "TranslatePanel",
-              Qt.DockWidgetArea.RightDockWidgetArea, "Ctrl+2"),
-    PanelSpec("train", "Train", "medgan_desktop.qt.panels.train", "TrainPanel",
-              Qt.DockWidgetArea.RightDockWidgetArea, "Ctrl+3"),
-    PanelSpec("sample", "Sample", "medgan_desktop.qt.panels.sample", "SamplePanel",
-              Qt.DockWidgetArea.RightDockWidgetArea, "Ctrl+4"),
-    PanelSpec("evaluate", "Evaluate", "medgan_desktop.qt.panels.evaluate", "EvaluatePanel",
-              Qt.DockWidgetArea.RightDockWidgetArea, "Ctrl+5"),
-    PanelSpec("review", "Review", "medgan_desktop.qt.panels.review", "ReviewPanel",
-              Qt.DockWidgetArea.RightDockWidgetArea, "Ctrl+6"),
+    PanelSpec("browser", "Studies", _P + "browser", "BrowserPanel", _LEFT, "Ctrl+1"),
+    PanelSpec("translate", "Translate", _P + "translate", "TranslatePanel", _RIGHT, "Ctrl+2"),
+    PanelSpec("train", "Train", _P + "train", "TrainPanel", _RIGHT, "Ctrl+3"),
+    PanelSpec("sample", "Sample", _P + "sample", "SamplePanel", _RIGHT, "Ctrl+4"),
+    PanelSpec("evaluate", "Evaluate", _P + "evaluate", "EvaluatePanel", _RIGHT, "Ctrl+5"),
+    PanelSpec("review", "Review", _P + "review", "ReviewPanel", _RIGHT, "Ctrl+6"),
 )
 
 

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QLabel,
     QSizePolicy,
+    QSpinBox,
     QWidget,
 )
 
@@ -112,6 +113,16 @@ def form_grid(pairs: list[tuple[str, QWidget]], columns: int = 2, grid: QGridLay
     for c in range(columns):
         g.setColumnStretch(2 * c + 1, 1)
     return g
+
+
+def spin_box(lo: int, hi: int, value: int | None = None, tip: str = "") -> QSpinBox:
+    """An integer spin box with its range, start value (default ``lo``) and tooltip."""
+    box = QSpinBox()
+    box.setRange(lo, hi)
+    box.setValue(lo if value is None else value)
+    if tip:
+        box.setToolTip(tip)
+    return box
 
 
 def note_label(text: str) -> QLabel:

@@ -89,12 +89,7 @@ def test_exported_file_alone_imports_and_translates(tmp_path: Path) -> None:
 
 def test_saved_weights_embed_the_run_json(tmp_path: Path) -> None:
     """Training writes weights and checkpoints that name their run (run.json beside or one up)."""
-    from medgan_desktop.core.models.runs import (
-        CHECKPOINTS,
-        RUN_META_KEY,
-        embedded_run,
-        save_weights,
-    )
+    from medgan_desktop.core.models.runs import CHECKPOINTS, RUN_META_KEY, embedded_run, save_weights
 
     model = load_model(FULL_RUN)
     run = tmp_path / "run"

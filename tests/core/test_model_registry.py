@@ -59,12 +59,7 @@ def _real_run(tmp: Path) -> Path:
     import torch
 
     from medgan_desktop.core.gan.methods.base import MethodConfig, get_method
-    from medgan_desktop.core.models.runs import (
-        Preprocessing,
-        new_run_info,
-        save_weights,
-        write_run_json,
-    )
+    from medgan_desktop.core.models.runs import Preprocessing, new_run_info, save_weights, write_run_json
 
     run = tmp / "my_run"
     run.mkdir()

@@ -258,12 +258,7 @@ def test_every_method_trains_behind_ddp_wrappers(name: str, one_process_group: N
 
 def test_sampling_other_synthesis_methods(tmp_path: Path) -> None:
     """The loop, loader and sampler serve every synthesis method (StyleGAN2, progressive too)."""
-    from medgan_desktop.core.inference.sample import (
-        SampleError,
-        interpolate,
-        sample,
-        truncation_mode,
-    )
+    from medgan_desktop.core.inference.sample import SampleError, interpolate, sample, truncation_mode
     from medgan_desktop.core.models.runs import load_model
 
     data = _pngs(tmp_path / "data")

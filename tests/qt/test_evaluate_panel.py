@@ -47,7 +47,7 @@ def test_unpaired_with_memorization_and_report(panel, qtbot, tmp_path, shared_da
     assert panel.is_busy() and not panel.run_btn.isEnabled()
     qtbot.waitUntil(lambda: not panel.is_busy(), timeout=60000)
     t = panel.table_dict()
-    assert float(t["FD (fid)"]) > 0 and 0 <= float(t["precision"]) <= 1
+    assert float(t["Fréchet distance"]) > 0 and 0 <= float(t["precision"]) <= 1
     assert int(t["near-copies flagged"]) >= 1
     assert panel.gallery.count() == 11
     first = panel.gallery.item(0).data(0x0100)  # UserRole

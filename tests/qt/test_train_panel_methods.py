@@ -15,27 +15,12 @@ from typing import Any
 import pytest
 import torch
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
-    QLabel,
-    QMessageBox,
-    QScrollArea,
-    QSpinBox,
-    QWidget,
-)
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QMessageBox, QScrollArea, QSpinBox, QWidget
 
 from medgan_desktop.core.config import Settings
 from medgan_desktop.core.gan.methods.base import MethodConfig, Task, available_methods, get_method
 from medgan_desktop.core.gan.options import OptionInfo
-from medgan_desktop.core.gan.recommend import (
-    ALIAS,
-    RECOMMENDED_METHOD,
-    describe,
-    preset,
-    recommended_config,
-)
+from medgan_desktop.core.gan.recommend import ALIAS, RECOMMENDED_METHOD, describe, preset, recommended_config
 from medgan_desktop.qt.context import AppContext
 from medgan_desktop.qt.panels.train import TRANSLATION_WIDGET_MODULE, TrainPanel
 

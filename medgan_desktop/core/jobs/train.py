@@ -425,11 +425,7 @@ def run_resume(spec: ResumeSpec, paths: AppPaths | None = None,
             notice(progress, f"the checkpoint at step {b.step} is unreadable ({b.reason}); set "
                    f"aside as {', '.join(p.name for p in moved)}; resuming from step {plan.step}")
     if plan.info.task == Task.TRANSLATION:
-        from medgan_desktop.core.jobs.train_translation import (
-            PairSpec,
-            TranslationTrainSpec,
-            run_train_translation,
-        )
+        from medgan_desktop.core.jobs.train_translation import PairSpec, TranslationTrainSpec, run_train_translation
 
         res = run_train_translation(TranslationTrainSpec(
             method="", pairs=(PairSpec("", ""),), out=str(run_dir), steps=total,

@@ -164,8 +164,9 @@ def paired_html(rep: PairedReport, title: str = "Paired evaluation (SynthRAD met
     return _page(title, "".join(parts))
 
 
-def unpaired_html(res: UnpairedResult, title: str = "Synthetic image evaluation") -> str:
-    """HTML for an :class:`UnpairedResult`: metrics, distributions, memorisation gallery."""
+def unpaired_rows(res: UnpairedResult, memorisation: bool = False) -> list[tuple[str, Any]]:
+    """The numbers of an :class:`UnpairedResult` as ``(label, value)`` rows: the report's
+    table and the Evaluate panel's, with the same labels."""
     d = res.distribution
     rows: list[tuple[str, Any]] = [
         ("feature extractor", d.extractor), ("real images", d.n_real), ("synthetic images", d.n_fake),
@@ -175,7 +176,21 @@ def unpaired_html(res: UnpairedResult, title: str = "Synthetic image evaluation"
         ("spatial frequency (synthetic)", res.spatial_frequency_fake)]
     if d.inception_score is not None:
         rows.append(("Inception Score", d.inception_score))
-    parts = [_table(rows)]
+    m = res.memorization
+    if memorisation and m is not None:
+        rows += [("near-copies flagged", len(m.flagged)),
+                 ("exact copies", sum(bool(e.get("exact_copy")) for e in m.entries)),
+                 ("near-copy threshold (features)", m.feature_threshold),
+                 ("near-copy reference", m.reference)]
+        if m.reference_note:
+            rows.append(("reference note", m.reference_note))
+    return rows
+
+
+def unpaired_html(res: UnpairedResult, title: str = "Synthetic image evaluation") -> str:
+    """HTML for an :class:`UnpairedResult`: metrics, distributions, memorisation gallery."""
+    d = res.distribution
+    parts = [_table(unpaired_rows(res))]
     if not d.extractor.startswith("inception"):
         parts.append("<p>The Fréchet distance is computed in the shipped extractor's feature "
                      "space; it is not comparable with published InceptionV3 FID values.</p>")

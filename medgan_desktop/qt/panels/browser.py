@@ -15,15 +15,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QPoint, QSize, Qt, QUrl, Signal
-from PySide6.QtGui import (
-    QColor,
-    QDesktopServices,
-    QDragEnterEvent,
-    QDropEvent,
-    QIcon,
-    QImage,
-    QPixmap,
-)
+from PySide6.QtGui import QColor, QDesktopServices, QDragEnterEvent, QDropEvent, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -376,12 +368,10 @@ class BrowserPanel(QWidget):
             QMessageBox.information(self, "Import", "An import is already running.")
             return None
         spec = ImportSpec(tuple(Path(p) for p in paths), self.context.paths.index_db)
-        worker = Worker(run_import, spec, index=self.context.index, name="import", min_interval=0.1)
-        worker.progress.connect(self._import_progress)
-        worker.finished.connect(self._import_done)
-        worker.failed.connect(self._import_failed)
-        worker.cancelled.connect(self._import_cancelled)
-        worker.done.connect(self._import_cleanup)
+        worker = Worker(run_import, spec, index=self.context.index, name="import",
+                        min_interval=0.1).connect_slots(
+            progress=self._import_progress, finished=self._import_done, failed=self._import_failed,
+            cancelled=self._import_cancelled, done=self._import_cleanup)
         self._import_worker = worker
         self._import_t0 = time.monotonic()
         self.progress_bar.setRange(0, 0)

@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -48,13 +47,13 @@ from medgan_desktop.core.jobs.evaluate import (
 )
 from medgan_desktop.core.metrics.evaluate import UnpairedResult
 from medgan_desktop.core.metrics.paired import PairedReport
-from medgan_desktop.core.metrics.report import paired_html, unpaired_html, utility_html, write_html
+from medgan_desktop.core.metrics.report import paired_html, unpaired_html, unpaired_rows, utility_html, write_html
 from medgan_desktop.core.metrics.utility import UtilityReport
 from medgan_desktop.core.progress import Progress
 from medgan_desktop.qt.context import AppContext
 from medgan_desktop.qt.dialogs import existing_folder, open_file_name, save_file_name
 from medgan_desktop.qt.flow_layout import flow_row
-from medgan_desktop.qt.widgets import note_label, unit_pixmap
+from medgan_desktop.qt.widgets import note_label, spin_box, unit_pixmap
 from medgan_desktop.qt.workers.base import Worker
 
 log = logging.getLogger(__name__)
@@ -119,8 +118,7 @@ class EvaluatePanel(QWidget):
         self.inception_row = _PathRow(folder=False, file=True)
         f1.addRow("Feature extractor", self.extractor_combo)
         f1.addRow("InceptionV3 weights", self.inception_row)
-        self.limit_spin = QSpinBox()
-        self.limit_spin.setRange(0, 100000)
+        self.limit_spin = spin_box(0, 100000)
         self.limit_spin.setSpecialValueText("all")
         f1.addRow("Images per folder", self.limit_spin)
         self.mode_tabs.addTab(up, "Unpaired (synthesis)")
@@ -155,9 +153,7 @@ class EvaluatePanel(QWidget):
         f3.addRow("Real training images", self.u_train_row)
         f3.addRow("Synthetic images (labelled)", self.u_fake_row)
         f3.addRow("Real held-out test images", self.u_test_row)
-        self.seeds_spin = QSpinBox()
-        self.seeds_spin.setRange(2, 20)
-        self.seeds_spin.setValue(5)
+        self.seeds_spin = spin_box(2, 20, 5)
         f3.addRow("Seeds", self.seeds_spin)
         self.mode_tabs.addTab(ut, "Utility (downstream)")
 
@@ -231,12 +227,9 @@ class EvaluatePanel(QWidget):
             return
         self._busy = True
         self.result = None
-        w = Worker(fn, *args, name="Evaluation", **kwargs)
-        w.progress.connect(self._on_progress)
-        w.finished.connect(self._on_result)
-        w.failed.connect(self._on_failed)
-        w.cancelled.connect(self._on_cancelled)
-        w.done.connect(self._on_done)
+        w = Worker(fn, *args, name="Evaluation", **kwargs).connect_slots(
+            progress=self._on_progress, finished=self._on_result, failed=self._on_failed,
+            cancelled=self._on_cancelled, done=self._on_done)
         self.worker = w
         self.status_label.setText("Evaluating…")
         self.progress_bar.setValue(0)
@@ -334,23 +327,8 @@ class EvaluatePanel(QWidget):
         return out
 
     def _show_unpaired(self, res: UnpairedResult) -> None:
-        d = res.distribution
-        rows: list[tuple[str, Any]] = [
-            ("extractor", d.extractor), ("real images", d.n_real), ("synthetic images", d.n_fake),
-            ("FD (fid)", d.fd), ("KID", d.kid), ("KID std", d.kid_std),
-            ("precision", d.precision), ("recall", d.recall), ("density", d.density),
-            ("coverage", d.coverage), ("spatial frequency real", res.spatial_frequency_real),
-            ("spatial frequency synthetic", res.spatial_frequency_fake)]
-        if d.inception_score is not None:
-            rows.append(("Inception Score", d.inception_score))
-        m = res.memorization
-        if m is not None:
-            rows += [("near-copies flagged", len(m.flagged)),
-                     ("exact copies", sum(bool(e.get("exact_copy")) for e in m.entries)),
-                     ("near-copy threshold (features)", m.feature_threshold),
-                     ("near-copy reference", m.reference)]
-            if m.reference_note:
-                rows.append(("reference note", m.reference_note))
+        rows = unpaired_rows(res, memorisation=True)
+        d, m = res.distribution, res.memorization
         self._fill_table(rows)
         self.plot.clear()
         if m is not None:

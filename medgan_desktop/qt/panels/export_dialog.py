@@ -29,24 +29,18 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSizePolicy,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from medgan_desktop.core.dicom.anonymize import AnonymizeOptions
 from medgan_desktop.core.dicom.pacs import DicomNode, echo_message
-from medgan_desktop.core.jobs.export import (
-    ExportResult,
-    ExportSpec,
-    SeriesGroup,
-    run_export,
-    study_series_groups,
-)
+from medgan_desktop.core.jobs.export import ExportResult, ExportSpec, SeriesGroup, run_export, study_series_groups
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
 from medgan_desktop.core.volume import Volume
 from medgan_desktop.qt.context import AppContext
 from medgan_desktop.qt.dialogs import existing_folder, save_file_name
+from medgan_desktop.qt.widgets import spin_box
 from medgan_desktop.qt.workers.base import Worker
 
 log = logging.getLogger(__name__)
@@ -120,8 +114,7 @@ class ExportDialog(QDialog):
         form.addRow("Pseudonym name", self.pseudonym_name)
         form.addRow("Pseudonym ID", self.pseudonym_id)
         self.retain_dates = QCheckBox("Retain dates, shifted by one offset per patient")
-        self.date_offset = QSpinBox()
-        self.date_offset.setRange(-36500, 36500)
+        self.date_offset = spin_box(-36500, 36500)
         self.date_offset.setSpecialValueText("random")
         self.date_offset.setMinimum(-36501)
         self.date_offset.setValue(-36501)
@@ -173,8 +166,7 @@ class ExportDialog(QDialog):
         saved = self._load_node()
         self.pacs_aet = QLineEdit(saved.get("ae_title", ""))
         self.pacs_host = QLineEdit(saved.get("host", ""))
-        self.pacs_port = QSpinBox()
-        self.pacs_port.setRange(1, 65535)
+        self.pacs_port = spin_box(1, 65535)
         self.pacs_port.setValue(int(saved.get("port", 104)))
         self.calling_aet = QLineEdit(saved.get("calling_ae", "MEDGAN"))
         pform.addRow("Called AE title", self.pacs_aet)
@@ -313,13 +305,10 @@ class ExportDialog(QDialog):
             volume=self.volume if not (self.series_groups or self.files) else None,
             within_source_study=self.within_study.isChecked() if self.volume is not None else False,
         )
-        self.worker = Worker(run_export, spec, name="export")
-        self.worker.progress.connect(self._on_progress)
-        self.worker.finished.connect(self._on_finished)
-        self.worker.failed.connect(self._on_failed)
-        self.worker.cancelled.connect(lambda: self.status.setText(
-            "Export cancelled; nothing was written."))
-        self.worker.done.connect(self._on_done)
+        self.worker = Worker(run_export, spec, name="export").connect_slots(
+            progress=self._on_progress, finished=self._on_finished, failed=self._on_failed,
+            cancelled=lambda: self.status.setText("Export cancelled; nothing was written."),
+            done=self._on_done)
         self.export_btn.setEnabled(False)
         self.cancel_btn.setEnabled(True)
         self.summary.clear()

@@ -43,7 +43,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QSpacerItem,
-    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -53,17 +52,12 @@ from PySide6.QtWidgets import (
 
 from medgan_desktop.core.jobs.review import CreateSpec, run_create
 from medgan_desktop.core.review.scoring import score_session, write_ratings_csv, write_summary_csv
-from medgan_desktop.core.review.session import (
-    ReviewError,
-    ReviewItem,
-    ReviewStore,
-    SessionInfo,
-    Truth,
-)
+from medgan_desktop.core.review.session import ReviewError, ReviewItem, ReviewStore, SessionInfo, Truth
 from medgan_desktop.qt import dialogs
 from medgan_desktop.qt.context import AppContext
 from medgan_desktop.qt.flow_layout import flow_row
 from medgan_desktop.qt.panels.evaluate import _PathRow
+from medgan_desktop.qt.widgets import spin_box
 from medgan_desktop.qt.workers.base import Worker
 
 log = logging.getLogger(__name__)
@@ -105,8 +99,7 @@ class NewSessionDialog(QDialog):
         self.scale_combo = QComboBox()
         self.scale_combo.addItem("1–5", (1, 5))
         self.scale_combo.addItem("0–100", (0, 100))
-        self.seed_spin = QSpinBox()
-        self.seed_spin.setRange(0, 2**31 - 1)
+        self.seed_spin = spin_box(0, 2**31 - 1)
         self.seed_spin.setValue(int(np.random.default_rng().integers(0, 2**31 - 1)))
         self.series_check = QCheckBox("Show DICOM series and volume files as scrollable series")
         self.series_check.setChecked(True)
@@ -116,8 +109,7 @@ class NewSessionDialog(QDialog):
         self.equalise_check.setToolTip(
             "Every item through one pipeline: the same matrix size, interpolation, bit depth "
             "and windowing, so pixelation or banding cannot tell real from synthetic")
-        self.size_spin = QSpinBox()
-        self.size_spin.setRange(0, 4096)
+        self.size_spin = spin_box(0, 4096)
         self.size_spin.setSpecialValueText("automatic (smaller pool's median)")
         self.size_spin.setSuffix(" px")
         self.size_spin.setToolTip("The shorter side every item is shown at")
@@ -243,9 +235,7 @@ class ReviewPanel(QWidget):
             self.conf_group.addButton(b, i)
             self.conf_buttons.append(b)
             cl.addWidget(b)
-        self.conf_spin = QSpinBox()
-        self.conf_spin.setRange(0, 100)
-        self.conf_spin.setValue(50)
+        self.conf_spin = spin_box(0, 100, 50)
         self.conf_spin.valueChanged.connect(lambda v: self.set_confidence(int(v)))
         cl.addWidget(self.conf_spin)
         self.quality_box = QGroupBox("Image quality (Likert 1–5)")
@@ -361,22 +351,17 @@ class ReviewPanel(QWidget):
         wide = self.read_page.width() >= need
         if wide == self.side_by_side():
             return
-        if wide:
-            self._read_box.setDirection(QBoxLayout.Direction.LeftToRight)
-            self._scores.setDirection(QBoxLayout.Direction.TopToBottom)
-            self._read_box.setStretch(0, 3)
-            self._read_box.setStretch(1, 1)
-            self._side_stretch.changeSize(0, 0, QSizePolicy.Policy.Minimum,
-                                          QSizePolicy.Policy.Expanding)
-            self.comment_edit.setMaximumHeight(80)
-        else:
-            self._read_box.setDirection(QBoxLayout.Direction.TopToBottom)
-            self._scores.setDirection(QBoxLayout.Direction.LeftToRight)
-            self._read_box.setStretch(0, 1)
-            self._read_box.setStretch(1, 0)
-            self._side_stretch.changeSize(0, 0, QSizePolicy.Policy.Minimum,
-                                          QSizePolicy.Policy.Fixed)
-            self.comment_edit.setMaximumHeight(52)
+        d, pol = QBoxLayout.Direction, QSizePolicy.Policy
+        # (image/controls direction, scores direction, stretches, side stretch, comment height)
+        read, scores, stretch, side, comment = (
+            (d.LeftToRight, d.TopToBottom, (3, 1), pol.Expanding, 80) if wide else
+            (d.TopToBottom, d.LeftToRight, (1, 0), pol.Fixed, 52))
+        self._read_box.setDirection(read)
+        self._scores.setDirection(scores)
+        self._read_box.setStretch(0, stretch[0])
+        self._read_box.setStretch(1, stretch[1])
+        self._side_stretch.changeSize(0, 0, pol.Minimum, side)
+        self.comment_edit.setMaximumHeight(comment)
         self._side.invalidate()
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt API)
@@ -466,12 +451,10 @@ class ReviewPanel(QWidget):
             scale=tuple(values.get("confidence_scale", (1, 5))),
             series=bool(values.get("series", True)), equalise=bool(values.get("equalise", True)),
             display_size=int(values.get("display_size", 0)))
-        w = Worker(run_create, spec, name="create review session")
         # bound methods (not lambdas) so the slots run in the GUI thread
-        w.progress.connect(self._on_create_progress)
-        w.finished.connect(self._on_created)
-        w.failed.connect(self._on_failed)
-        w.done.connect(self._on_done)
+        w = Worker(run_create, spec, name="create review session").connect_slots(
+            progress=self._on_create_progress, finished=self._on_created, failed=self._on_failed,
+            done=self._on_done)
         self.worker = w
         self.context.workers.submit(w)
         self._update_controls()

@@ -30,7 +30,6 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QSlider,
-    QSpinBox,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -39,20 +38,14 @@ from PySide6.QtWidgets import (
 from medgan_desktop.core.gan.methods.base import get_method
 from medgan_desktop.core.imaging.display import to_display
 from medgan_desktop.core.inference.sample import truncation_mode
-from medgan_desktop.core.jobs.sample import (
-    ModelCache,
-    SampleFormat,
-    SampleResult,
-    SampleSpec,
-    run_sample,
-)
-from medgan_desktop.core.models.refs import card_text, model_ref, resolve_ref, run_ref
+from medgan_desktop.core.jobs.sample import ModelCache, SampleFormat, SampleResult, SampleSpec, run_sample
+from medgan_desktop.core.models.refs import model_ref, resolve_ref, run_ref
 from medgan_desktop.core.models.registry import ModelError, ModelRegistry
 from medgan_desktop.core.models.runs import WEIGHTS, ModelLoadError, RunInfo, load_run
 from medgan_desktop.qt.context import AppContext
 from medgan_desktop.qt.dialogs import existing_folder
-from medgan_desktop.qt.panels.model_choice import show_card_dialog
-from medgan_desktop.qt.widgets import array_pixmap
+from medgan_desktop.qt.panels.model_choice import ModelCardMixin
+from medgan_desktop.qt.widgets import array_pixmap, spin_box
 from medgan_desktop.qt.workers.base import Worker
 
 log = logging.getLogger(__name__)
@@ -65,7 +58,7 @@ def _pixmap(img: np.ndarray) -> QPixmap:
     return array_pixmap(to_display(img))
 
 
-class SamplePanel(QWidget):
+class SamplePanel(ModelCardMixin, QWidget):
     """Pick a model, generate with a seed, interpolate, enlarge, export PNG/DICOM."""
 
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
@@ -101,12 +94,9 @@ class SamplePanel(QWidget):
         self.info_label = QLabel("")
         self.info_label.setWordWrap(True)
         f.addRow(self.info_label)
-        self.n_spin = QSpinBox()
-        self.n_spin.setRange(1, 256)
-        self.n_spin.setValue(16)
+        self.n_spin = spin_box(1, 256, 16)
         f.addRow("Images", self.n_spin)
-        self.seed_spin = QSpinBox()
-        self.seed_spin.setRange(0, 2**31 - 1)
+        self.seed_spin = spin_box(0, 2**31 - 1)
         self.seed_spin.setToolTip("The same seed always gives the same images.")
         f.addRow("Seed", self.seed_spin)
         self.label_combo = QComboBox()
@@ -128,14 +118,9 @@ class SamplePanel(QWidget):
 
         interp = QGroupBox("Latent interpolation")
         fi = QFormLayout(interp)
-        self.seed_a = QSpinBox()
-        self.seed_a.setRange(0, 2**31 - 1)
-        self.seed_b = QSpinBox()
-        self.seed_b.setRange(0, 2**31 - 1)
-        self.seed_b.setValue(1)
-        self.interp_steps = QSpinBox()
-        self.interp_steps.setRange(2, 64)
-        self.interp_steps.setValue(8)
+        self.seed_a = spin_box(0, 2**31 - 1)
+        self.seed_b = spin_box(0, 2**31 - 1, 1)
+        self.interp_steps = spin_box(2, 64, 8)
         fi.addRow("Seed A", self.seed_a)
         fi.addRow("Seed B", self.seed_b)
         fi.addRow("Steps", self.interp_steps)
@@ -236,12 +221,6 @@ class SamplePanel(QWidget):
         except (ModelError, ModelLoadError):
             return None
 
-    def card_text(self) -> str:
-        return card_text(self.current_ref(), self.context.paths)
-
-    def show_card(self) -> QDialog:
-        self._card_dialog = show_card_dialog(self, self.card_text())
-        return self._card_dialog
 
     def _on_model_changed(self, *_: object) -> None:
         self.model_combo.setToolTip(self.model_combo.currentText())
@@ -326,10 +305,9 @@ class SamplePanel(QWidget):
             return
         self._busy = True
         self._last_spec = spec
-        w = Worker(run_sample, spec, self.context.paths, cache=self._cache, name="Sampling")
-        w.finished.connect(self._on_images)
-        w.failed.connect(self._on_failed)
-        w.done.connect(self._on_done)
+        w = Worker(run_sample, spec, self.context.paths, cache=self._cache,
+                   name="Sampling").connect_slots(
+            finished=self._on_images, failed=self._on_failed, done=self._on_done)
         self.worker = w
         self.status_label.setText("Generating…")
         self.context.workers.submit(w)

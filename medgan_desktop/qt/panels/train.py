@@ -37,7 +37,6 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QSizePolicy,
-    QSpinBox,
     QTabWidget,
     QToolButton,
     QVBoxLayout,
@@ -74,7 +73,7 @@ from medgan_desktop.qt.context import AppContext
 from medgan_desktop.qt.panels.loss_plot import LossPlot
 from medgan_desktop.qt.panels.method_form import MethodOptionsForm
 from medgan_desktop.qt.panels.train_data import TrainDataBox
-from medgan_desktop.qt.widgets import GridImage, NoticeBar, array_pixmap, form_grid, note_label
+from medgan_desktop.qt.widgets import GridImage, NoticeBar, array_pixmap, form_grid, note_label, spin_box
 from medgan_desktop.qt.workers.base import Worker
 
 log = logging.getLogger(__name__)
@@ -246,8 +245,8 @@ class TrainPanel(QWidget):
             self.size_combo.addItem(f"{s} px", s)
         self.size_combo.setCurrentIndex(1)
         self.size_combo.setToolTip("Training resolution; 64 px trains in minutes on a CPU, 256 px needs a GPU.")
-        self.batch_spin = self._spin(1, 1024, 32, "Global batch size; halve it after an out-of-memory error.")
-        self.steps_spin = self._spin(1, 10_000_000, 2000, "Total optimisation steps (for Resume: the new total).")
+        self.batch_spin = spin_box(1, 1024, 32, "Global batch size; halve it after an out-of-memory error.")
+        self.steps_spin = spin_box(1, 10_000_000, 2000, "Total optimisation steps (for Resume: the new total).")
         self.lr_spin = QDoubleSpinBox()
         self.lr_spin.setDecimals(6)
         self.lr_spin.setRange(1e-6, 1e-1)
@@ -264,8 +263,7 @@ class TrainPanel(QWidget):
         self.ema_spin.setDecimals(4)
         self.ema_spin.setRange(0.0, 0.9999)
         self.ema_spin.setToolTip("Generator EMA decay (0: off). Samples come from the averaged generator.")
-        self.minutes_spin = QSpinBox()
-        self.minutes_spin.setRange(0, 7 * 24 * 60)
+        self.minutes_spin = spin_box(0, 7 * 24 * 60)
         self.minutes_spin.setSuffix(" min")
         self.minutes_spin.setSpecialValueText("until Steps")
         self.minutes_spin.setToolTip(
@@ -326,9 +324,9 @@ class TrainPanel(QWidget):
         av.addWidget(self.options_box)
 
         run = QGroupBox("Run")
-        self.sample_every = self._spin(0, 1_000_000, 100, "Write a sample grid every N steps (0: never).")
-        self.ckpt_every = self._spin(1, 1_000_000, 500, "Write a checkpoint every N steps (always at stop).")
-        self.seed_spin = self._spin(0, 2**31 - 1, 0, "Random seed: the same seed and data give the same run.")
+        self.sample_every = spin_box(0, 1_000_000, 100, "Write a sample grid every N steps (0: never).")
+        self.ckpt_every = spin_box(1, 1_000_000, 500, "Write a checkpoint every N steps (always at stop).")
+        self.seed_spin = spin_box(0, 2**31 - 1, 0, "Random seed: the same seed and data give the same run.")
         run.setLayout(
             form_grid([("Sample every", self.sample_every), ("Checkpoint every", self.ckpt_every),
                    ("Seed", self.seed_spin)])
@@ -385,13 +383,6 @@ class TrainPanel(QWidget):
             + ("" if labels else f" {method} does not use class labels: choose cgan, stylegan2 "
                "or progressive to condition on them."))
 
-    @staticmethod
-    def _spin(lo: int, hi: int, val: int, tip: str) -> QSpinBox:
-        s = QSpinBox()
-        s.setRange(lo, hi)
-        s.setValue(val)
-        s.setToolTip(tip)
-        return s
 
     def data_config(self) -> DataConfig:
         """The data box's settings at the chosen training size."""
@@ -509,12 +500,9 @@ class TrainPanel(QWidget):
         self.plot.clear_curves()
         if resume:
             self.plot.load_metrics(run_dir / METRICS)
-        w = Worker(job, spec, self.context.paths, name=f"train {run_dir.name}")
-        w.progress.connect(self._on_progress)
-        w.finished.connect(self._on_finished)
-        w.failed.connect(self._on_failed)
-        w.cancelled.connect(lambda: self.status_label.setText("Stopped"))
-        w.done.connect(self._on_done)
+        w = Worker(job, spec, self.context.paths, name=f"train {run_dir.name}").connect_slots(
+            progress=self._on_progress, finished=self._on_finished, failed=self._on_failed,
+            cancelled=lambda: self.status_label.setText("Stopped"), done=self._on_done)
         self.worker = w
         self._training = True
         self.notice_label.show_lines([])

@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QRadioButton,
     QSizePolicy,
-    QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -35,7 +34,7 @@ from medgan_desktop.core.imaging.intensity import CT_HU_RANGE
 from medgan_desktop.core.training.config import DataConfig
 from medgan_desktop.qt import dialogs
 from medgan_desktop.qt.context import AppContext
-from medgan_desktop.qt.widgets import form_grid
+from medgan_desktop.qt.widgets import form_grid, spin_box
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +101,7 @@ class TrainDataBox(QGroupBox):
         self.channels_combo.addItem("1 (grey)", 1)
         self.channels_combo.addItem("3 (RGB)", 3)
         self.channels_combo.setToolTip("Channels of the training images; 3 only for colour image folders (volumes are grey).")
-        self.max_images = QSpinBox()
-        self.max_images.setRange(0, 1_000_000)
+        self.max_images = spin_box(0, 1_000_000)
         self.max_images.setSpecialValueText("all")
         self.max_images.setToolTip("Use a fixed random subset of this many images or slices (0: all).")
         self.labels_check = QCheckBox("Class labels from subfolders")

@@ -30,7 +30,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -59,6 +58,7 @@ from medgan_desktop.qt import dialogs
 from medgan_desktop.qt.context import AppContext
 from medgan_desktop.qt.panels.loss_plot import LossPlot
 from medgan_desktop.qt.panels.method_form import MethodOptionsForm
+from medgan_desktop.qt.widgets import spin_box
 from medgan_desktop.qt.workers.base import Worker
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ class TranslationTrainWidget(QWidget):
         for s in _SIZES:
             self.size_combo.addItem(f"{s} px", s)
         self.size_combo.setCurrentIndex(max(0, self.size_combo.findData(_DEFAULTS.size)))
-        self.context_spin = self._spin(0, 4, _DEFAULTS.context)
+        self.context_spin = spin_box(0, 4, _DEFAULTS.context)
         self.context_spin.setToolTip(
             "2.5D: neighbouring slices on each side as extra input channels."
         )
@@ -226,9 +226,9 @@ class TranslationTrainWidget(QWidget):
             "Held out for the metrics: a slab at the end of the volume (one pair) or whole "
             "patients (several). 0 trains on everything without metrics."
         )
-        self.steps_spin = self._spin(1, 1_000_000, _DEFAULTS.steps)
-        self.batch_spin = self._spin(1, 512, _DEFAULTS.batch)
-        self.filters_spin = self._spin(1, 256, _DEFAULTS.base_filters)
+        self.steps_spin = spin_box(1, 1_000_000, _DEFAULTS.steps)
+        self.batch_spin = spin_box(1, 512, _DEFAULTS.batch)
+        self.filters_spin = spin_box(1, 256, _DEFAULTS.base_filters)
         self.filters_spin.setToolTip("Generator width (the student's width for distilled).")
         self.flip_check = QCheckBox("Random left-right flips")
         self.flip_check.setChecked(_DEFAULTS.flip)
@@ -236,7 +236,7 @@ class TranslationTrainWidget(QWidget):
         self.device_combo.addItem("Auto (GPU if present)", "auto")
         for d in list_devices():
             self.device_combo.addItem(d.label, d.key)
-        self.minutes_spin = self._spin(0, 7 * 24 * 60, 0)
+        self.minutes_spin = spin_box(0, 7 * 24 * 60, 0)
         self.minutes_spin.setSuffix(" min")
         self.minutes_spin.setSpecialValueText("until Steps")
         self.minutes_spin.setToolTip("Stop after this many minutes (a checkpoint is written), or "
@@ -267,12 +267,6 @@ class TranslationTrainWidget(QWidget):
         g.setColumnStretch(3, 1)
         return box
 
-    @staticmethod
-    def _spin(lo: int, hi: int, val: int) -> QSpinBox:
-        s = QSpinBox()
-        s.setRange(lo, hi)
-        s.setValue(val)
-        return s
 
     # -- method and teacher -------------------------------------------------------------------
     def selected_method(self) -> str:
@@ -491,12 +485,9 @@ class TranslationTrainWidget(QWidget):
         self.run_label.setText(str(run_dir))
         self.progress_bar.setRange(0, spec.steps)
         self.progress_bar.setValue(0)
-        w = Worker(run_train_translation, spec, name=f"translate-train {run_dir.name}")
-        w.progress.connect(self._on_progress)
-        w.finished.connect(self._on_finished)
-        w.failed.connect(self._on_failed)
-        w.cancelled.connect(lambda: self._info("Stopped before training started."))
-        w.done.connect(self._on_done)
+        w = Worker(run_train_translation, spec, name=f"translate-train {run_dir.name}").connect_slots(
+            progress=self._on_progress, finished=self._on_finished, failed=self._on_failed,
+            cancelled=lambda: self._info("Stopped before training started."), done=self._on_done)
         self.worker = w
         self._running = True
         self.ctx.workers.submit(w)

@@ -17,7 +17,6 @@ from pathlib import Path
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -26,7 +25,6 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSizePolicy,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -43,19 +41,18 @@ from medgan_desktop.core.jobs.translate import (
     translation_models,
 )
 from medgan_desktop.core.models.fit import Fit, Ranked
-from medgan_desktop.core.models.refs import card_text
 from medgan_desktop.core.progress import NoticeEvent, Progress
 from medgan_desktop.core.training.devices import list_devices
 from medgan_desktop.qt.context import AppContext
 from medgan_desktop.qt.dialogs import open_file_name
-from medgan_desktop.qt.panels.model_choice import show_card_dialog
-from medgan_desktop.qt.widgets import NoticeBar
+from medgan_desktop.qt.panels.model_choice import ModelCardMixin
+from medgan_desktop.qt.widgets import NoticeBar, spin_box
 from medgan_desktop.qt.workers.base import Worker
 
 log = logging.getLogger(__name__)
 
 
-class TranslatePanel(QWidget):
+class TranslatePanel(ModelCardMixin, QWidget):
     """MR -> synthetic CT: source, model (with its card), run/cancel, compare, export."""
 
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
@@ -116,9 +113,7 @@ class TranslatePanel(QWidget):
         self.tta_check = QCheckBox("Flip test-time augmentation")
         self.tta_check.setToolTip("Also translate the left-right mirrored slices and average: slower, smoother.")
         form.addRow(self.tta_check)
-        self.batch_spin = QSpinBox()
-        self.batch_spin.setRange(1, 64)
-        self.batch_spin.setValue(8)
+        self.batch_spin = spin_box(1, 64, 8)
         form.addRow("Batch (slices)", self.batch_spin)
         self.device_combo = QComboBox()
         for d in list_devices():
@@ -262,13 +257,6 @@ class TranslatePanel(QWidget):
             self.fit_label.setText("⚠ " + fit.sentence())
         self._update_buttons()
 
-    def card_text(self) -> str:
-        """The model card (card.md) or, for a plain run, a summary of its run.json."""
-        return card_text(self.current_ref(), self.context.paths)
-
-    def show_card(self) -> QDialog:
-        self._card_dialog = show_card_dialog(self, self.card_text())
-        return self._card_dialog
 
     # -- running --------------------------------------------------------------------------
     def _update_buttons(self, *_: object) -> None:
@@ -309,12 +297,9 @@ class TranslatePanel(QWidget):
         self.status_label.setText("Translating…")
         keep = self.notice_bar.lines()[:1] if kind == "series" else []
         self.notice_bar.show_lines(keep)
-        w = Worker(run_translate, spec, self.context.paths, name="Translation")
-        w.progress.connect(self._on_progress)
-        w.finished.connect(self._on_finished)
-        w.failed.connect(self._on_failed)
-        w.cancelled.connect(self._on_cancelled)
-        w.done.connect(self._on_done)
+        w = Worker(run_translate, spec, self.context.paths, name="Translation").connect_slots(
+            progress=self._on_progress, finished=self._on_finished, failed=self._on_failed,
+            cancelled=self._on_cancelled, done=self._on_done)
         self.worker = w
         self._busy = True
         self.context.workers.submit(w)

@@ -20,15 +20,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import QGuiApplication, QImage, QPixmap
-from PySide6.QtWidgets import (
-    QComboBox,
-    QLabel,
-    QPushButton,
-    QSizePolicy,
-    QSlider,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QComboBox, QLabel, QPushButton, QSizePolicy, QSlider, QVBoxLayout, QWidget
 
 from medgan_desktop.core.imaging.orientation import axis_code
 from medgan_desktop.core.imaging.windowing import auto_window, is_hu

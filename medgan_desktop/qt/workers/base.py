@@ -23,6 +23,9 @@ from medgan_desktop.core.progress import Cancelled, CancelToken, Progress
 log = logging.getLogger(__name__)
 
 
+SIGNALS = ("progress", "finished", "failed", "cancelled", "done")
+
+
 class _Runner(QObject):
     """Lives on the worker thread and runs the function; its signals feed :class:`Worker`."""
 
@@ -113,13 +116,23 @@ class Worker(QObject):
         self._runner = _Runner(fn, args, kwargs, self.token, self.name, min_interval)
         self.qthread: QThread | None = None
 
+    def connect_slots(self, **slots: Callable[..., Any]) -> Worker:
+        """Connect slots by signal name (``progress=``, ``finished=``, ``failed=``,
+        ``cancelled=``, ``done=``), as napari's ``create_worker(connect=...)``; returns
+        the worker."""
+        for name, slot in slots.items():
+            if name not in SIGNALS:
+                raise TypeError(f"a Worker has no signal {name!r} (one of {', '.join(SIGNALS)})")
+            getattr(self, name).connect(slot)
+        return self
+
+    def _relay(self, runner: _Runner) -> None:
+        for name in SIGNALS:
+            getattr(runner, name).connect(getattr(self, name))
+
     def run(self) -> None:
         """Run the function synchronously in the calling thread (scripts and tests)."""
-        self._runner.progress.connect(self.progress)
-        self._runner.finished.connect(self.finished)
-        self._runner.failed.connect(self.failed)
-        self._runner.cancelled.connect(self.cancelled)
-        self._runner.done.connect(self.done)
+        self._relay(self._runner)
         self._runner.run()
 
     def cancel(self) -> None:
@@ -137,11 +150,7 @@ class Worker(QObject):
         runner = self._runner
         runner.moveToThread(thread)
         # signal-to-signal connections are queued to this (GUI-thread) object
-        runner.progress.connect(self.progress)
-        runner.finished.connect(self.finished)
-        runner.failed.connect(self.failed)
-        runner.cancelled.connect(self.cancelled)
-        runner.done.connect(self.done)
+        self._relay(runner)
         # quit() directly from the worker thread (it is thread-safe): queued to the GUI
         # thread it would never run while the GUI thread blocks in WorkerPool.stop_all()'s
         # wait(), which then timed out at close and destroyed a running QThread
