@@ -142,6 +142,52 @@ def test_train(qtbot, ctx: AppContext, tmp_path: Path, monkeypatch: pytest.Monke
         assert getattr(gui.train_config, f) == getattr(cli.train_config, f), f
 
 
+def test_resume(qtbot, ctx: AppContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from medgan_desktop.qt.panels import train as panel_mod
+
+    run = ctx.paths.runs_dir / "dcgan-resume-me"
+    assert main(["train", "--method", "dcgan", "--data", str(_pngs(tmp_path / "data", 8)), "--size", "32",
+                 "--steps", "2", "--batch", "4", "--out", str(run), "--device", "cpu"]) == 0
+    seen = _recorder(monkeypatch, "run_resume", panel_mod, jobs_train)
+    _run_worker_inline(monkeypatch)
+    panel = panel_mod.TrainPanel(ctx)
+    qtbot.addWidget(panel)
+    panel.refresh_runs()
+    items = [panel.runs_list.item(i) for i in range(panel.runs_list.count())]
+    panel.runs_list.setCurrentItem(next(i for i in items if i.text().startswith(run.name)))
+    panel.steps_spin.setValue(5)
+    panel.device_combo.setCurrentIndex(panel.device_combo.findData("cpu"))
+    panel.resume_selected()
+    _cli(["train", "--resume", str(run), "--steps", "5", "--device", "cpu"])
+    gui, cli = seen
+    _same(gui, cli, ("run_dir", "steps", "device", "data", "cpu_seconds"))
+
+
+def test_review_results(qtbot, ctx: AppContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from medgan_desktop.qt.panels import review as panel_mod
+
+    real, fake = _pngs(tmp_path / "real", 4), _pngs(tmp_path / "fake", 4)
+    panel = panel_mod.ReviewPanel(ctx)
+    qtbot.addWidget(panel)
+    info = jobs_review.run_create(jobs_review.CreateSpec(str(panel.store.path), "scored", (real,), (fake,), seed=1))
+    panel.refresh_sessions(select=info.id)
+    calls: list[tuple[Any, ...]] = []
+    real_results = jobs_review.run_results
+
+    def record(*args: Any) -> Any:
+        calls.append(tuple(str(a) if a is not None else None for a in args))
+        return real_results(*args)
+
+    monkeypatch.setattr(panel_mod, "run_results", record)
+    monkeypatch.setattr(jobs_review, "run_results", record)
+    out = tmp_path / "ratings.csv"
+    panel.export_csv(out)
+    assert main(["review", "--db", str(panel.store.path), "results", info.id, "--csv", str(out),
+                 "--summary-csv", str(tmp_path / "ratings_per_image.csv")]) == 0
+    gui, cli = calls
+    assert gui == cli
+
+
 def test_train_translation(qtbot, ctx: AppContext, tmp_path: Path,  # type: ignore[no-untyped-def]
                            monkeypatch: pytest.MonkeyPatch) -> None:
     from medgan_desktop.qt.panels import train_translation as panel_mod
@@ -236,11 +282,12 @@ def test_review_create(qtbot, ctx: AppContext, tmp_path: Path, monkeypatch: pyte
     real, fake = _pngs(tmp_path / "real", 4), _pngs(tmp_path / "fake", 4)
     panel = panel_mod.ReviewPanel(ctx)
     qtbot.addWidget(panel)
-    panel.new_session({"name": "s1", "real": str(real), "synthetic": str(fake), "seed": 3})
+    panel.new_session({"name": "s1", "real": str(real), "synthetic": str(fake), "seed": 3,
+                       "display_size": 96, "equalise": True, "series": True})
     _cli(["review", "--db", str(panel.store.path), "create", "--name", "s1", "--real", str(real),
-          "--fake", str(fake), "--seed", "3"])
+          "--fake", str(fake), "--seed", "3", "--display-size", "96"])
     gui, cli = seen
-    _same(gui, cli, ("db", "name", "real", "fake", "seed", "scale"))
+    _same(gui, cli, ("db", "name", "real", "fake", "seed", "scale", "series", "equalise", "display_size"))
 
 
 def test_models_import(qtbot, ctx: AppContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medgan_desktop.core.atomic import atomic_output_file
 from medgan_desktop.core.metrics.stats import roc_auc
 from medgan_desktop.core.review.session import Rating, Truth
 from medgan_desktop.core.types import IntArray, JsonObject
@@ -159,7 +160,7 @@ def score_session(ratings: Sequence[Rating], truths: dict[str, tuple[Truth, str]
 def write_ratings_csv(ratings: Sequence[Rating], path: Path | str) -> Path:
     """One row per answer, with the truth."""
     out = Path(path)
-    with out.open("w", newline="", encoding="utf-8") as f:
+    with atomic_output_file(out, "the ratings table") as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["item_id", "reader", "truth", "answer", "correct", "confidence", "quality",
                     "comment", "source", "answered_at"])
@@ -175,7 +176,7 @@ def write_summary_csv(results: StudyResults, path: Path | str) -> Path:
     out = Path(path)
     cols = ["item_id", "truth", "source", "n_ratings", "called_synthetic", "accuracy",
             "mean_suspicion", "mean_quality"]
-    with out.open("w", newline="", encoding="utf-8") as f:
+    with atomic_output_file(out, "the per-image table") as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
         for row in results.per_image:

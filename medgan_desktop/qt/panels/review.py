@@ -50,8 +50,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medgan_desktop.core.jobs.review import CreateSpec, run_create
-from medgan_desktop.core.review.scoring import score_session, write_ratings_csv, write_summary_csv
+from medgan_desktop.core.jobs.base import JobError
+from medgan_desktop.core.jobs.review import CreateSpec, run_create, run_results
 from medgan_desktop.core.review.session import ReviewError, ReviewItem, ReviewStore, SessionInfo, Truth
 from medgan_desktop.qt import dialogs
 from medgan_desktop.qt.context import AppContext
@@ -656,9 +656,13 @@ class ReviewPanel(QWidget):
     def refresh_results(self) -> None:
         if self.session_id is None:
             return
-        res = score_session(self.store.ratings(self.session_id), self.store.truths(self.session_id))
-        self.results = res
-        fair = self.store.session(self.session_id).fairness
+        try:
+            scored = run_results(str(self.store.path), self.session_id)
+        except JobError as exc:
+            QMessageBox.warning(self, "Review", str(exc))
+            return
+        res = self.results = scored.results
+        fair = scored.session.fairness
         self.fairness_label.setText("\n".join(fair.lines()) if fair else
                                     "How items were shown was not recorded (an older session).")
         rows = [*res.readers, res.pooled] if len(res.readers) > 1 else res.readers
@@ -693,16 +697,14 @@ class ReviewPanel(QWidget):
                 return []
             path = chosen
         p = Path(path)
-        ratings = self.store.ratings(self.session_id)
-        res = score_session(ratings, self.store.truths(self.session_id))
-        try:
-            a = write_ratings_csv(ratings, p)
-            b = write_summary_csv(res, p.with_name(p.stem + "_per_image.csv"))
-        except OSError as exc:
+        try:  # the same job as medgan review results --csv --summary-csv
+            written = run_results(str(self.store.path), self.session_id, p,
+                                  p.with_name(p.stem + "_per_image.csv")).written
+        except (JobError, OSError) as exc:
             QMessageBox.warning(self, "Export failed", str(exc))
             return []
-        self.read_label.setText(f"Wrote {a.name} and {b.name}")
-        return [a, b]
+        self.read_label.setText("Wrote " + " and ".join(w.name for w in written))
+        return list(written)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
         if self._store is not None:
