@@ -68,6 +68,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         f"printed before training. --method {_ALIAS} trains the measured recipe. A budget "
         "(--cpu-seconds, --budget-minutes) stops training when spent.",
     )
+    r.add_argument("--task", default="mr_to_ct", metavar="TASK",
+                   help="the image-to-image task: mr_to_ct (default), ct_to_mr, t1_to_t2 (registered "
+                        "pairs, --pair SOURCE TARGET), ct_denoise (simulated low dose) or ct_superres "
+                        "(3x through-plane), which make their pairs from real CT given with --series")
+    r.add_argument("--series", action="append", default=[], type=Path, metavar="PATH",
+                   help="for ct_denoise / ct_superres: a real CT (series folder or volume file), one "
+                        "per patient; repeatable")
     r.add_argument("--method", default=None,
                    help=f"{_ALIAS!r} (the measured recipe), pix2pix, unet_l1, cyclegan, unit or "
                    "distilled")
@@ -75,10 +82,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--pair",
         nargs=2,
         action="append",
-        metavar=("MR", "CT"),
+        metavar=("SOURCE", "TARGET"),
         default=[],
-        help="MR and CT of one patient: series folders or volume files, or 2D images "
-        "(PNG/JPEG files or folders of slices matched by file name); repeatable",
+        help="source and target of one patient (MR and CT for mr_to_ct): series folders or volume "
+        "files, or 2D images (PNG/JPEG files or folders of slices matched by file name); repeatable",
     )
     r.add_argument("--from-index", action="store_true",
                    help="pair the MR and CT series of each patient in the study index")
@@ -182,15 +189,18 @@ def cmd_translate_train(args: argparse.Namespace) -> int:
             raise CliError("--affine refines a registration: add --register")
         if args.patient and not args.from_index:
             raise CliError("--patient selects patients of the study index: add --from-index")
-        if args.from_index and args.pair:
-            raise CliError("give either --pair or --from-index, not both")
+        if sum(map(bool, (args.from_index, args.pair, args.series))) > 1:
+            raise CliError("give one of --pair, --series or --from-index")
         index_db = ""
         if args.from_index:
-            index_db, pairs = _index_pair_specs(args.db, args.patient)
+            index_db, pairs = _index_pair_specs(args.db, args.patient, args.task)
         elif args.pair:
             pairs = tuple(PairSpec(str(mr), str(ct)) for mr, ct in args.pair)
+        elif args.series:
+            pairs = tuple(PairSpec(str(p), "") for p in args.series)
         else:
-            raise CliError("give the MR/CT pairs with --pair MR CT (repeatable) or --from-index")
+            raise CliError("give the pairs with --pair SOURCE TARGET (repeatable), real CT with --series "
+                           "(ct_denoise, ct_superres), or --from-index")
         spec = TranslationTrainSpec(
             method=args.method, pairs=pairs, out=str(args.out), register=args.register,
             affine=args.affine, size=args.size, context=args.context,
@@ -198,7 +208,7 @@ def cmd_translate_train(args: argparse.Namespace) -> int:
             holdout=args.holdout, flip=args.flip, teacher=args.teacher or "",
             device=args.device, threads=args.threads, seed=args.seed, extra=extra,
             evaluate=not args.no_eval, index_db=index_db, cpu_seconds=args.cpu_seconds,
-            budget_minutes=args.budget_minutes,
+            budget_minutes=args.budget_minutes, task=args.task,
         )
     result = run_train_translation(spec, progress=printer("translate-train", every_s=10.0))
     s = result.summary
@@ -208,13 +218,16 @@ def cmd_translate_train(args: argparse.Namespace) -> int:
           f"{stop}; run folder {result.run_dir}")
     metrics = result.heldout
     if metrics is not None:
-        print(f"held-out: MAE {metrics['mae']:.1f} HU  PSNR {metrics['psnr']:.2f} dB  "
+        units = "HU" if "HU" in str(metrics.get("definition", "HU")).split(";")[0] else "(MR display units)"
+        print(f"held-out: MAE {metrics['mae']:.1f} {units}  PSNR {metrics['psnr']:.2f} dB  "
               f"SSIM {metrics['ssim']:.3f}")
+        for name, ref in dict(metrics.get("references") or {}).items():
+            print(f"  reference, {name}: MAE {ref['mae']:.1f}  PSNR {ref['psnr']:.2f} dB  SSIM {ref['ssim']:.3f}")
     return 0
 
 
-def _index_pair_specs(db: Path | None, patients: list[str]) -> tuple[str, tuple[Any, ...]]:
-    """The study index's MR/CT pairs (of ``patients`` when given) as pair specs."""
+def _index_pair_specs(db: Path | None, patients: list[str], task: str = "mr_to_ct") -> tuple[str, tuple[Any, ...]]:
+    """The study index's pairs for ``task`` (of ``patients`` when given) as pair specs."""
     from medgan_desktop.core.jobs.train_translation import index_pair_specs
 
-    return index_pair_specs(db, patients)
+    return index_pair_specs(db, patients, task)

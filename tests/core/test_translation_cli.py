@@ -216,7 +216,7 @@ def test_translate_train_flag_combinations(
     pair = ["--pair", str(pair_files[0]), str(pair_files[1])]
     out = ["--out", str(tmp_path / "run")]
     assert main(["translate-train", "--method", "pix2pix", *out, *FAST]) == 2
-    assert "--pair MR CT" in capsys.readouterr().err
+    assert "--pair SOURCE TARGET" in capsys.readouterr().err
     assert main(["translate-train", "--method", "pix2pix", *pair, "--affine", *out, *FAST]) == 2
     assert "add --register" in capsys.readouterr().err
     assert main(["translate-train", "--method", "pix2pix", *pair, "--patient", "A", *out]) == 2

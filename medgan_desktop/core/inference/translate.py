@@ -1,4 +1,10 @@
-"""Volume translation: an MR volume in, a synthetic CT in HU on the same grid out.
+"""Volume translation: a source volume in, the synthetic target out (MR -> CT by default;
+the run's task says which: :mod:`medgan_desktop.core.imaging.tasks`).
+
+A CT target comes out in HU, an MR target on the MR display scale (0..1000 spans the
+target's 0.5..99.5 percentiles). The output lies on the source grid, or, for through-plane
+super-resolution, on the grid ``upsample`` times finer along k (the input interpolated
+onto it first, then refined slice by slice in the coronal plane).
 
 Slices (along k) are normalised exactly as in training
 (:mod:`medgan_desktop.core.training.slice_data`): the MR between its per-volume
@@ -15,8 +21,9 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from medgan_desktop.core.imaging.intensity import CT_HU_RANGE, IntensityWindow
+from medgan_desktop.core.imaging.intensity import CT_HU_RANGE, IntensityWindow, WindowMode
 from medgan_desktop.core.imaging.slices import context_indices, fit_square, unfit_square
+from medgan_desktop.core.imaging.tasks import MR_DISPLAY_RANGE, interpolate_through_plane, slice_view, unslice_view
 from medgan_desktop.core.models.runs import LoadedModel
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
 from medgan_desktop.core.volume import Volume
@@ -96,6 +103,10 @@ def translate(
     """
     warnings = check_compatible(volume, model)
     pre = model.info.preprocessing
+    if pre.upsample > 1:
+        if volume.shape[0] < 2:
+            raise ValueError("through-plane super-resolution needs a volume of at least two slices")
+        volume = interpolate_through_plane(volume, pre.upsample)
     net: torch.nn.Module = model.method.inference_network()
     net.eval()
     dev = torch.device(device) if device is not None else _device_of(net)
@@ -106,8 +117,9 @@ def translate(
     amp = dev.type == "cuda"
     src_window = pre.source or IntensityWindow.mr()
     tgt_window = pre.target
-    arr = np.asarray(volume.array, dtype=np.float32)
+    arr = slice_view(np.asarray(volume.array, dtype=np.float32), pre.slice_axis)
     bounds = src_window.resolve(arr)
+    out_bounds = MR_DISPLAY_RANGE if tgt_window.mode == WindowMode.PERCENTILE else None
     nk, h, w = arr.shape
     out = np.empty((nk, h, w), dtype=np.float32)
     ctx = pre.context_slices
@@ -133,16 +145,20 @@ def translate(
             if tta_flip:
                 y = 0.5 * (y + torch.flip(net(torch.flip(x, dims=(-1,))).float(), dims=(-1,)))
         y = unfit_square(y.clamp(-1.0, 1.0).cpu(), h, w)[:, 0]
-        out[k0 : k0 + len(ks)] = tgt_window.from_unit(y.numpy())
+        out[k0 : k0 + len(ks)] = tgt_window.from_unit(y.numpy(), out_bounds)
         progress(Progress(b + 1, total, f"translated {k0 + len(ks)}/{nk} slices"))
     if pre.modality_out == "CT":
         np.clip(out, CT_HU_RANGE[0], CT_HU_RANGE[1], out=out)
+    out = unslice_view(out, pre.slice_axis)
     mid = model_id(model)
+    if pre.upsample > 1:
+        warnings.append(f"written on a grid {pre.upsample}x finer through-plane "
+                        f"({volume.spacing[2]:g} mm slices, {volume.shape[0]} slices) by super-resolution")
     return replace(
         volume,
         array=out,
         modality=pre.modality_out,
-        units="HU" if pre.modality_out == "CT" else "pixel",
+        units="HU" if pre.modality_out == "CT" else "MR display units (0-1000)",
         description=f"SYNTHETIC {pre.modality_out} ({mid})",
         synthetic=True,
         source=volume.source,
@@ -153,5 +169,6 @@ def translate(
             "tta_flip": tta_flip,
             "source_description": volume.description,
             "source_modality": volume.modality,
+            "task": pre.task or "mr_to_ct",
         },
     )

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,15 +42,14 @@ from medgan_desktop.core.dicom.series import load_series_from_index
 from medgan_desktop.core.gan.methods.base import GanMethod, MethodConfig, Task, get_method
 from medgan_desktop.core.gan.options import OptionError
 from medgan_desktop.core.gan.recommend import ALIAS, translation_recipe
-from medgan_desktop.core.imaging.masks import ct_body_mask
 from medgan_desktop.core.imaging.slices import volume_slab
-from medgan_desktop.core.inference.translate import translate
+from medgan_desktop.core.imaging.tasks import DEFAULT_TASK, TranslationTask, get_task, slice_view
 from medgan_desktop.core.jobs.base import JobError, training_errors
-from medgan_desktop.core.metrics.paired import evaluate_pair
+from medgan_desktop.core.jobs.translation_eval import evaluate_heldout
 from medgan_desktop.core.models.fit import applicability_of_training
 from medgan_desktop.core.models.refs import load_ref
 from medgan_desktop.core.models.registry import ModelError
-from medgan_desktop.core.models.runs import ModelLoadError, load_model, load_run
+from medgan_desktop.core.models.runs import ModelLoadError, load_run
 from medgan_desktop.core.progress import CancelToken, PairEvent, Progress, ProgressCallback, Stage, no_progress, stage
 from medgan_desktop.core.training.config import DataConfig, TrainConfig
 from medgan_desktop.core.training.devices import select_device
@@ -58,7 +57,9 @@ from medgan_desktop.core.training.loop import RunSummary, train
 from medgan_desktop.core.training.pairs import (
     PairedDataError,
     PairedVolume,
+    degraded_pair,
     is_image_source,
+    load_degraded,
     load_image_pair,
     load_pair,
     pair_volumes,
@@ -77,11 +78,13 @@ SPEC_KEY = "translation_spec"
 
 @dataclass(frozen=True)
 class PairSpec:
-    """One MR/CT pair of a patient.
+    """One source/target pair of a patient (MR/CT for the default task).
 
     Args:
-        mr: MR series folder, volume file, or image(s); a SeriesInstanceUID when ``from_index``.
-        ct: the CT of the same patient, in the same form.
+        mr: the source: series folder, volume file, or image(s); a SeriesInstanceUID when
+            ``from_index`` (the MR for MR -> CT; the CT for CT -> MR; for a self-supervised
+            task, denoising or super-resolution, the one real image pairs are made from).
+        ct: the target of the same patient, in the same form ("" for a self-supervised task).
         patient: patient key for the split ("" : the MR's PatientID, else its file name).
         from_index: ``mr`` and ``ct`` are series of the study index (``TranslationTrainSpec.index_db``).
     """
@@ -124,6 +127,8 @@ class TranslationTrainSpec:
         budget_minutes: stop after this many wall-clock minutes (0: no limit).
         resume: continue the run in ``out`` (the stored spec is used; ``steps`` and the
             budgets given here apply).
+        task: the image-to-image task (:data:`~medgan_desktop.core.imaging.tasks.TASKS`:
+            mr_to_ct, ct_to_mr, t1_to_t2, ct_denoise, ct_superres).
     """
 
     method: str
@@ -149,6 +154,7 @@ class TranslationTrainSpec:
     cpu_seconds: float = 0.0
     budget_minutes: float = 0.0
     resume: bool = False
+    task: str = DEFAULT_TASK
 
     def to_dict(self) -> JsonObject:
         d = dataclasses.asdict(self)
@@ -194,8 +200,19 @@ def validate(spec: TranslationTrainSpec) -> type[GanMethod]:
     if cls.task != Task.TRANSLATION:
         raise JobError(f"{cls.name} is a {cls.task} method, not a translation method "
                        "(train it with medgan train)")
+    try:
+        task = get_task(spec.task)
+    except ValueError as exc:
+        raise JobError(str(exc)) from None
     if not spec.pairs:
-        raise JobError("no MR/CT pairs given")
+        raise JobError("no MR/CT pairs given" if task.key == DEFAULT_TASK else
+                       f"no {task.source_modality} images given for {task.title}")
+    if task.self_supervised and any(p.ct for p in spec.pairs):
+        raise JobError(f"{task.title} makes its pairs from one real {task.target_modality} image each: "
+                       "give the images alone (--series), not pairs")
+    if not task.self_supervised and not all(p.ct for p in spec.pairs):
+        raise JobError(f"{task.title} needs pairs: a {task.source_modality} and a {task.target_modality} "
+                       "of each patient")
     if (Path(spec.out) / "run.json").exists() and not spec.resume:
         raise JobError(f"{spec.out} already holds a run: resume it or choose another folder")
     checks = (
@@ -323,12 +340,19 @@ def prepare_pairs(spec: TranslationTrainSpec, progress: ProgressCallback = no_pr
 def _load_one(
     spec: TranslationTrainSpec, ps: PairSpec, index: StudyIndex | None, cancel: CancelToken | None
 ) -> PairedVolume:
+    task = get_task(spec.task)
+    if task.self_supervised:
+        if ps.from_index:
+            assert index is not None
+            vol = load_series_from_index(index, ps.mr, cancel=cancel)
+            return degraded_pair(vol, task, ps.patient, spec.seed)
+        return load_degraded(Path(ps.mr), task, ps.patient, spec.seed)
     if not ps.from_index:
         images = (is_image_source(ps.mr), is_image_source(ps.ct))
         if all(images):
             return load_image_pair(
                 Path(ps.mr), Path(ps.ct), register=spec.register, affine=spec.affine,
-                max_side=max(64, spec.size), patient=ps.patient, cancel=cancel,
+                max_side=max(64, spec.size), patient=ps.patient, cancel=cancel, task=task,
             )
         if any(images):
             raise PairedDataError(
@@ -336,14 +360,14 @@ def _load_one(
                 "image files/folders, or two series/volumes"
             )
         return load_pair(Path(ps.mr), Path(ps.ct), register=spec.register, patient=ps.patient,
-                         affine=spec.affine, cancel=cancel)
+                         affine=spec.affine, cancel=cancel, task=task)
     assert index is not None
     mr = load_series_from_index(index, ps.mr, cancel=cancel)
     ct = load_series_from_index(index, ps.ct, cancel=cancel)
     rec = index.series(ps.mr)
     patient = ps.patient or mr.source.patient_id or (rec.patient_id if rec else "") or ps.mr
     return pair_volumes(mr, ct, register=spec.register, affine=spec.affine, patient=patient,
-                        cancel=cancel)
+                        cancel=cancel, task=task)
 
 
 def _pair_info(ps: PairSpec, pair: PairedVolume) -> PairInfo:
@@ -353,14 +377,18 @@ def _pair_info(ps: PairSpec, pair: PairedVolume) -> PairInfo:
     return PairInfo(
         patient=pair.patient,
         mr=where(ps.mr),
-        ct=where(ps.ct),
+        ct=where(ps.ct) if ps.ct else "",
         slices=int(pair.source.shape[0]),
         registration=pair.registration,
     )
 
 
+def _n_slices(p: PairedVolume, axis: str) -> int:
+    return int(p.source.shape[1] if axis == "coronal" else p.source.shape[0])
+
+
 def split_pairs(
-    pairs: Sequence[PairedVolume], holdout: float, context: int, seed: int
+    pairs: Sequence[PairedVolume], holdout: float, context: int, seed: int, axis: str = "axial"
 ) -> tuple[list[PairedVolume], list[tuple[PairedVolume, list[int]]], JsonObject]:
     """Training pairs, held-out ``(pair, slices)`` and a description of the split.
 
@@ -375,7 +403,7 @@ def split_pairs(
     if len(pairs) == 1:
         p = pairs[0]
         try:
-            train_idx, test_idx = slab_split(p.source.shape[0], holdout, gap=context + 1)
+            train_idx, test_idx = slab_split(_n_slices(p, axis), holdout, gap=context + 1)
         except PairedDataError as exc:
             raise PairedDataError(
                 f"{exc}: one pair needs more slices for a held-out slab (a 2D image pair has one "
@@ -386,6 +414,7 @@ def split_pairs(
         ]
         split = {
             "kind": "slab",
+            "axis": axis,
             "train_slices": [train_idx[0], train_idx[-1]],
             "test_slices": [test_idx[0], test_idx[-1]],
         }
@@ -398,7 +427,7 @@ def split_pairs(
         )
     tr, te = patient_split(patients, holdout, seed)
     train_pairs = [p for p in pairs if p.patient in tr]
-    test_pairs = [(p, list(range(p.source.shape[0]))) for p in pairs if p.patient in te]
+    test_pairs = [(p, list(range(_n_slices(p, axis)))) for p in pairs if p.patient in te]
     return train_pairs, test_pairs, {"kind": "patient", "train_patients": tr, "test_patients": te}
 
 
@@ -409,10 +438,20 @@ def split_text(split: Mapping[str, Any], holdout: float) -> str:
         return "no held-out part (holdout 0): training on everything, no held-out evaluation"
     if kind == "slab":
         a, b = split["test_slices"]
-        return (f"held out: slices {a}-{b} of the one pair ({holdout:.0%}), scored after training; "
+        plane = "coronal slices" if split.get("axis") == "coronal" else "slices"
+        return (f"held out: {plane} {a}-{b} of the one pair ({holdout:.0%}), scored after training; "
                 "training on the others")
     return (f"held out: patient(s) {', '.join(split['test_patients'])} ({holdout:.0%} of the "
             f"patients), scored after training; training on {', '.join(split['train_patients'])}")
+
+
+def _in_slicing_order(p: PairedVolume, axis: str) -> PairedVolume:
+    """The pair with its slicing axis first (coronal tasks: j), ``slices`` along it."""
+    if axis == "axial":
+        return p
+    return PairedVolume(replace(p.source, array=slice_view(np.asarray(p.source.array), axis)),
+                        replace(p.target, array=slice_view(np.asarray(p.target.array), axis)),
+                        p.patient, p.slices, p.registration)
 
 
 def build_dataset(
@@ -422,8 +461,11 @@ def build_dataset(
     context: int,
     flip: bool,
     description: JsonObject,
+    task: TranslationTask | None = None,
 ) -> PairedSliceDataset | UnpairedSliceDataset:
     """The paired or unpaired slice dataset ``method`` trains on."""
+    task = task or get_task(DEFAULT_TASK)
+    train_pairs = [_in_slicing_order(p, task.slice_axis) for p in train_pairs]
     if method in UNPAIRED_METHODS:
         srcs = [
             p.source if p.slices is None else volume_slab(p.source, p.slices) for p in train_pairs
@@ -433,40 +475,9 @@ def build_dataset(
         ]
         regs = [p.registration for p in train_pairs if p.registration]
         return UnpairedSliceDataset(
-            srcs, tgts, size, context, description={"registration": regs, **description}
+            srcs, tgts, size, context, description={"registration": regs, **description}, task=task
         )
-    return PairedSliceDataset(train_pairs, size, context, flip=flip, description=description)
-
-
-def evaluate_heldout(
-    run_dir: Path,
-    test_pairs: Sequence[tuple[PairedVolume, list[int]]],
-    device: str = "cpu",
-    progress: ProgressCallback = no_progress,
-    cancel: CancelToken | None = None,
-) -> JsonObject:
-    """Translate each held-out MR and score the held-out slices against the CT (SynthRAD)."""
-    model = load_model(run_dir, select_device(device if device != "auto" else "cpu"))
-    reports = []
-    n_vox = []
-    for i, (pair, slices) in enumerate(test_pairs):
-        stage(progress, Stage.EVALUATE, f"evaluating held-out part {i + 1}/{len(test_pairs)}")
-        syn = translate(pair.source, model, cancel=cancel)
-        pred = volume_slab(syn, slices)
-        ref = volume_slab(pair.target, slices)
-        mask = ct_body_mask(pair.target)[slices[0] : slices[-1] + 1]
-        rep = evaluate_pair(pred, ref, mask=mask)
-        reports.append(rep)
-        n_vox.append(rep.mask_voxels)
-    w = np.asarray(n_vox, dtype=np.float64) / float(sum(n_vox))
-    return {
-        "mae": float(sum(wi * r.mae for wi, r in zip(w, reports, strict=True))),
-        "psnr": float(sum(wi * r.psnr for wi, r in zip(w, reports, strict=True))),
-        "ssim": float(sum(wi * r.ssim for wi, r in zip(w, reports, strict=True))),
-        "me": float(sum(wi * r.me for wi, r in zip(w, reports, strict=True))),
-        "per_case": [r.to_dict() | {"per_slice": None} for r in reports],
-        "definition": "SynthRAD: MAE/ME in HU inside the CT body mask; PSNR over [-1024, 3000] HU; 3D SSIM",
-    }
+    return PairedSliceDataset(train_pairs, size, context, flip=flip, description=description, task=task)
 
 
 def _teacher_network(spec: TranslationTrainSpec, mcfg: MethodConfig, device: torch.device) -> tuple[nn.Module, str]:
@@ -519,20 +530,26 @@ def run_train_translation(
         spec = _stored_spec(spec)
     spec = resolved_spec(spec)
     cls = validate(spec)
+    task = get_task(spec.task)
     out = Path(spec.out)
     try:
         pairs = prepare_pairs(spec, progress, cancel)
         infos = tuple(_pair_info(ps, p) for ps, p in zip(spec.pairs, pairs, strict=True))
-        train_pairs, test_pairs, split = split_pairs(pairs, spec.holdout, spec.context, spec.seed)
-        stage(progress, Stage.PREPARE, split_text(split, spec.holdout))
+        train_pairs, test_pairs, split = split_pairs(pairs, spec.holdout, spec.context, spec.seed,
+                                                     task.slice_axis)
+        stage(progress, Stage.PREPARE, f"{task.describe()}; {split_text(split, spec.holdout)}")
+        app = applicability_of_training([p.source for p in train_pairs])
+        if task.source_contrast and not app.weightings:
+            app = replace(app, weightings=(task.source_contrast,))
         desc = {
             "pairs": [[i.mr, i.ct] for i in infos],
             "pair_details": [i.to_dict() for i in infos],
             "split": split,
-            "applicability": applicability_of_training([p.source for p in train_pairs]).to_dict(),
+            "task": task.key,
+            "applicability": app.to_dict(),
             SPEC_KEY: spec.to_dict(),
         }
-        dataset = build_dataset(cls.name, train_pairs, spec.size, spec.context, spec.flip, desc)
+        dataset = build_dataset(cls.name, train_pairs, spec.size, spec.context, spec.flip, desc, task)
     except PairedDataError as exc:
         raise JobError(str(exc)) from exc
     mcfg = MethodConfig(
@@ -553,9 +570,9 @@ def run_train_translation(
     first = spec.pairs[0]
     if first.from_index:
         data = DataConfig(kind="index", series_uids=tuple(p.mr for p in spec.pairs),
-                          size=spec.size, modality="MR")
+                          size=spec.size, modality=task.source_modality)
     else:
-        data = DataConfig(path=infos[0].mr, kind="volumes", size=spec.size, modality="MR")
+        data = DataConfig(path=infos[0].mr, kind="volumes", size=spec.size, modality=task.source_modality)
     tcfg = TrainConfig(
         steps=spec.steps,
         batch_size=spec.batch,
@@ -580,7 +597,7 @@ def run_train_translation(
                         resume=spec.resume, frozen_networks=frozen)
     heldout: JsonObject | None = None
     if spec.evaluate and test_pairs and not summary.cancelled:
-        heldout = evaluate_heldout(out, test_pairs, spec.device, progress, cancel)
+        heldout = evaluate_heldout(out, test_pairs, task, spec.device, progress, cancel)
         atomic_write_text(out / HELDOUT_METRICS, json.dumps(heldout, indent=2) + "\n")
     return TranslationTrainResult(
         run_dir=out, summary=summary, n_slices=n, pairs=infos, split=split, heldout=heldout,
@@ -588,38 +605,49 @@ def run_train_translation(
     )
 
 
-def index_pair_specs(db: Path | str | None, patients: Sequence[str] = ()
+def index_pair_specs(db: Path | str | None, patients: Sequence[str] = (), task: str = DEFAULT_TASK
                      ) -> tuple[str, tuple[PairSpec, ...]]:
-    """The study index's MR/CT pairs (of ``patients`` when given) as pair specs.
+    """The study index's pairs for ``task`` (of ``patients`` when given) as pair specs:
+    the MR and CT of each patient (either way round), or for a self-supervised task each
+    real CT series.
 
     Returns:
         ``(index database path, pairs)``.
 
     Raises:
-        JobError: no index, no patient with both an MR and a CT, an unknown patient.
+        JobError: no index, no patient with what the task needs, an unknown patient.
     """
     from medgan_desktop.core.config import AppPaths
     from medgan_desktop.core.training.pairs import index_pairs
 
+    t = get_task(task)
+    if not t.self_supervised and t.source_modality == t.target_modality:
+        raise JobError(f"{t.title}: the study index does not pair MR contrasts; give the pairs with --pair")
     path = Path(db) if db is not None else AppPaths.default().index_db
     if not path.is_file():
-        raise JobError(f"no study index at {path}: import the MR and CT series first (medgan import)")
+        raise JobError(f"no study index at {path}: import the series first (medgan import)")
     try:
         with StudyIndex(path) as index:
-            found = index_pairs(index)
+            if t.self_supervised:
+                found = [(r.patient_id or r.study_uid, r.series_uid, "") for r in index.all_series()
+                         if str(r.modality).upper() == t.target_modality and not r.synthetic]
+            else:
+                found = [(pid, mr, ct) if t.source_modality == "MR" else (pid, ct, mr)
+                         for pid, mr, ct in index_pairs(index)]
     except IndexError_ as exc:
         raise JobError(str(exc)) from exc
     if not found:
-        raise JobError(f"no patient in the study index {path} has both an MR and a CT series")
+        need = f"a real {t.target_modality} series" if t.self_supervised else "both an MR and a CT series"
+        raise JobError(f"no patient in the study index {path} has {need}")
     if patients:
         known = sorted({pid for pid, _, _ in found})
         missing = [p for p in patients if p not in known]
         if missing:
             raise JobError(
-                f"no MR/CT pair for patient(s) {', '.join(missing)} in the study index; "
-                f"patients with both: {', '.join(known)}"
+                f"nothing for patient(s) {', '.join(missing)} in the study index ({t.title}); "
+                f"patients with data: {', '.join(known)}"
             )
         found = [f for f in found if f[0] in patients]
     return str(path.resolve()), tuple(
-        PairSpec(mr, ct, patient=pid, from_index=True) for pid, mr, ct in found
+        PairSpec(src, tgt, patient=pid, from_index=True) for pid, src, tgt in found
     )

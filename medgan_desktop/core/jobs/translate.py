@@ -49,10 +49,12 @@ from medgan_desktop.core.imaging.intensity import CT_HU_RANGE
 from medgan_desktop.core.imaging.masks import ct_body_mask
 from medgan_desktop.core.imaging.registration import register_volumes
 from medgan_desktop.core.imaging.slices import volume_slab
+from medgan_desktop.core.imaging.tasks import MR_DISPLAY_RANGE
 from medgan_desktop.core.inference.translate import translate
 from medgan_desktop.core.io import UnsupportedFileError, open_volume, write_nifti, write_png_slices
 from medgan_desktop.core.jobs.base import JobError, ModelMismatchError, warn_all
-from medgan_desktop.core.metrics.paired import evaluate_pair
+from medgan_desktop.core.jobs.translation_eval import display_mr
+from medgan_desktop.core.metrics.paired import evaluate_pair, scaled_metrics
 from medgan_desktop.core.models.fit import (
     Applicability,
     Fit,
@@ -300,13 +302,14 @@ def provenance(result_volume: Volume, model: str, version: str, method: str,
 
 
 def to_grey(volume: Volume) -> NDArray[np.uint8]:
-    """A synthetic CT's HU as the 8-bit grey levels of a windowed training CT.
+    """A synthetic image as 8-bit grey levels: a CT's HU as the grey levels of a windowed
+    training CT, an MR's display scale 0..1000 as 0..255.
 
-    The inverse of the mapping 2D training images go through (grey 0..255 ->
+    For CT the inverse of the mapping 2D training images go through (grey 0..255 ->
     [-1024, 3000] HU, :func:`~medgan_desktop.core.training.pairs.grey_to_hu`), so a model
     trained on 8-bit PNG CT writes PNGs on the same grey scale.
     """
-    lo, hi = CT_HU_RANGE
+    lo, hi = CT_HU_RANGE if volume.modality == "CT" else MR_DISPLAY_RANGE
     a = (np.asarray(volume.array, dtype=np.float64) - lo) / (hi - lo) * 255.0
     return np.clip(np.rint(a), 0, 255).astype(np.uint8)
 
@@ -342,8 +345,8 @@ def write_result(spec: TranslateSpec, source: Volume, synthetic: Volume, model: 
         except UnsupportedFileError as exc:
             raise JobError(str(exc)) from exc
     if fmt == OutputFormat.PNG:
-        if synthetic.modality != "CT":
-            raise JobError("PNG output is written for synthetic CT only")
+        if synthetic.modality not in ("CT", "MR"):
+            raise JobError(f"PNG output is written for a synthetic CT or MR, not {synthetic.modality}")
         grey = to_grey(synthetic)
         text = {"Description": prov["description"], "Software": prov["software"],
                 "SyntheticData": "YES", "Comment": prov["fit"]}
@@ -367,15 +370,15 @@ def write_result(spec: TranslateSpec, source: Volume, synthetic: Volume, model: 
 
 
 # -- comparison with a real CT ------------------------------------------------------------------
-def find_real_ct(index: StudyIndex, volume: Volume) -> str | None:
-    """A CT series of the same patient (same study preferred) in the index, or None."""
+def find_real_ct(index: StudyIndex, volume: Volume, modality: str = "CT") -> str | None:
+    """A real ``modality`` series of the same patient (same study preferred) in the index."""
     pid = volume.source.patient_id
     study = volume.source.study_instance_uid
     if not pid and not study:
         return None
     cands = [
         r for r in index.all_series()
-        if str(r.modality).upper() == "CT" and not r.synthetic
+        if str(r.modality).upper() == modality and not r.synthetic
         and r.series_uid != volume.source.series_instance_uid
         and ((pid and r.patient_id == pid) or (study and r.study_uid == study))
     ]
@@ -388,28 +391,43 @@ def find_real_ct(index: StudyIndex, volume: Volume) -> str | None:
 def compare_with_real(volume: Volume, synthetic: Volume, index_db: str,
                       progress: ProgressCallback = no_progress, cancel: CancelToken | None = None
                       ) -> tuple[Volume | None, dict[str, float], str]:
-    """Register a real CT of the patient onto the MR and score the synthetic CT against it."""
+    """Register a real image of the target modality of the patient onto the source and score
+    the synthetic image against it (MR -> CT: a real CT; CT -> MR: a real MR on the display
+    scale). Tasks within one modality (denoising, super-resolution, MR contrast) have no
+    other real series to compare with here: their held-out scores are in the run."""
+    target = synthetic.modality.upper()
+    if target == volume.modality.upper():
+        return None, {}, (f"A {target} -> {target} result has no other real series to compare with here; "
+                          "the model's held-out scores are in its run folder and card.")
     if not index_db:
         return None, {}, "No study index: nothing to compare with."
     with StudyIndex(Path(index_db)) as index:
-        uid = find_real_ct(index, volume)
+        uid = find_real_ct(index, volume, target)
         if uid is None:
-            return None, {}, "No CT of this patient in the index: nothing to compare with."
-        stage(progress, Stage.EVALUATE, "registering the real CT onto the MR")
+            return None, {}, f"No {target} of this patient in the index: nothing to compare with."
+        stage(progress, Stage.EVALUATE, f"registering the real {target} onto the {volume.modality}")
         real = load_series_from_index(index, uid, cancel=cancel)
     reg = register_volumes(volume, real, try_orientations=True, iterations=60, max_size=96,
                            cancel=cancel)
-    mask = ct_body_mask(reg.resampled)
+    mask = ct_body_mask(reg.resampled) if target == "CT" else ct_body_mask(volume) & (
+        np.asarray(reg.resampled.array) > float(np.min(reg.resampled.array)))
     ks = [int(k) for k in range(mask.shape[0]) if mask[k].any()]
     if not ks:
-        return reg.resampled, {}, "Real CT found but it does not overlap the MR after registration."
-    k0, k1 = ks[0], ks[-1] + 1  # score only the slices the real CT covers
-    rep = evaluate_pair(volume_slab(synthetic, range(k0, k1)),
-                        volume_slab(reg.resampled, range(k0, k1)), mask=mask[k0:k1],
-                        cancel=cancel)
-    metrics = {"MAE (HU)": rep.mae, "PSNR (dB)": rep.psnr, "SSIM": rep.ssim}
+        return reg.resampled, {}, (f"Real {target} found but it does not overlap the "
+                                   f"{volume.modality} after registration.")
+    k0, k1 = ks[0], ks[-1] + 1  # score only the slices the real image covers
+    if target == "CT":
+        rep = evaluate_pair(volume_slab(synthetic, range(k0, k1)),
+                            volume_slab(reg.resampled, range(k0, k1)), mask=mask[k0:k1],
+                            cancel=cancel)
+        metrics = {"MAE (HU)": rep.mae, "PSNR (dB)": rep.psnr, "SSIM": rep.ssim}
+    else:
+        real_display = display_mr(volume_slab(reg.resampled, range(k0, k1)))
+        m = scaled_metrics(volume_slab(synthetic, range(k0, k1)).array, real_display.array, mask[k0:k1],
+                           MR_DISPLAY_RANGE)
+        metrics = {"MAE (MR display units)": m["mae"], "PSNR (dB)": m["psnr"], "SSIM": m["ssim"]}
     return reg.resampled, metrics, (
-        f"Compared with CT series {uid} (rigid registration, MI {reg.quality.final_mi:.3f}).")
+        f"Compared with {target} series {uid} (rigid registration, MI {reg.quality.final_mi:.3f}).")
 
 
 # -- the job ------------------------------------------------------------------------------------

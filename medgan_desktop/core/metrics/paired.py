@@ -337,3 +337,23 @@ def evaluate_pair(
     )
     progress(Progress(3 + r.shape[0], 3 + r.shape[0], "done"))
     return report
+
+
+def scaled_metrics(pred: PixelArray, ref: PixelArray, mask: BoolArray, value_range: tuple[float, float],
+                   window: SsimWindow = SsimWindow.UNIFORM) -> dict[str, float]:
+    """MAE, ME, PSNR and SSIM on any fixed intensity scale (the SynthRAD definitions with
+    ``value_range`` in place of [-1024, 3000] HU): for targets that are not CT in HU, such
+    as a synthetic MR on its display scale."""
+    lo, hi = value_range
+    rng = hi - lo
+    p = np.clip(np.asarray(pred, np.float64), lo, hi)
+    r = np.clip(np.asarray(ref, np.float64), lo, hi)
+    m = np.asarray(mask, bool)
+    if not m.any():
+        raise ValueError("the mask is empty: nothing to evaluate")
+    d = p[m] - r[m]
+    mse = float(np.mean(d**2))
+    smap, _ = ssim_map(np.where(m, p, lo) - lo, np.where(m, r, lo) - lo, rng, window)
+    return {"mae": float(np.abs(d).mean()), "me": float(d.mean()),
+            "psnr": math.inf if mse == 0 else 10.0 * math.log10(rng**2 / mse),
+            "ssim": _masked_ssim_mean(smap, m, _pad(window))}

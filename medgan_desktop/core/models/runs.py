@@ -62,6 +62,12 @@ class Preprocessing:
         channels: image channels.
         context_slices: 2.5D neighbours each side (translation).
         class_names: label names by index (conditional methods).
+        task: the image-to-image task of a translation model
+            (:mod:`medgan_desktop.core.imaging.tasks`; runs made before tasks: "mr_to_ct").
+        slice_axis: the plane the network sees ("axial", or "coronal" for
+            through-plane super-resolution).
+        upsample: through-plane factor: the input is interpolated onto a grid this many
+            times finer along k before the network refines it (1: the source grid).
     """
 
     target: IntensityWindow = field(default_factory=IntensityWindow.uint8)
@@ -72,6 +78,9 @@ class Preprocessing:
     channels: int = 1
     context_slices: int = 0
     class_names: tuple[str, ...] = ()
+    task: str = ""
+    slice_axis: str = "axial"
+    upsample: int = 1
 
     def to_dict(self) -> JsonObject:
         return {
@@ -83,6 +92,9 @@ class Preprocessing:
             "channels": self.channels,
             "context_slices": self.context_slices,
             "class_names": list(self.class_names),
+            "task": self.task,
+            "slice_axis": self.slice_axis,
+            "upsample": self.upsample,
         }
 
     @classmethod
@@ -97,6 +109,10 @@ class Preprocessing:
             channels=int(d.get("channels", 1)),
             context_slices=int(d.get("context_slices", 0)),
             class_names=tuple(str(c) for c in d.get("class_names") or ()),
+            task=str(d.get("task") or ("mr_to_ct" if d.get("modality_in") == "MR" and d.get("modality_out") == "CT"
+                                        else "")),
+            slice_axis=str(d.get("slice_axis") or "axial"),
+            upsample=int(d.get("upsample") or 1),
         )
 
 

@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from medgan_desktop.core.imaging.intensity import CT_HU_RANGE
 from medgan_desktop.core.imaging.registration import register_2d, register_volumes
 from medgan_desktop.core.imaging.resample import resample_to_reference
+from medgan_desktop.core.imaging.tasks import DEFAULT_TASK, TranslationTask, degraded_source, get_task
 from medgan_desktop.core.io import IMAGE_SUFFIXES, guess_modality, natural_key, open_volume, read_image_file
 from medgan_desktop.core.progress import CancelToken, Progress, ProgressCallback, no_progress
 from medgan_desktop.core.types import JsonObject
@@ -145,12 +146,15 @@ def pair_volumes(
     try_orientations: bool = True,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
+    task: TranslationTask | None = None,
 ) -> PairedVolume:
-    """Bring ``ct`` onto ``mr``'s grid (registering it first with ``register``).
+    """Bring the target (``ct``) onto the source (``mr``) grid (registering it first with
+    ``register``). The names are those of the default task, MR -> CT; ``task`` gives the
+    modalities of others (CT -> MR: ``mr`` is the CT source, ``ct`` the MR target).
 
     Args:
-        mr: the MR (scanner units).
-        ct: the CT in HU of the same patient.
+        mr: the source (MR for MR -> CT; scanner units, HU for CT).
+        ct: the target of the same patient (the CT in HU for MR -> CT).
         register: register CT to MR (rigid, Mattes MI) first; otherwise the CT must
             already share the MR's frame of reference (it is only resampled).
         affine: with ``register``, an affine stage after the rigid one (kept when it
@@ -159,13 +163,15 @@ def pair_volumes(
         try_orientations: with ``register``, try flipped starting orientations.
         progress: registration progress.
         cancel: cancel token checked during registration.
+        task: the task (default MR -> CT).
     """
-    mr = replace(mr, modality="MR") if mr.modality in ("", "OT") else mr
-    ct = replace(ct, modality="CT", units="HU") if ct.modality in ("", "OT") else ct
-    if mr.modality.upper() != "MR":
-        raise PairedDataError(f"the source is {mr.modality}, not MR")
-    if ct.modality.upper() != "CT":
-        raise PairedDataError(f"the target is {ct.modality}, not CT")
+    task = task or get_task(DEFAULT_TASK)
+    mr = _as_modality(mr, task.source_modality)
+    ct = _as_modality(ct, task.target_modality)
+    if mr.modality.upper() != task.source_modality:
+        raise PairedDataError(f"the source is {mr.modality}, not {task.source_modality} ({task.title})")
+    if ct.modality.upper() != task.target_modality:
+        raise PairedDataError(f"the target is {ct.modality}, not {task.target_modality} ({task.title})")
     quality: JsonObject | None = None
     if register:
         res = register_volumes(
@@ -177,10 +183,36 @@ def pair_volumes(
             cancel=cancel,
         )
         ct, quality = res.resampled, res.quality.to_dict()
-    else:  # a no-op when the CT already lies on the MR grid
-        ct = resample_to_reference(ct, mr, default_value=CT_HU_RANGE[0])
+    else:  # a no-op when the target already lies on the source grid
+        fill = CT_HU_RANGE[0] if task.target_modality == "CT" else float(np.min(ct.array))
+        ct = resample_to_reference(ct, mr, default_value=fill)
     key = patient or mr.source.patient_id or ""
     return PairedVolume(mr, ct, key, None, quality)
+
+
+def _as_modality(v: Volume, modality: str) -> Volume:
+    """A volume of unknown modality (files without a header) taken as ``modality``."""
+    if v.modality not in ("", "OT"):
+        return v
+    return replace(v, modality=modality, units="HU" if modality == "CT" else v.units)
+
+
+def degraded_pair(target: Volume, task: TranslationTask, patient: str = "", seed: int = 0) -> PairedVolume:
+    """A self-supervised pair: the real ``target`` and its degraded copy as the source."""
+    target = _as_modality(target, task.target_modality)
+    if target.modality.upper() != task.target_modality:
+        raise PairedDataError(f"{task.title} learns from {task.target_modality}, not {target.modality}")
+    try:
+        source = degraded_source(target, task, seed)
+    except ValueError as exc:
+        raise PairedDataError(str(exc)) from exc
+    return PairedVolume(source, target, patient or target.source.patient_id or "")
+
+
+def load_degraded(path: Path, task: TranslationTask, patient: str = "", seed: int = 0) -> PairedVolume:
+    """Read a real image (series folder or volume file) and pair it with its degraded copy."""
+    pair = degraded_pair(open_volume(path), task, patient, seed)
+    return pair if pair.patient else replace(pair, patient=patient_name(path))
 
 
 def load_pair(
@@ -193,6 +225,7 @@ def load_pair(
     affine: bool = False,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
+    task: TranslationTask | None = None,
 ) -> PairedVolume:
     """Read an MR and a CT and bring the CT onto the MR grid (see :func:`pair_volumes`).
 
@@ -208,7 +241,7 @@ def load_pair(
         cancel: cancel token.
     """
     pair = pair_volumes(open_volume(mr_path), open_volume(ct_path), register=register, affine=affine, patient=patient,
-                        try_orientations=try_orientations, progress=progress, cancel=cancel)
+                        try_orientations=try_orientations, progress=progress, cancel=cancel, task=task)
     if pair.patient:
         return pair
     return replace(pair, patient=patient_name(mr_path))
@@ -277,7 +310,7 @@ def grey_to_hu(img: NDArray[np.float32]) -> tuple[NDArray[np.float32], str]:
 
 def load_image_pair(mr_path: Path, ct_path: Path, *, register: bool = True, affine: bool = False, max_side: int = 256,
                     patient: str = "", progress: ProgressCallback = no_progress,
-                    cancel: CancelToken | None = None) -> PairedVolume:
+                    cancel: CancelToken | None = None, task: TranslationTask | None = None) -> PairedVolume:
     """2D MR/CT image pairs (PNG/JPEG, one file or a folder of slices) as a paired volume.
 
     The slices are matched by file name (else by order). The MR slices are scaled so the
@@ -291,9 +324,11 @@ def load_image_pair(mr_path: Path, ct_path: Path, *, register: bool = True, affi
         The pair; ``registration`` holds the mean initial/final MI and the per-slice values.
     """
     mr_path, ct_path = Path(mr_path), Path(ct_path)
-    if guess_modality(mr_path.name) == "CT" and guess_modality(ct_path.name) == "MR":
+    task = task or get_task(DEFAULT_TASK)
+    src_mod, tgt_mod = task.source_modality, task.target_modality
+    if src_mod != tgt_mod and guess_modality(mr_path.name) == tgt_mod and guess_modality(ct_path.name) == src_mod:
         raise PairedDataError(
-            f"{mr_path.name} looks like the CT and {ct_path.name} like the MR: swap them"
+            f"{mr_path.name} looks like the {tgt_mod} and {ct_path.name} like the {src_mod}: swap them"
         )
     pairs = _match_images(_image_files(mr_path), _image_files(ct_path))
     if not pairs:
@@ -314,6 +349,8 @@ def load_image_pair(mr_path: Path, ct_path: Path, *, register: bool = True, affi
             )
         )
         mr = read_image_file(mf)
+        if src_mod == "CT":
+            mr, _ = grey_to_hu(mr)
         if shape is None:
             shape = _scaled_shape(mr.shape, min(max_side, max(mr.shape)))
         mr = _resize2d(mr, shape)
@@ -341,9 +378,13 @@ def load_image_pair(mr_path: Path, ct_path: Path, *, register: bool = True, affi
             )
         else:
             ct = _resize2d(ct, shape)
-        ct, mapping = grey_to_hu(ct)
+        if tgt_mod == "CT":
+            ct, mapping = grey_to_hu(ct)
+            ct = np.clip(ct, CT_HU_RANGE[0], CT_HU_RANGE[1])
+        else:
+            mapping = "grey levels as read"
         mr_slices.append(mr)
-        ct_slices.append(np.clip(ct, CT_HU_RANGE[0], CT_HU_RANGE[1]).astype(np.float32))
+        ct_slices.append(ct.astype(np.float32))
     progress(Progress(len(pairs), len(pairs), "images ready"))
     quality: JsonObject | None = None
     if per_slice:
@@ -362,8 +403,8 @@ def load_image_pair(mr_path: Path, ct_path: Path, *, register: bool = True, affi
     desc = f"{mr_path.name} ({len(pairs)} images)"
     mr_vol = Volume(
         np.stack(mr_slices),
-        modality="MR",
-        units="scanner",
+        modality=src_mod,
+        units="HU" if src_mod == "CT" else "scanner",
         description=desc,
         warnings=("PNG/JPEG images carry no patient geometry: spacing, position and "
                   "orientation are unknown (1 mm placeholders)",),
@@ -371,8 +412,8 @@ def load_image_pair(mr_path: Path, ct_path: Path, *, register: bool = True, affi
     )
     ct_vol = Volume(
         np.stack(ct_slices),
-        modality="CT",
-        units="HU",
+        modality=tgt_mod,
+        units="HU" if tgt_mod == "CT" else "scanner",
         description=f"{ct_path.name} ({mapping})",
         meta={"grey_to_hu": mapping},
     )

@@ -1,4 +1,8 @@
-"""MR/CT slice datasets for translation training (paired and unpaired).
+"""Source/target slice datasets for translation training (paired and unpaired).
+
+The source and target modalities, their intensity windows and the slicing plane come from
+the run's :class:`~medgan_desktop.core.imaging.tasks.TranslationTask` (MR -> CT by
+default); the text below describes MR -> CT.
 
 Both follow the training loop's dataset protocol (see
 :mod:`medgan_desktop.core.training.data`): items are dicts with ``"source"``
@@ -22,8 +26,9 @@ import numpy as np
 import torch
 
 from medgan_desktop.core.imaging.intensity import IntensityWindow
-from medgan_desktop.core.imaging.masks import ct_body_mask
+from medgan_desktop.core.imaging.masks import body_mask, ct_body_mask
 from medgan_desktop.core.imaging.slices import context_indices, fit_square
+from medgan_desktop.core.imaging.tasks import DEFAULT_TASK, TranslationTask, get_task
 from medgan_desktop.core.models.runs import Preprocessing
 from medgan_desktop.core.training.data import SampleKey, split_key
 from medgan_desktop.core.training.pairs import PairedDataError, PairedVolume
@@ -55,23 +60,43 @@ def _flip(x: torch.Tensor, seed: int | None, flip: bool) -> torch.Tensor:
     return torch.flip(x, dims=(-1,)) if (seed % 2) else x
 
 
+def pair_mask(source: Volume, target: Volume, task: TranslationTask) -> BoolArray:
+    """The body mask of a pair: from its CT (HU threshold) when there is one, else from the
+    target MR (Otsu)."""
+    if task.target_modality == "CT":
+        return ct_body_mask(target)
+    if task.source_modality == "CT":
+        return ct_body_mask(source)
+    return body_mask(target)
+
+
+def _task_of(task: TranslationTask | str | None) -> TranslationTask:
+    if isinstance(task, TranslationTask):
+        return task
+    return get_task(task or DEFAULT_TASK)
+
+
 class _MrCtSlices:
-    """MR source and CT target slices, normalised as the model will see them; the body
-    masks of the CT volumes (``_masks``) are the subclass's."""
+    """Source and target slices, normalised as the model will see them; the body masks
+    (``_masks``) are the subclass's."""
 
     _masks: list[BoolArray]
 
     def __init__(self, sources: Sequence[Volume], targets: Sequence[Volume], size: int,
-                 context_slices: int, description: JsonObject) -> None:
+                 context_slices: int, description: JsonObject, task: TranslationTask | str | None = None) -> None:
+        self.task = _task_of(task)
         self.size = size
         self.context = context_slices
-        self.source_window = IntensityWindow.mr()
-        self.target_window = IntensityWindow.ct()
+        self.source_window: IntensityWindow = self.task.source_window
+        self.target_window: IntensityWindow = self.task.target_window
         self._src = _SliceStore(sources, self.source_window)
         self._tgt = _SliceStore(targets, self.target_window)
         self._description = description
-        self.preprocessing = Preprocessing(target=self.target_window, source=self.source_window, modality_in="MR",
-                                           modality_out="CT", size=size, channels=1, context_slices=context_slices)
+        self.preprocessing = Preprocessing(
+            target=self.target_window, source=self.source_window, modality_in=self.task.source_modality,
+            modality_out=self.task.target_modality, size=size, channels=1, context_slices=context_slices,
+            task=self.task.key, slice_axis=self.task.slice_axis,
+            upsample=self.task.factor if self.task.slice_axis != "axial" else 1)
 
     def _slices(self, vi: int, k: int, ti: int, tk: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """MR slice ``k`` of volume ``vi`` with its context, CT slice ``tk`` of volume ``ti`` and
@@ -99,12 +124,13 @@ class PairedSliceDataset(_MrCtSlices):
     """
 
     def __init__(self, pairs: Sequence[PairedVolume], size: int = 128, context_slices: int = 0,
-                 min_body_fraction: float = 0.02, flip: bool = False, description: JsonObject | None = None) -> None:
+                 min_body_fraction: float = 0.02, flip: bool = False, description: JsonObject | None = None,
+                 task: TranslationTask | str | None = None) -> None:
         if not pairs:
-            raise PairedDataError("no MR/CT pairs")
-        super().__init__([p.source for p in pairs], [p.target for p in pairs], size, context_slices, {})
+            raise PairedDataError("no source/target pairs")
+        super().__init__([p.source for p in pairs], [p.target for p in pairs], size, context_slices, {}, task)
         self.flip = flip
-        self._masks = [ct_body_mask(p.target) for p in pairs]
+        self._masks = [pair_mask(p.source, p.target, self.task) for p in pairs]
         self.items: list[tuple[int, int]] = []
         for vi, p in enumerate(pairs):
             ks = p.slices if p.slices is not None else range(p.source.shape[0])
@@ -116,7 +142,8 @@ class PairedSliceDataset(_MrCtSlices):
                 "no slice contains enough body (check the CT is in HU and registered)"
             )
         self._description = {
-            "kind": "paired_mr_ct",
+            "kind": "paired_mr_ct" if self.task.key == DEFAULT_TASK else f"paired_{self.task.key}",
+            "task": self.task.key,
             "patients": sorted({p.patient for p in pairs}),
             "n_pairs": len(pairs),
             "n_slices": len(self.items),
@@ -166,11 +193,13 @@ class UnpairedSliceDataset(_MrCtSlices):
         context_slices: int = 0,
         min_body_fraction: float = 0.02,
         description: JsonObject | None = None,
+        task: TranslationTask | str | None = None,
     ) -> None:
         if not sources or not targets:
-            raise PairedDataError("unpaired training needs MR and CT volumes")
-        super().__init__(sources, targets, size, context_slices, {})
-        self._masks = [ct_body_mask(t.array) for t in targets]
+            raise PairedDataError("unpaired training needs source and target volumes")
+        super().__init__(sources, targets, size, context_slices, {}, task)
+        self._masks = [ct_body_mask(t.array) if self.task.target_modality == "CT" else body_mask(t)
+                       for t in targets]
         self.src_items = [
             (vi, k)
             for vi, a in enumerate(self._src.arrays)
@@ -186,7 +215,8 @@ class UnpairedSliceDataset(_MrCtSlices):
         if not self.src_items or not self.tgt_items:
             raise PairedDataError("no usable MR or CT slices")
         self._description = {
-            "kind": "unpaired_mr_ct",
+            "kind": "unpaired_mr_ct" if self.task.key == DEFAULT_TASK else f"unpaired_{self.task.key}",
+            "task": self.task.key,
             "n_mr_slices": len(self.src_items),
             "n_ct_slices": len(self.tgt_items),
             **(description or {}),
