@@ -209,6 +209,29 @@ def test_train_translation(qtbot, ctx: AppContext, tmp_path: Path,  # type: igno
     assert [Path(p.mr) for p in gui.pairs] == [Path(p.mr) for p in cli.pairs]
 
 
+@pytest.mark.parametrize("task", ["ct_denoise", "ct_superres", "t1_to_t2", "ct_to_mr"])
+def test_translation_tasks(qtbot, ctx: AppContext, tmp_path: Path, task: str,  # type: ignore[no-untyped-def]
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from medgan_desktop.qt.panels import train_translation as panel_mod
+
+    seen = _recorder(monkeypatch, "run_train_translation", panel_mod, jobs_tt)
+    _run_worker_inline(monkeypatch)
+    a, b = _pngs(tmp_path / "P1" / "A", 4), _pngs(tmp_path / "P1" / "B", 4)
+    w = panel_mod.TranslationTrainWidget(ctx)
+    qtbot.addWidget(w)
+    w.set_task(task)
+    w.method_combo.setCurrentIndex(w.method_combo.findData("unet_l1"))
+    one = task in ("ct_denoise", "ct_superres")
+    assert w.pairs_table.isColumnHidden(2) == one
+    w.add_pair(str(a), "" if one else str(b))
+    w.start()
+    data = ["--series", str(a)] if one else ["--pair", str(a), str(b)]
+    _cli(["translate-train", "--task", task, "--method", "unet_l1", *data, "--out", str(tmp_path / "run")])
+    gui, cli = seen
+    assert gui.task == cli.task == task
+    assert [(Path(p.mr), p.ct and Path(p.ct)) for p in gui.pairs] == [(Path(p.mr), p.ct and Path(p.ct)) for p in cli.pairs]
+
+
 def test_sample(qtbot, ctx: AppContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     from medgan_desktop.qt.panels import sample as panel_mod
 

@@ -53,7 +53,7 @@ def test_train_pause_stop_resume_and_restart(qtbot, ctx, tmp_path: Path) -> None
     qtbot.addWidget(panel)
     # the synthesis tab lists synthesis methods only; translation has its own tab
     assert panel.method_combo.findData("dcgan") >= 0 and panel.method_combo.findData("pix2pix") < 0
-    assert panel.tabs.tabText(0) == "Synthesis" and panel.tabs.tabText(1) == "Translation (MR→CT)"
+    assert panel.tabs.tabText(0) == "Synthesis" and panel.tabs.tabText(1) == "Translation"
     assert panel.device_combo.count() >= 2  # auto + cpu
 
     # no data chosen: an honest message, nothing starts

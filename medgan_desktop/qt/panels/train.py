@@ -1,6 +1,6 @@
 """The Train panel: choose data and a method, watch a GAN learn, stop and resume runs.
 
-Two tabs: *Synthesis* (noise -> image methods) and *Translation (MR→CT)*, which hosts
+Two tabs: *Synthesis* (noise -> image methods) and *Translation* (image to image: MR→CT, CT→MR, T1→T2, denoising, super-resolution), which hosts
 :class:`medgan_desktop.qt.panels.train_translation.TranslationTrainWidget` when that module
 is present. Synthesis runs through :func:`medgan_desktop.core.training.loop.train` in a
 :class:`~medgan_desktop.qt.workers.base.Worker` (the ``medgan train`` CLI calls the same
@@ -143,7 +143,7 @@ class TrainPanel(QWidget):
         self._build_synthesis(synth)
         self.tabs.addTab(synth, "Synthesis")
         self.translation_tab, self.translation_widget = _translation_tab(self.context)
-        self.tabs.addTab(self.translation_tab, "Translation (MR→CT)")
+        self.tabs.addTab(self.translation_tab, "Translation")
         self.tabs.currentChanged.connect(self._fit_current_tab)
         self._fit_current_tab(self.tabs.currentIndex())
         lay = QVBoxLayout(self)

@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from medgan_desktop.core.gan.methods.base import Task, available_methods, get_method
 from medgan_desktop.core.gan.recommend import ALIAS, translation_recipe
+from medgan_desktop.core.imaging.tasks import DEFAULT_TASK, TASKS, TranslationTask, get_task
 from medgan_desktop.core.jobs.base import JobError
 from medgan_desktop.core.jobs.train import new_run_dir
 from medgan_desktop.core.jobs.train_translation import (
@@ -102,7 +103,7 @@ class TranslationTrainWidget(QWidget):
         self.progress_bar.setTextVisible(True)
         btns.addWidget(self.progress_bar, 1)
         lay.addLayout(btns)
-        self.status_label = QLabel("Add MR/CT pairs, then Start.")
+        self.status_label = QLabel("Choose the task, add the data, then Start.")
         self.status_label.setWordWrap(True)
         lay.addWidget(self.status_label)
 
@@ -123,8 +124,21 @@ class TranslationTrainWidget(QWidget):
         lay.addStretch(1)
 
     def _build_pairs_box(self) -> QGroupBox:
-        box = QGroupBox("MR / CT pairs")
+        box = QGroupBox("Task and data")
+        self.pairs_box = box
         v = QVBoxLayout(box)
+        trow = QHBoxLayout()
+        self.task_combo = QComboBox()
+        for key, task in TASKS.items():
+            self.task_combo.addItem(task.title, key)
+            self.task_combo.setItemData(self.task_combo.count() - 1, task.describe(), Qt.ItemDataRole.ToolTipRole)
+        self.task_combo.currentIndexChanged.connect(self._on_task_changed)
+        trow.addWidget(QLabel("Task"))
+        trow.addWidget(self.task_combo, 1)
+        v.addLayout(trow)
+        self.task_note = QLabel("")
+        self.task_note.setWordWrap(True)
+        v.addWidget(self.task_note)
         self.pairs_table = QTableWidget(0, 5)
         self.pairs_table.setHorizontalHeaderLabels(["Patient", "MR", "CT", "From", "Registration"])
         self.pairs_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -179,7 +193,44 @@ class TranslationTrainWidget(QWidget):
         reg.addWidget(self.affine_check)
         reg.addStretch(1)
         v.addLayout(reg)
+        self._on_task_changed()
         return box
+
+    # -- task ---------------------------------------------------------------------------------
+    def task(self) -> TranslationTask:
+        return get_task(str(self.task_combo.currentData() or DEFAULT_TASK))
+
+    def set_task(self, key: str) -> None:
+        i = self.task_combo.findData(key)
+        if i < 0:
+            raise ValueError(f"unknown task {key!r}")
+        self.task_combo.setCurrentIndex(i)
+
+    def _on_task_changed(self, *_: object) -> None:
+        """Column names, buttons and notes follow the task: a self-supervised task takes
+        one real image per patient (its pairs are made from it), the others two."""
+        t = self.task()
+        src = f"{t.source_modality} {t.source_contrast}".strip()
+        tgt = f"{t.target_modality} {t.target_contrast}".strip()
+        one = t.self_supervised
+        self.pairs_table.setHorizontalHeaderLabels(
+            ["Patient", t.target_modality if one else src, "" if one else tgt, "From", "Registration"])
+        self.pairs_table.setColumnHidden(_COL_CT, one)
+        self.pairs_table.setColumnHidden(_COL_REG, one)
+        self.register_check.setText(f"Register {tgt} onto {src}")
+        self.register_check.setVisible(not one)
+        self.affine_check.setVisible(not one)
+        if one:
+            self.task_note.setText(f"{t.describe()}. Add one real {t.target_modality} per patient; "
+                                   "the model never sees the held-out part.")
+        else:
+            self.task_note.setText(f"{t.describe()}. Add a {src} and a {tgt} of each patient.")
+        self.add_files_btn.setToolTip(f"{'A' if one else 'A ' + src + ' and a'} {tgt} file: NIfTI/MHA "
+                                      "volumes, one DICOM file of each series, or 2D PNG/JPEG images.")
+        if self.pairs_table.rowCount() and not self._running:
+            self._info("The task changed: check that the listed data fit it.")
+        if hasattr(self, "start_btn"):  # not while the widget is being built
+            self._update_buttons()
 
     def _build_method_box(self) -> QGroupBox:
         box = QGroupBox("Method and training")
@@ -332,16 +383,24 @@ class TranslationTrainWidget(QWidget):
     def _browse_pair(self, folders: bool) -> None:
         what = "folder" if folders else "file"
         pick = dialogs.existing_folder if folders else dialogs.open_file_name
-        mr = pick(self, f"MR {what}")
+        t = self.task()
+        if t.self_supervised:
+            path = pick(self, f"A real {t.target_modality} {what}")
+            if path:
+                self.add_pair(path, "")
+            return
+        src = f"{t.source_modality} {t.source_contrast}".strip()
+        tgt = f"{t.target_modality} {t.target_contrast}".strip()
+        mr = pick(self, f"{src} {what}")
         if not mr:
             return
-        ct = pick(self, f"CT {what} of the same patient")
+        ct = pick(self, f"{tgt} {what} of the same patient")
         if ct:
             self.add_pair(mr, ct)
 
     def add_pair(self, mr: str | Path, ct: str | Path, patient: str = "") -> None:
         """Add a pair of files or folders (``patient`` blank: PatientID or file name)."""
-        self._add_row(str(mr), str(ct), patient, False, Path(mr).name, Path(ct).name)
+        self._add_row(str(mr), str(ct) if ct else "", patient, False, Path(mr).name, Path(ct).name if ct else "")
 
     def _add_row(
         self, mr: str, ct: str, patient: str, from_index: bool, mr_text: str, ct_text: str
@@ -408,7 +467,7 @@ class TranslationTrainWidget(QWidget):
                 rec = index.series(self.selected_series)
                 if rec is not None:
                     patient = rec.patient_id or rec.study_uid
-            _db, found = index_pair_specs(self.ctx.paths.index_db)
+            _db, found = index_pair_specs(self.ctx.paths.index_db, task=self.task().key)
         except JobError as exc:
             self._error(str(exc))
             return 0
@@ -457,6 +516,7 @@ class TranslationTrainWidget(QWidget):
             flip=self.flip_check.isChecked() and self.flip_check.isEnabled(),
             device=str(self.device_combo.currentData()),
             index_db=index_db,
+            task=self.task().key,
         )
 
     def is_running(self) -> bool:
@@ -466,7 +526,7 @@ class TranslationTrainWidget(QWidget):
         if self._running:
             return
         method = self.selected_method()
-        run_dir = new_run_dir(self.ctx.paths, f"{method}-mrct")
+        run_dir = new_run_dir(self.ctx.paths, f"{method}-{self.task().key.replace('_', '')}")
         if get_method(method).frozen_inputs and not self.teacher_combo.currentData():
             self._error("Choose a teacher model or run folder for the distilled student.")
             return

@@ -53,7 +53,8 @@ log = logging.getLogger(__name__)
 
 
 class TranslatePanel(ModelCardMixin, QWidget):
-    """MR -> synthetic CT: source, model (with its card), run/cancel, compare, export."""
+    """Source series -> synthetic image (MR -> CT and the other tasks): source, model (with its
+    card), run/cancel, compare, export."""
 
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -79,9 +80,9 @@ class TranslatePanel(ModelCardMixin, QWidget):
         # Everything stacks vertically and wraps, so the panel fits a dock about 320 px wide;
         # the result itself is shown in the central comparison viewer.
         lay = QVBoxLayout(self)
-        src = QGroupBox("Source (MR)")
+        src = QGroupBox("Source")
         sl = QHBoxLayout(src)
-        self.source_label = QLabel("Select an MR series in the browser, or open a file.")
+        self.source_label = QLabel("Select a series in the browser (MR for MR -> CT), or open a file.")
         self.source_label.setWordWrap(True)
         self.source_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.source_label.setMinimumWidth(120)
@@ -177,7 +178,7 @@ class TranslatePanel(ModelCardMixin, QWidget):
         self.refresh_models()
 
     def _volume_opened(self, volume: object) -> None:
-        """An MR series opened in the viewer becomes the source, unless work is running."""
+        """A series opened in the viewer becomes the source, unless work is running."""
         uid = getattr(getattr(volume, "source", None), "series_instance_uid", "")
         if uid and not self._busy and not getattr(volume, "synthetic", False):
             self.set_source_series(uid)
@@ -349,7 +350,7 @@ class TranslatePanel(ModelCardMixin, QWidget):
             self.metrics_label.setText(
                 "Against the registered real CT: " + ", ".join(f"{k} {v:.3g}" for k, v in result.metrics.items())
             )
-        self.context.status.emit(f"Synthetic CT ready ({result.synthetic.shape[0]} slices)")
+        self.context.status.emit(f"Synthetic {result.synthetic.modality} ready ({result.synthetic.shape[0]} slices)")
         self.context.compare_requested.emit(vols)
         self._update_buttons()
 
