@@ -109,6 +109,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("--holdout", type=float, default=0.25,
                    help="held-out fraction (default 0.25): a slab of one pair or whole patients of "
                    "several, printed at the start; 0 trains on everything")
+    r.add_argument("--heldout-patient", action="append", default=[], metavar="ID",
+                   help="hold out exactly this patient (repeatable; instead of a seeded --holdout share)")
     r.add_argument("--flip", action="store_true", help="random left-right flips")
     r.add_argument("--teacher", help="teacher run folder or model id (method distilled)")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
@@ -209,6 +211,7 @@ def cmd_translate_train(args: argparse.Namespace) -> int:
             device=args.device, threads=args.threads, seed=args.seed, extra=extra,
             evaluate=not args.no_eval, index_db=index_db, cpu_seconds=args.cpu_seconds,
             budget_minutes=args.budget_minutes, task=args.task,
+            heldout_patients=tuple(args.heldout_patient),
         )
     result = run_train_translation(spec, progress=printer("translate-train", every_s=10.0))
     s = result.summary

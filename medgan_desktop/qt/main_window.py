@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QSize, Qt, QUrl, Signal
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -575,7 +575,9 @@ class MainWindow(QMainWindow):
         if not self._sized and self._right_docks:
             self._sized = True
             if self.qsettings.value("window_state") is None:
-                self._size_docks()
+                # once the docks' layouts have taken in the panels' current minimum widths
+                # (a dock still holding a stale, wider minimum would squeeze the viewer)
+                QTimer.singleShot(0, self._size_docks)
 
     # -- drag and drop ------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802

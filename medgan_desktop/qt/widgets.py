@@ -6,14 +6,15 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QImage, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractButton,
     QComboBox,
     QFormLayout,
     QGridLayout,
     QLabel,
+    QLayout,
     QSizePolicy,
     QSpinBox,
     QWidget,
@@ -96,23 +97,100 @@ class GridImage(QLabel):
         self._rescale()
 
 
-def form_grid(pairs: list[tuple[str, QWidget]], columns: int = 2, grid: QGridLayout | None = None) -> QGridLayout:
-    """``label: field`` pairs in ``columns`` columns (an empty label: the field spans both cells)."""
-    g = grid if grid is not None else QGridLayout()
-    g.setHorizontalSpacing(8)
-    for i, (text, w) in enumerate(pairs):
-        r, c = divmod(i, columns)
-        if text:
-            lab = QLabel(text)
-            lab.setToolTip(w.toolTip())
-            lab.setBuddy(w)
-            g.addWidget(lab, r, 2 * c)
-            g.addWidget(w, r, 2 * c + 1)
-        else:
-            g.addWidget(w, r, 2 * c, 1, 2)
-    for c in range(columns):
-        g.setColumnStretch(2 * c + 1, 1)
-    return g
+class FormGrid(QWidget):
+    """``label: field`` pairs in ``columns`` columns that fold into one column when narrow.
+
+    The two-column form fits a wide side dock; on a small screen the dock may be narrower
+    than two columns need, and the grid then lays the same pairs out one under another
+    instead of widening the dock (and squeezing the viewer). An empty label makes the field
+    span its label's cell too.
+    """
+
+    _SPACING = 8
+
+    def __init__(self, pairs: list[tuple[str, QWidget]], columns: int = 2,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._columns = max(1, columns)
+        self._pairs: list[tuple[QLabel | None, QWidget]] = []
+        for text, w in pairs:
+            lab: QLabel | None = None
+            if text:
+                lab = QLabel(text)
+                lab.setToolTip(w.toolTip())
+                lab.setBuddy(w)
+            self._pairs.append((lab, w))
+        self._grid = QGridLayout(self)
+        self._grid.setContentsMargins(0, 0, 0, 0)
+        self._grid.setHorizontalSpacing(self._SPACING)
+        # The widget's minimum comes from minimumSizeHint (one column), not from whichever
+        # arrangement is current.
+        self._grid.setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
+        self._shown = 0
+        self._arrange(self._columns)
+
+    @property
+    def shown_columns(self) -> int:
+        """How many columns the pairs are laid out in now."""
+        return self._shown
+
+    def _pair_width(self, lab: QLabel | None, w: QWidget) -> tuple[int, int]:
+        field = 0 if w.isHidden() else w.minimumSizeHint().width()
+        return (lab.minimumSizeHint().width() if lab is not None else 0), field
+
+    def _width_for(self, columns: int) -> int:
+        """The narrowest width at which ``columns`` columns fit."""
+        total = 0
+        for c in range(columns):
+            label_w = field_w = span_w = 0
+            for i, (lab, w) in enumerate(self._pairs):
+                if i % columns != c:
+                    continue
+                lw, fw = self._pair_width(lab, w)
+                if lab is None:
+                    span_w = max(span_w, fw)
+                else:
+                    label_w, field_w = max(label_w, lw), max(field_w, fw)
+            total += max(span_w, label_w + self._SPACING + field_w)
+        return total + self._SPACING * (columns - 1)
+
+    def _arrange(self, columns: int) -> None:
+        if columns == self._shown:
+            return
+        for lab, w in self._pairs:
+            if lab is not None:
+                self._grid.removeWidget(lab)
+            self._grid.removeWidget(w)
+        for c in range(2 * max(self._columns, 1)):
+            self._grid.setColumnStretch(c, 0)
+        for i, (lab, w) in enumerate(self._pairs):
+            r, c = divmod(i, columns)
+            if lab is not None:
+                self._grid.addWidget(lab, r, 2 * c)
+                self._grid.addWidget(w, r, 2 * c + 1)
+            else:
+                self._grid.addWidget(w, r, 2 * c, 1, 2)
+        for c in range(columns):
+            self._grid.setColumnStretch(2 * c + 1, 1)
+        self._shown = columns
+        self.updateGeometry()
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        return QSize(self._width_for(1), self._grid.minimumSize().height())
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        return QSize(self._width_for(self._columns), self._grid.sizeHint().height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt API
+        width = event.size().width()
+        self._arrange(self._columns if width >= self._width_for(self._columns) else 1)
+        super().resizeEvent(event)
+
+
+def form_grid(pairs: list[tuple[str, QWidget]], columns: int = 2) -> FormGrid:
+    """``label: field`` pairs in ``columns`` columns that fold into one when the dock is narrow
+    (an empty label: the field spans both cells). See :class:`FormGrid`."""
+    return FormGrid(pairs, columns)
 
 
 def spin_box(lo: int, hi: int, value: int | None = None, tip: str = "") -> QSpinBox:

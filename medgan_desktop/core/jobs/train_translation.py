@@ -129,6 +129,8 @@ class TranslationTrainSpec:
             budgets given here apply).
         task: the image-to-image task (:data:`~medgan_desktop.core.imaging.tasks.TASKS`:
             mr_to_ct, ct_to_mr, t1_to_t2, ct_denoise, ct_superres).
+        heldout_patients: hold out exactly these patients (a patient split chosen by the
+            user, e.g. for a fixed benchmark fold); empty: ``holdout`` and ``seed`` decide.
     """
 
     method: str
@@ -155,6 +157,7 @@ class TranslationTrainSpec:
     budget_minutes: float = 0.0
     resume: bool = False
     task: str = DEFAULT_TASK
+    heldout_patients: tuple[str, ...] = ()
 
     def to_dict(self) -> JsonObject:
         d = dataclasses.asdict(self)
@@ -168,6 +171,7 @@ class TranslationTrainSpec:
         kw = {k: v for k, v in d.items() if k in names}
         kw["pairs"] = tuple(PairSpec(**p) for p in kw.get("pairs", ()))
         kw["extra"] = dict(kw.get("extra") or {})
+        kw["heldout_patients"] = tuple(kw.get("heldout_patients") or ())
         return cls(**kw)
 
 
@@ -388,7 +392,8 @@ def _n_slices(p: PairedVolume, axis: str) -> int:
 
 
 def split_pairs(
-    pairs: Sequence[PairedVolume], holdout: float, context: int, seed: int, axis: str = "axial"
+    pairs: Sequence[PairedVolume], holdout: float, context: int, seed: int, axis: str = "axial",
+    heldout_patients: Sequence[str] = (),
 ) -> tuple[list[PairedVolume], list[tuple[PairedVolume, list[int]]], JsonObject]:
     """Training pairs, held-out ``(pair, slices)`` and a description of the split.
 
@@ -398,6 +403,18 @@ def split_pairs(
     Raises:
         PairedDataError: too few slices for the slab, or fewer than two patients.
     """
+    if heldout_patients:
+        known = {p.patient for p in pairs}
+        missing = [p for p in heldout_patients if p not in known]
+        if missing or set(heldout_patients) >= known:
+            raise PairedDataError(
+                f"held-out patient(s) {', '.join(missing)} are not among the pairs ({', '.join(sorted(known))})"
+                if missing else "every patient would be held out: keep at least one for training")
+        te = sorted(set(heldout_patients))
+        tr = sorted(known - set(te))
+        return ([p for p in pairs if p.patient in tr],
+                [(p, list(range(_n_slices(p, axis)))) for p in pairs if p.patient in te],
+                {"kind": "patient", "train_patients": tr, "test_patients": te, "chosen": True})
     if holdout <= 0.0:
         return list(pairs), [], {"kind": "none"}
     if len(pairs) == 1:
@@ -441,8 +458,9 @@ def split_text(split: Mapping[str, Any], holdout: float) -> str:
         plane = "coronal slices" if split.get("axis") == "coronal" else "slices"
         return (f"held out: {plane} {a}-{b} of the one pair ({holdout:.0%}), scored after training; "
                 "training on the others")
-    return (f"held out: patient(s) {', '.join(split['test_patients'])} ({holdout:.0%} of the "
-            f"patients), scored after training; training on {', '.join(split['train_patients'])}")
+    share = "as chosen" if split.get("chosen") else f"{holdout:.0%} of the patients"
+    return (f"held out: patient(s) {', '.join(split['test_patients'])} ({share}), scored after training; "
+            f"training on {', '.join(split['train_patients'])}")
 
 
 def _in_slicing_order(p: PairedVolume, axis: str) -> PairedVolume:
@@ -531,12 +549,15 @@ def run_train_translation(
     spec = resolved_spec(spec)
     cls = validate(spec)
     task = get_task(spec.task)
+    if task.self_supervised and "residual" in cls.Options.names() and "residual" not in spec.extra:
+        # within one modality the network learns the correction (it starts as the identity)
+        spec = dataclasses.replace(spec, extra={**dict(spec.extra), "residual": True})
     out = Path(spec.out)
     try:
         pairs = prepare_pairs(spec, progress, cancel)
         infos = tuple(_pair_info(ps, p) for ps, p in zip(spec.pairs, pairs, strict=True))
         train_pairs, test_pairs, split = split_pairs(pairs, spec.holdout, spec.context, spec.seed,
-                                                     task.slice_axis)
+                                                     task.slice_axis, spec.heldout_patients)
         stage(progress, Stage.PREPARE, f"{task.describe()}; {split_text(split, spec.holdout)}")
         app = applicability_of_training([p.source for p in train_pairs])
         if task.source_contrast and not app.weightings:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import QEvent, QObject, QSize, Qt
 from PySide6.QtGui import QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QLineEdit,
     QMessageBox,
     QPlainTextEdit,
@@ -155,11 +156,26 @@ class _Keys(QObject):
 
 
 class _ReadPage(QWidget):
-    """The reading page; tells the panel when its width changes (to re-arrange)."""
+    """The reading page; tells the panel when its width changes (to re-arrange).
+
+    Its minimum width is always that of the stacked arrangement (the widest of its
+    parts), also while it shows the image and the controls side by side: otherwise a
+    page that was once wide would hold its dock at the wide minimum and the dock could
+    never be made narrow again (its layout sets no minimum of its own for that reason).
+    """
 
     def __init__(self, on_resize: Callable[[], None]) -> None:
         super().__init__()
         self._on_resize = on_resize
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt API)
+        lay = self.layout()
+        if lay is None:
+            return super().minimumSizeHint()
+        m = lay.contentsMargins()
+        items = [lay.itemAt(i) for i in range(lay.count())]
+        width = max((it.minimumSize().width() for it in items if it is not None), default=0)
+        return QSize(width + m.left() + m.right(), lay.minimumSize().height())
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt API)
         super().resizeEvent(event)
@@ -278,6 +294,7 @@ class ReviewPanel(QWidget):
         # the answer controls sit beside the image when the panel is wide and below it
         # when it is narrow (the docked default), so the viewer's toolbar is never clipped
         self._read_box = QBoxLayout(QBoxLayout.Direction.TopToBottom, self.read_page)
+        self._read_box.setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
         self._read_box.addWidget(self.view, 1)
         self._read_box.addLayout(side, 0)
         read = self.read_page

@@ -274,7 +274,7 @@ class TrainPanel(QWidget):
         for d in list_devices():
             self.device_combo.addItem(d.label, d.key)
         self.device_combo.setToolTip("Detected devices with their memory.")
-        mv.addLayout(
+        mv.addWidget(
             form_grid(
                 [
                     ("Size", self.size_combo),
@@ -299,8 +299,8 @@ class TrainPanel(QWidget):
             "the published quality figures were measured in float32. GPUs use bfloat16 anyway."
             + ("" if fast_bf16 else " This CPU has no fast bfloat16 kernels.")
         )
-        drow.addWidget(self.bf16_check)
         mv.addLayout(drow)
+        mv.addWidget(self.bf16_check)  # on its own line: the box fits a narrow dock
         return m_box
 
     def _build_advanced(self) -> QWidget:
@@ -327,9 +327,9 @@ class TrainPanel(QWidget):
         self.sample_every = spin_box(0, 1_000_000, 100, "Write a sample grid every N steps (0: never).")
         self.ckpt_every = spin_box(1, 1_000_000, 500, "Write a checkpoint every N steps (always at stop).")
         self.seed_spin = spin_box(0, 2**31 - 1, 0, "Random seed: the same seed and data give the same run.")
-        run.setLayout(
+        QVBoxLayout(run).addWidget(
             form_grid([("Sample every", self.sample_every), ("Checkpoint every", self.ckpt_every),
-                   ("Seed", self.seed_spin)])
+                       ("Seed", self.seed_spin)])
         )
         av.addWidget(run)
         bv.addWidget(self.advanced)

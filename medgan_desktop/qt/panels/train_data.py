@@ -68,8 +68,10 @@ class TrainDataBox(QGroupBox):
         self.path_edit.setPlaceholderText("image folder (PNG/JPEG), NIfTI/MHA file or folder")
         browse = QPushButton("Folder…")
         browse.clicked.connect(self._browse)
+        # The choice on its own line and its fields under it, so the box stays narrow enough
+        # for a side dock on a 1280-pixel screen.
+        dv.addWidget(self.rb_folder)
         row = QHBoxLayout()
-        row.addWidget(self.rb_folder)
         row.addWidget(self.path_edit, 1)
         row.addWidget(browse)
         dv.addLayout(row)
@@ -80,15 +82,18 @@ class TrainDataBox(QGroupBox):
         self.series_label.setToolTip("The series selected in the study browser.")
         self.series_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         srow.addWidget(self.series_label, 1)
+        dv.addLayout(srow)
+        brow = QHBoxLayout()
+        brow.addStretch(1)
         self.add_series_btn = QPushButton("Add")
         self.add_series_btn.setToolTip("Add the series selected in the browser to the training series.")
         self.add_series_btn.clicked.connect(self.add_selected_series)
         self.remove_series_btn = QPushButton("Remove")
         self.remove_series_btn.setToolTip("Remove the highlighted series from the list.")
         self.remove_series_btn.clicked.connect(self._remove_series)
-        srow.addWidget(self.add_series_btn)
-        srow.addWidget(self.remove_series_btn)
-        dv.addLayout(srow)
+        brow.addWidget(self.add_series_btn)
+        brow.addWidget(self.remove_series_btn)
+        dv.addLayout(brow)
         self.series_list = QListWidget()
         self.series_list.setMaximumHeight(64)
         self.series_list.setToolTip(
@@ -111,17 +116,9 @@ class TrainDataBox(QGroupBox):
         self.labels_check.toggled.connect(lambda _on: setattr(self, "labels_auto", False))
         self.flip_check = QCheckBox("Random flips")
         self.rot_check = QCheckBox("Random 90° rotations")
-        dv.addLayout(
-            form_grid(
-                [
-                    ("Channels", self.channels_combo),
-                    ("Max images", self.max_images),
-                    ("", self.labels_check),
-                    ("", self.flip_check),
-                    ("", self.rot_check),
-                ]
-            )
-        )
+        dv.addWidget(form_grid([("Channels", self.channels_combo), ("Max images", self.max_images)]))
+        for check in (self.labels_check, self.flip_check, self.rot_check):
+            dv.addWidget(check)
         self.rb_series.toggled.connect(self._on_source_changed)
         self.volumes_btn = QToolButton()
         self.volumes_btn.setText("Volumes: slice axis, modality, window")
@@ -166,7 +163,7 @@ class TrainDataBox(QGroupBox):
         self.window_check.toggled.connect(self.window_hi.setEnabled)
         vg = form_grid([("Slice axis", self.axis_combo), ("Modality", self.modality_combo)])
         vv = QVBoxLayout(vol)
-        vv.addLayout(vg)
+        vv.addWidget(vg)
         wrow = QHBoxLayout()
         wrow.addWidget(self.window_check)
         wrow.addWidget(QLabel("from"))

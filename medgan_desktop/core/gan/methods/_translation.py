@@ -42,6 +42,10 @@ class UNetOptions(MethodOptions):
         0.0, "Body weight", "Extra L1 weight inside the body mask (0: the whole image counts alike).",
         hi=100.0, decimals=2,
     )
+    residual: bool = option(
+        False, "Residual", "Learn the correction to the input instead of the whole image (input + "
+        "output): for tasks within one modality (denoising, super-resolution), set by the task.",
+    )
 
 
 @dataclass(frozen=True)
@@ -65,11 +69,23 @@ class UNetPatchOptions(UNetOptions, PatchOptions):
     """A U-Net generator against a conditional PatchGAN (pix2pix, distilled students)."""
 
 
+class ResidualUNet(UNetGenerator):
+    """A U-Net that outputs the input's centre slice plus its correction (clipped to [-1, 1]),
+    so it starts as the identity: denoising and super-resolution learn what to change. The
+    weights are the U-Net's (same names)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1] // 2
+        out: torch.Tensor = (x[:, c:c + 1] + super().forward(x)).clamp(-1.0, 1.0)
+        return out
+
+
 def build_unet(config: MethodConfig, opts: UNetOptions) -> UNetGenerator:
     """The U-Net generator described by ``config`` and ``opts``."""
-    return UNetGenerator(in_channels=config.in_channels, out_channels=config.channels, base_filters=config.base_filters,
-                         depth=opts.depth if opts.depth else min(max_depth(config.size), 8), norm=opts.norm,
-                         dropout=opts.dropout)
+    cls = ResidualUNet if opts.residual else UNetGenerator
+    return cls(in_channels=config.in_channels, out_channels=config.channels, base_filters=config.base_filters,
+               depth=opts.depth if opts.depth else min(max_depth(config.size), 8), norm=opts.norm,
+               dropout=opts.dropout)
 
 
 def build_patch_d(in_channels: int, config: MethodConfig, opts: PatchOptions) -> PatchDiscriminator:
