@@ -37,7 +37,13 @@ def register(sub: Any) -> None:
     ev.add_argument("--real", type=Path, help="folder of real images")
     ev.add_argument("--fake", type=Path, help="folder of synthetic images")
     ev.add_argument("--memorization", action="store_true", help="flag near-copies of training images")
-    ev.add_argument("--train", type=Path, help="training images (memorisation / utility)")
+    ev.add_argument("--train", type=Path,
+                    help="training images (memorisation / utility; the C2ST null compares them with --real)")
+    ev.add_argument("--c2st", action="store_true",
+                    help="classifier two-sample test: a small CNN trained from scratch in 5 folds to tell "
+                    "--real from --fake (accuracy 0.5 = indistinguishable), with AUC, a binomial p-value "
+                    "and the real-vs-real null (--train vs --real, else two halves of --real)")
+    ev.add_argument("--c2st-size", type=int, default=64, help="C2ST image size (default 64)")
     ev.add_argument("--test", type=Path, help="held-out real test images (utility)")
     ev.add_argument("--utility", action="store_true", help="downstream classifier utility study")
     ev.add_argument("--seeds", type=int, default=5, help="utility: number of seeds")
@@ -118,7 +124,8 @@ def _unpaired(args: argparse.Namespace) -> int:
     res = run_unpaired(UnpairedSpec(
         real=args.real, fake=args.fake, extractor=str(args.extractor),
         memorization=args.memorization, train=args.train, limit=args.limit or 0,
-        percentile=args.percentile, html=str(args.html or "")), progress=_progress(args))
+        percentile=args.percentile, html=str(args.html or ""), c2st=args.c2st,
+        c2st_size=args.c2st_size), progress=_progress(args))
     d = _json_safe(res.to_dict())
     if args.json:
         print(json.dumps(d, indent=2))
@@ -136,6 +143,9 @@ def _unpaired(args: argparse.Namespace) -> int:
                   f"(reference: {summary['reference']})")
             if summary.get("reference_note"):
                 print(f"note: {summary['reference_note']}", file=sys.stderr)
+        for rep in (res.c2st, res.c2st_null):
+            if rep is not None:
+                print(rep.describe())
     return 0
 
 

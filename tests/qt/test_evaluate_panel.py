@@ -137,3 +137,28 @@ def test_paired_fusion_sources_add_scd(panel, qtbot, tmp_path, shared_data: Path
     qtbot.waitUntil(lambda: not panel.is_busy(), timeout=60000)
     t = panel.table_dict()
     assert "SCD (fusion)" not in t and "spatial frequency reference" in t
+
+
+def test_unpaired_c2st_rows_and_status(panel, qtbot, tmp_path, shared_data: Path):
+    files = sorted((shared_data / "chest_xray" / "train" / "NORMAL").glob("IM-*.jpeg"))[:40]
+    real, fake = tmp_path / "real", tmp_path / "fake"
+    real.mkdir()
+    fake.mkdir()
+    for f in files[:20]:
+        shutil.copy(f, real / f.name)
+    from PIL import Image
+
+    for i, f in enumerate(files[20:]):
+        img = np.asarray(Image.open(f).convert("L").resize((64, 64)), dtype=np.float32)
+        Image.fromarray((img * 0.5).astype(np.uint8)).save(fake / f"s{i}.png")
+    panel.real_row.edit.setText(str(real))
+    panel.fake_row.edit.setText(str(fake))
+    assert not panel.train_row.isEnabled()
+    panel.c2st_check.setChecked(True)
+    assert panel.train_row.isEnabled()  # the training images serve as the C2ST's null
+    panel.run()
+    qtbot.waitUntil(lambda: not panel.is_busy(), timeout=120000)
+    t = panel.table_dict()
+    assert float(t["C2ST accuracy (0.5: indistinguishable)"]) > 0.8
+    assert "C2ST null: real (half A) vs real (half B)" in t
+    assert "C2ST accuracy" in panel.status_label.text()

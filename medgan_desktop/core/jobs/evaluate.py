@@ -2,7 +2,8 @@
 
 * unpaired (:class:`UnpairedSpec`): real vs synthetic image folders, in the features of the
   shipped extractor (or local InceptionV3 FID weights): FD/FID, KID, precision/recall,
-  density/coverage, spatial frequency, and optionally memorisation;
+  density/coverage, spatial frequency, and optionally memorisation and the classifier
+  two-sample test (C2ST) with its real-vs-real null;
 * paired (:class:`PairedSpec`): a synthetic volume against its reference (SynthRAD MAE,
   PSNR, SSIM, MS-SSIM, per tissue; SCD for fusions);
 * utility (:class:`UtilitySpec`): does adding synthetic images help a small classifier;
@@ -41,6 +42,8 @@ class UnpairedSpec:
         limit: at most this many images per folder (0: all).
         percentile: the near-copy threshold percentile.
         html: write an HTML report here ("" none).
+        c2st: also run the classifier two-sample test and its real-vs-real null.
+        c2st_size: the test's image size.
     """
 
     real: Path
@@ -51,6 +54,8 @@ class UnpairedSpec:
     limit: int = 0
     percentile: float = 1.0
     html: str = ""
+    c2st: bool = False
+    c2st_size: int = 64
 
 
 @dataclass(frozen=True)
@@ -115,7 +120,8 @@ def run_unpaired(spec: UnpairedSpec, progress: ProgressCallback = no_progress,
     ext = extractor_for(spec.extractor)
     return _reported(spec.html, unpaired_html, lambda: evaluate_sets(
         spec.real, spec.fake, ext, memorization=spec.memorization, train=spec.train,
-        limit=spec.limit or None, percentile=spec.percentile, progress=progress, cancel=cancel))
+        limit=spec.limit or None, percentile=spec.percentile, progress=progress, cancel=cancel,
+        two_sample=spec.c2st, two_sample_size=spec.c2st_size))
 
 
 def run_paired(spec: PairedSpec, progress: ProgressCallback = no_progress,

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from medgan_desktop.core.metrics.c2st import DEFAULT_SIZE, C2stReport, c2st, real_vs_real
 from medgan_desktop.core.metrics.distribution import DistributionReport, compare_features, inception_score
 from medgan_desktop.core.metrics.features import FeatureExtractor, InceptionV3Extractor, load_extractor
 from medgan_desktop.core.metrics.fusion import scd_scaled, spatial_frequency
@@ -52,12 +53,18 @@ class UnpairedResult:
     train_thumbs: NDArray[np.float32] | None = None
     real_features: NDArray[np.float64] | None = None
     fake_features: NDArray[np.float64] | None = None
+    c2st: C2stReport | None = None
+    c2st_null: C2stReport | None = None
 
     def to_dict(self) -> JsonObject:
         """The CLI's JSON: metric keys at the top level, ``memorization`` as a list."""
         d: JsonObject = self.distribution.to_dict()
         d["spatial_frequency_real"] = self.spatial_frequency_real
         d["spatial_frequency_fake"] = self.spatial_frequency_fake
+        if self.c2st is not None:
+            d["c2st"] = self.c2st.to_dict()
+        if self.c2st_null is not None:
+            d["c2st_null"] = self.c2st_null.to_dict()
         if self.memorization is not None:
             m = self.memorization
             d["memorization"] = [
@@ -116,6 +123,8 @@ def evaluate_sets(
     kid_subsets: int = 100,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
+    two_sample: bool = False,
+    two_sample_size: int = DEFAULT_SIZE,
 ) -> UnpairedResult:
     """Compare a folder of real images with a folder of synthetic ones.
 
@@ -131,12 +140,15 @@ def evaluate_sets(
         limit: read at most this many images per folder.
         percentile: near-copy threshold percentile of the reference distances.
         kid_subsets: number of KID subsets.
+        two_sample: also run the classifier two-sample test (C2ST, real vs synthetic at
+            ``two_sample_size``²) and its real-vs-real null (training images vs the real
+            set when ``train`` is given, else two halves of the real set).
         progress: progress callback.
         cancel: cancel token.
     """
     ext = extractor if not isinstance(extractor, str | Path) else load_extractor(extractor)
     size = 299 if isinstance(ext, InceptionV3Extractor) else 128
-    n_stages = 6 if memorization else 5
+    n_stages = 5 + int(memorization) + 2 * int(two_sample)
     real_set = load_images(real, size=size, limit=limit,
                            progress=_sub(progress, 0, n_stages, "real images"), cancel=cancel)
     fake_set = load_images(fake, size=size, limit=limit,
@@ -174,10 +186,23 @@ def evaluate_sets(
                                    [str(f) for f in fake_set.files], train_files, percentile,
                                    progress=_sub(progress, 5, n_stages, "memorisation"),
                                    cancel=cancel)
+    two: C2stReport | None = None
+    null: C2stReport | None = None
+    if two_sample:
+        stage = 5 + int(memorization)
+        real_c = real_set.stack(two_sample_size)
+        two = c2st(real_c, fake_set.stack(two_sample_size), size=two_sample_size,
+                   progress=_sub(progress, stage, n_stages, "classifier two-sample test"), cancel=cancel)
+        other = None
+        if train is not None:
+            tset = load_images(train, size=size, limit=limit, cancel=cancel)
+            other = tset.stack(two_sample_size)
+        null = real_vs_real(real_c, other, size=two_sample_size,
+                            progress=_sub(progress, stage + 1, n_stages, "real-vs-real null"), cancel=cancel)
     progress(Progress(n_stages, n_stages, "done"))
     return UnpairedResult(rep, mem, _mean_sf(real_set), _mean_sf(fake_set),
                           [str(f) for f in real_set.files], [str(f) for f in fake_set.files],
-                          train_files, real_thumbs, fake_thumbs, train_thumbs, fr, ff)
+                          train_files, real_thumbs, fake_thumbs, train_thumbs, fr, ff, two, null)
 
 
 def open_volume(path: Path | str) -> Volume:

@@ -176,6 +176,13 @@ def unpaired_rows(res: UnpairedResult, memorisation: bool = False) -> list[tuple
         ("spatial frequency (synthetic)", res.spatial_frequency_fake)]
     if d.inception_score is not None:
         rows.append(("Inception Score", d.inception_score))
+    for key, rep in (("C2ST", res.c2st), ("C2ST null", res.c2st_null)):
+        if rep is not None:
+            rows += [(f"{key}: {rep.set_a} vs {rep.set_b}", f"{rep.n_per_set} per set, {rep.folds} folds, "
+                      f"{rep.size} px"),
+                     (f"{key} accuracy (0.5: indistinguishable)", rep.accuracy),
+                     (f"{key} accuracy spread over folds", rep.accuracy_std),
+                     (f"{key} AUC", rep.auc), (f"{key} p-value", rep.p_value)]
     m = res.memorization
     if memorisation and m is not None:
         rows += [("near-copies flagged", len(m.flagged)),
