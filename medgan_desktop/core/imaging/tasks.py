@@ -47,6 +47,8 @@ class Pairing(StrEnum):
 
 
 class Degradation(StrEnum):
+    """How a self-supervised task makes its input from the real image (none: real pairs)."""
+
     NONE = "none"
     LOW_DOSE = "low_dose"
     THICK_SLICES = "thick_slices"

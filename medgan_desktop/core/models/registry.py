@@ -34,6 +34,21 @@ class ModelExistsError(ModelError):
     """A user model with the requested id already exists (import with ``replace``)."""
 
 
+
+def run_description(text: str, where: str) -> JsonObject:
+    """``run.json`` text as a run description (an object naming its method).
+
+    Raises:
+        ValueError: one sentence starting with ``where``: not JSON, or no method named.
+    """
+    try:
+        run = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{where} is not valid JSON: {exc}") from exc
+    if not isinstance(run, dict) or "method" not in run:
+        raise ValueError(f"{where} names no method")
+    return run
+
 @dataclass(frozen=True)
 class ModelEntry:
     """One catalogue entry (see ``models/manifest.schema.json`` for every field)."""
@@ -248,11 +263,9 @@ class ModelRegistry:
             raise ModelError(f"model card {card} does not exist")
         run_json_text = self._run_json_for(run_dir, weights)
         try:
-            run = json.loads(run_json_text)
+            run = run_description(run_json_text, f"the run description of {source}")
         except ValueError as exc:
-            raise ModelError(f"the run description of {source} is not valid JSON: {exc}") from exc
-        if not isinstance(run, dict) or "method" not in run:
-            raise ModelError(f"the run description of {source} names no method")
+            raise ModelError(str(exc)) from exc
         if model_id is None:
             model_id = run_dir.name if source.is_dir() else (
                 source.stem if source.stem != "weights" else run_dir.name)

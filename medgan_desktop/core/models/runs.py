@@ -34,6 +34,7 @@ from medgan_desktop import __version__
 from medgan_desktop.core.atomic import atomic_write_bytes
 from medgan_desktop.core.gan.methods.base import GanMethod, MethodConfig, get_method
 from medgan_desktop.core.imaging.intensity import IntensityWindow
+from medgan_desktop.core.models.registry import run_description
 from medgan_desktop.core.types import JsonObject
 
 FORMAT = 1
@@ -309,12 +310,9 @@ def embedded_run(path: Path) -> JsonObject | None:
     if text is None:
         return None
     try:
-        run = json.loads(text)
+        return run_description(text, f"{path}: its embedded {RUN_META_KEY!r} metadata")
     except ValueError as exc:
-        raise ModelLoadError(f"{path}: its embedded {RUN_META_KEY!r} metadata is not JSON: {exc}") from exc
-    if not isinstance(run, dict) or "method" not in run:
-        raise ModelLoadError(f"{path}: its embedded {RUN_META_KEY!r} metadata names no method")
-    return run
+        raise ModelLoadError(str(exc)) from exc
 
 
 def inference_network_name(method: GanMethod) -> str:
