@@ -112,6 +112,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("--heldout-patient", action="append", default=[], metavar="ID",
                    help="hold out exactly this patient (repeatable; instead of a seeded --holdout share)")
     r.add_argument("--flip", action="store_true", help="random left-right flips")
+    r.add_argument("--slice-qc", type=float, default=0.0, metavar="RATIO",
+                   help="2D image pairs: leave out of training and held-out scoring the slices whose "
+                   "registration ends below RATIO x the pair's median MI (e.g. 0.7; default 0 keeps all); "
+                   "each left-out slice is printed, all are saved in the run's registration_qc.csv")
     r.add_argument("--teacher", help="teacher run folder or model id (method distilled)")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     r.add_argument("--threads", type=int, default=0,
@@ -211,7 +215,7 @@ def cmd_translate_train(args: argparse.Namespace) -> int:
             device=args.device, threads=args.threads, seed=args.seed, extra=extra,
             evaluate=not args.no_eval, index_db=index_db, cpu_seconds=args.cpu_seconds,
             budget_minutes=args.budget_minutes, task=args.task,
-            heldout_patients=tuple(args.heldout_patient),
+            heldout_patients=tuple(args.heldout_patient), slice_qc=args.slice_qc,
         )
     result = run_train_translation(spec, progress=printer("translate-train", every_s=10.0))
     s = result.summary

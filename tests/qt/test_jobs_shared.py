@@ -200,12 +200,15 @@ def test_train_translation(qtbot, ctx: AppContext, tmp_path: Path,  # type: igno
     w.method_combo.setCurrentIndex(w.method_combo.findData("unet_l1"))
     w.add_pair(str(mr), str(ct))
     w.steps_spin.setValue(9)
+    w.register_check.setChecked(True)
+    w.qc_spin.setValue(0.7)
     w.start()
     _cli(["translate-train", "--method", "unet_l1", "--pair", str(mr), str(ct), "--steps", "9",
-          "--out", str(tmp_path / "run")])
+          "--register", "--slice-qc", "0.7", "--out", str(tmp_path / "run")])
     gui, cli = seen
     _same(gui, cli, ("method", "register", "affine", "size", "context", "steps", "batch", "holdout",
-                     "extra"))
+                     "extra", "slice_qc"))
+    assert gui.slice_qc == 0.7
     assert [Path(p.mr) for p in gui.pairs] == [Path(p.mr) for p in cli.pairs]
 
 

@@ -131,6 +131,10 @@ class TranslationTrainSpec:
             mr_to_ct, ct_to_mr, t1_to_t2, ct_denoise, ct_superres).
         heldout_patients: hold out exactly these patients (a patient split chosen by the
             user, e.g. for a fixed benchmark fold); empty: ``holdout`` and ``seed`` decide.
+        slice_qc: 2D image pairs with ``register``: leave out of training and held-out
+            scoring the slices whose final MI is below this share of the pair's median
+            (:func:`~medgan_desktop.core.training.pairs.slice_qc`; 0 keeps all). Every
+            slice's values and verdict are printed and saved in ``registration_qc.csv``.
     """
 
     method: str
@@ -158,6 +162,7 @@ class TranslationTrainSpec:
     resume: bool = False
     task: str = DEFAULT_TASK
     heldout_patients: tuple[str, ...] = ()
+    slice_qc: float = 0.0
 
     def to_dict(self) -> JsonObject:
         d = dataclasses.asdict(self)
@@ -292,7 +297,31 @@ def registration_text(quality: Mapping[str, Any] | None) -> str:
         return "not registered (resampled onto the MR grid)"
     stages = "+".join(str(s) for s in quality.get("stages", ()))
     text = f"MI {float(quality['initial_mi']):.3f} -> {float(quality['final_mi']):.3f}"
-    return f"{text} ({stages})" if stages else text
+    text = f"{text} ({stages})" if stages else text
+    per_slice = quality.get("per_slice") or []
+    if per_slice and float(quality.get("qc_ratio") or 0.0) > 0.0:
+        out = [f"{q['file']} {float(q['final_mi']):.2f}" for q in per_slice if not q.get("kept", True)]
+        text += (f"; registration QC kept {quality['kept']} of {len(per_slice)} slices"
+                 + (f", left out: {', '.join(out)}" if out else ""))
+    return text
+
+
+#: Per-slice registration values and QC verdicts of a run's 2D pairs (in the run folder).
+REGISTRATION_QC = "registration_qc.csv"
+
+
+def write_registration_qc(run_dir: Path, pairs: Sequence[PairedVolume]) -> Path | None:
+    """Every registered slice's MI before/after and whether it was kept, as CSV (atomically)."""
+    rows = [(p.patient, q) for p in pairs if p.registration for q in p.registration.get("per_slice") or []]
+    if not rows:
+        return None
+    lines = ["patient,file,initial_mi,final_mi,stages,kept"]
+    for patient, q in rows:
+        lines.append(f"{patient},{q['file']},{float(q['initial_mi']):.4f},{float(q['final_mi']):.4f},"
+                     f"{'+'.join(q.get('stages', ()))},{'yes' if q.get('kept', True) else 'no'}")
+    path = run_dir / REGISTRATION_QC
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
 
 
 # -- steps ------------------------------------------------------------------------------------
@@ -357,6 +386,7 @@ def _load_one(
             return load_image_pair(
                 Path(ps.mr), Path(ps.ct), register=spec.register, affine=spec.affine,
                 max_side=max(64, spec.size), patient=ps.patient, cancel=cancel, task=task,
+                qc_ratio=spec.slice_qc if spec.register else 0.0,
             )
         if any(images):
             raise PairedDataError(
@@ -413,7 +443,7 @@ def split_pairs(
         te = sorted(set(heldout_patients))
         tr = sorted(known - set(te))
         return ([p for p in pairs if p.patient in tr],
-                [(p, list(range(_n_slices(p, axis)))) for p in pairs if p.patient in te],
+                [(p, _usable(p, axis)) for p in pairs if p.patient in te],
                 {"kind": "patient", "train_patients": tr, "test_patients": te, "chosen": True})
     if holdout <= 0.0:
         return list(pairs), [], {"kind": "none"}
@@ -426,6 +456,11 @@ def split_pairs(
                 f"{exc}: one pair needs more slices for a held-out slab (a 2D image pair has one "
                 "slice; give a folder of slices or several pairs), or use holdout 0"
             ) from exc
+        usable = set(_usable(p, axis))
+        train_idx = [k for k in train_idx if k in usable]
+        test_idx = [k for k in test_idx if k in usable]
+        if not train_idx or not test_idx:
+            raise PairedDataError("too few slices passed the registration quality control for a held-out slab")
         train_pairs = [
             PairedVolume(p.source, p.target, p.patient, tuple(train_idx), p.registration)
         ]
@@ -444,8 +479,13 @@ def split_pairs(
         )
     tr, te = patient_split(patients, holdout, seed)
     train_pairs = [p for p in pairs if p.patient in tr]
-    test_pairs = [(p, list(range(_n_slices(p, axis)))) for p in pairs if p.patient in te]
+    test_pairs = [(p, _usable(p, axis)) for p in pairs if p.patient in te]
     return train_pairs, test_pairs, {"kind": "patient", "train_patients": tr, "test_patients": te}
+
+
+def _usable(p: PairedVolume, axis: str) -> list[int]:
+    """The pair's slices that may be used (those that passed the registration QC)."""
+    return list(p.slices) if p.slices is not None else list(range(_n_slices(p, axis)))
 
 
 def split_text(split: Mapping[str, Any], holdout: float) -> str:
@@ -616,6 +656,8 @@ def run_train_translation(
     with training_errors():
         summary = train(cls.name, mcfg, tcfg, dataset, out, progress=progress, cancel=cancel,
                         resume=spec.resume, frozen_networks=frozen)
+    if out.is_dir():
+        write_registration_qc(out, pairs)
     heldout: JsonObject | None = None
     if spec.evaluate and test_pairs and not summary.cancelled:
         heldout = evaluate_heldout(out, test_pairs, task, spec.device, progress, cancel)

@@ -107,6 +107,8 @@ def heldout_case(model: LoadedModel, pair: PairedVolume, slices: Sequence[int], 
         refs = {}
     out = score(pred, ref, mask, task)
     out["references"] = {name: score(v, ref, mask, task) for name, v in refs.items()}
+    out["patient"] = pair.patient
+    out["slices"] = len(slices)
     return out
 
 

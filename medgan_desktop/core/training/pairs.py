@@ -308,9 +308,27 @@ def grey_to_hu(img: NDArray[np.float32]) -> tuple[NDArray[np.float32], str]:
     return img.astype(np.float32, copy=False), "values taken as HU"
 
 
+def slice_qc(per_slice: list[JsonObject], min_ratio: float) -> list[bool]:
+    """Which registered slices pass the quality control (marks each entry ``"kept"``).
+
+    A slice passes when its final mutual information is at least ``min_ratio`` times the
+    median final MI of the pair's slices and the registration did not lower it below the
+    starting alignment's. ``min_ratio`` 0 keeps every slice.
+    """
+    final = np.array([float(q["final_mi"]) for q in per_slice], dtype=np.float64)
+    median = float(np.median(final)) if len(final) else 0.0
+    keep = []
+    for q, f in zip(per_slice, final, strict=True):
+        ok = min_ratio <= 0.0 or (f >= min_ratio * median and f >= float(q["initial_mi"]) - 1e-6)
+        q["kept"] = bool(ok)
+        keep.append(bool(ok))
+    return keep
+
+
 def load_image_pair(mr_path: Path, ct_path: Path, *, register: bool = True, affine: bool = False, max_side: int = 256,
                     patient: str = "", progress: ProgressCallback = no_progress,
-                    cancel: CancelToken | None = None, task: TranslationTask | None = None) -> PairedVolume:
+                    cancel: CancelToken | None = None, task: TranslationTask | None = None,
+                    qc_ratio: float = 0.0) -> PairedVolume:
     """2D MR/CT image pairs (PNG/JPEG, one file or a folder of slices) as a paired volume.
 
     The slices are matched by file name (else by order). The MR slices are scaled so the
@@ -319,6 +337,10 @@ def load_image_pair(mr_path: Path, ct_path: Path, *, register: bool = True, affi
     registration.register_2d`: similarity, then affine with ``affine``) since 2D pairs
     often differ in field of view, scale and position. Without ``register`` the CT slice
     is only resized onto the MR slice. CT grey levels are mapped to HU by :func:`grey_to_hu`.
+
+    With ``register`` and ``qc_ratio`` > 0 the slices that register poorly (see
+    :func:`slice_qc`) are left out of the pair's usable ``slices`` (training and held-out
+    scoring alike); every slice's values and verdict stay in ``registration["per_slice"]``.
 
     Returns:
         The pair; ``registration`` holds the mean initial/final MI and the per-slice values.
@@ -400,6 +422,13 @@ def load_image_pair(mr_path: Path, ct_path: Path, *, register: bool = True, affi
             "per_slice": per_slice,
         }
         quality["improvement"] = quality["final_mi"] - quality["initial_mi"]
+        keep = slice_qc(per_slice, qc_ratio)
+        quality["qc_ratio"] = qc_ratio
+        quality["kept"] = sum(keep)
+        quality["excluded"] = [q["file"] for q in per_slice if not q["kept"]]
+        if not any(keep):
+            raise PairedDataError(f"no slice of {mr_path.name} passed the registration quality control "
+                                  f"(final MI at least {qc_ratio:g} x the median)")
     desc = f"{mr_path.name} ({len(pairs)} images)"
     mr_vol = Volume(
         np.stack(mr_slices),
@@ -417,7 +446,10 @@ def load_image_pair(mr_path: Path, ct_path: Path, *, register: bool = True, affi
         description=f"{ct_path.name} ({mapping})",
         meta={"grey_to_hu": mapping},
     )
-    return PairedVolume(mr_vol, ct_vol, patient or patient_name(mr_path), None, quality)
+    kept: tuple[int, ...] | None = None
+    if quality is not None and quality["excluded"]:
+        kept = tuple(k for k, q in enumerate(per_slice) if q["kept"])
+    return PairedVolume(mr_vol, ct_vol, patient or patient_name(mr_path), kept, quality)
 
 
 def index_pairs(index: StudyIndex) -> list[tuple[str, str, str]]:

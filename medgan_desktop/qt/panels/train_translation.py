@@ -193,6 +193,26 @@ class TranslationTrainWidget(QWidget):
         reg.addWidget(self.affine_check)
         reg.addStretch(1)
         v.addLayout(reg)
+        qc = QHBoxLayout()
+        self.qc_label = QLabel("Slice QC")
+        self.qc_spin = QDoubleSpinBox()
+        self.qc_spin.setRange(0.0, 1.0)
+        self.qc_spin.setSingleStep(0.05)
+        self.qc_spin.setDecimals(2)
+        self.qc_spin.setSpecialValueText("off")
+        self.qc_spin.setValue(_DEFAULTS.slice_qc)
+        self.qc_spin.setToolTip(
+            "2D image pairs: leave out the slices whose registration ends below this share of the "
+            "pair's median mutual information (e.g. 0.70), from training and from the held-out "
+            "scores. Each left-out slice is listed in the log; every slice's values are saved in the "
+            "run's registration_qc.csv. Off keeps every slice.")
+        self.qc_label.setBuddy(self.qc_spin)
+        self.register_check.toggled.connect(self.qc_spin.setEnabled)
+        self.qc_spin.setEnabled(_DEFAULTS.register)
+        qc.addWidget(self.qc_label)
+        qc.addWidget(self.qc_spin)
+        qc.addStretch(1)
+        v.addLayout(qc)
         self._on_task_changed()
         return box
 
@@ -220,6 +240,8 @@ class TranslationTrainWidget(QWidget):
         self.register_check.setText(f"Register {tgt} onto {src}")
         self.register_check.setVisible(not one)
         self.affine_check.setVisible(not one)
+        self.qc_label.setVisible(not one)
+        self.qc_spin.setVisible(not one)
         if one:
             self.task_note.setText(f"{t.describe()}. Add one real {t.target_modality} per patient; "
                                    "the model never sees the held-out part.")
@@ -506,6 +528,7 @@ class TranslationTrainWidget(QWidget):
             out=str(out),
             register=self.register_check.isChecked(),
             affine=self.register_check.isChecked() and self.affine_check.isChecked(),
+            slice_qc=float(self.qc_spin.value()) if self.register_check.isChecked() else 0.0,
             size=int(self.size_combo.currentData()),
             context=self.context_spin.value(),
             base_filters=self.filters_spin.value(),
