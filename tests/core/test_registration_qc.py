@@ -68,3 +68,25 @@ def test_translate_train_slice_qc_prints_saves_and_leaves_slices_out(
     kept1 = sum(r["kept"] == "yes" for r in rows if r["patient"] == "Patient_01")
     held = json.loads((run / "heldout_metrics.json").read_text())
     assert [(c["patient"], c["slices"]) for c in held["per_case"]] == [("Patient_01", kept1)]
+
+
+def test_scoring_takes_non_adjacent_slices_of_2d_stacks_only(pngs: Path, tmp_path: Path) -> None:
+    from medgan_desktop.core.imaging.slices import volume_slices
+    from medgan_desktop.core.imaging.tasks import get_task
+    from medgan_desktop.core.jobs.translation_eval import evaluate_heldout
+    from medgan_desktop.core.training.pairs import load_image_pair
+    from medgan_desktop.core.volume import Volume
+
+    p1, p2 = pngs / "Patient_01", pngs / "Patient_02"
+    run = tmp_path / "run"
+    assert main(["translate-train", "--method", "unet_l1", "--register", "--pair", str(p1 / "T1"), str(p1 / "CT"),
+                 "--pair", str(p2 / "T1"), str(p2 / "CT"), "--heldout-patient", "Patient_02", "--no-eval",
+                 "--out", str(run), "--size", "32", "--steps", "1", "--batch", "1", "--device", "cpu"]) == 0
+    pair = load_image_pair(p2 / "T1", p2 / "CT", register=True, max_side=64, patient="Patient_02")
+    assert not pair.source.geometry_known and not pair.target.geometry_known
+    held = evaluate_heldout(run, [(pair, [0, 2, 5])], get_task("mr_to_ct"))
+    assert held["per_case"][0]["slices"] == 3 and held["mae"] > 0
+    ct = Volume(np.zeros((6, 4, 4), np.float32), modality="CT", units="HU")
+    assert volume_slices(ct, [1, 2, 3]).shape == (3, 4, 4)
+    with pytest.raises(ValueError, match="contiguous"):
+        volume_slices(ct, [0, 2])  # a volume with geometry: the gap would be hidden

@@ -49,6 +49,23 @@ def context_indices(k: int, n: int, context: int) -> list[int]:
     return [min(max(k + d, 0), n - 1) for d in range(-context, context + 1)]
 
 
+def volume_slices(vol: Volume, slices: Sequence[int]) -> Volume:
+    """The slices ``slices`` (ascending) of ``vol``: a slab when they are contiguous; any
+    selection for a stack of 2D images without patient geometry (slices left out by the
+    registration QC), where no spacing is implied between them.
+
+    Raises:
+        ValueError: non-adjacent slices of a volume with patient geometry (the result
+            would claim a spacing it does not have).
+    """
+    ks = list(slices)
+    if ks and ks == list(range(ks[0], ks[0] + len(ks))):
+        return volume_slab(vol, ks)
+    if not ks or vol.geometry_known or ks != sorted(set(ks)):
+        raise ValueError("a volume with patient geometry can only be cut into contiguous slabs")
+    return replace(vol, array=np.ascontiguousarray(vol.array[ks]))
+
+
 def volume_slab(vol: Volume, slices: Sequence[int]) -> Volume:
     """A sub-volume of contiguous slices ``slices`` (origin moved accordingly)."""
     ks = list(slices)

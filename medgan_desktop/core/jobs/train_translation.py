@@ -42,7 +42,7 @@ from medgan_desktop.core.dicom.series import load_series_from_index
 from medgan_desktop.core.gan.methods.base import GanMethod, MethodConfig, Task, get_method
 from medgan_desktop.core.gan.options import OptionError
 from medgan_desktop.core.gan.recommend import ALIAS, translation_recipe
-from medgan_desktop.core.imaging.slices import volume_slab
+from medgan_desktop.core.imaging.slices import volume_slices
 from medgan_desktop.core.imaging.tasks import DEFAULT_TASK, TranslationTask, get_task, slice_view
 from medgan_desktop.core.jobs.base import JobError, training_errors
 from medgan_desktop.core.jobs.translation_eval import evaluate_heldout
@@ -526,10 +526,10 @@ def build_dataset(
     train_pairs = [_in_slicing_order(p, task.slice_axis) for p in train_pairs]
     if method in UNPAIRED_METHODS:
         srcs = [
-            p.source if p.slices is None else volume_slab(p.source, p.slices) for p in train_pairs
+            p.source if p.slices is None else volume_slices(p.source, p.slices) for p in train_pairs
         ]
         tgts = [
-            p.target if p.slices is None else volume_slab(p.target, p.slices) for p in train_pairs
+            p.target if p.slices is None else volume_slices(p.target, p.slices) for p in train_pairs
         ]
         regs = [p.registration for p in train_pairs if p.registration]
         return UnpairedSliceDataset(

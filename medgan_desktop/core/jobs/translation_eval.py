@@ -25,7 +25,7 @@ import numpy as np
 from scipy import ndimage
 
 from medgan_desktop.core.imaging.intensity import CT_HU_RANGE
-from medgan_desktop.core.imaging.slices import volume_slab
+from medgan_desktop.core.imaging.slices import volume_slices
 from medgan_desktop.core.imaging.tasks import (
     MR_DISPLAY_RANGE,
     Degradation,
@@ -70,7 +70,7 @@ def score(pred: Volume, ref: Volume, mask: BoolArray, task: TranslationTask) -> 
 
 
 def _k_part(v: Volume, ks: Sequence[int]) -> Volume:
-    return volume_slab(v, ks)
+    return volume_slices(v, ks)
 
 
 def _j_part(v: Volume, js: Sequence[int]) -> Volume:

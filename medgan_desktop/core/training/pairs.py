@@ -445,6 +445,7 @@ def load_image_pair(mr_path: Path, ct_path: Path, *, register: bool = True, affi
         units="HU" if tgt_mod == "CT" else "scanner",
         description=f"{ct_path.name} ({mapping})",
         meta={"grey_to_hu": mapping},
+        geometry_known=False,
     )
     kept: tuple[int, ...] | None = None
     if quality is not None and quality["excluded"]:
