@@ -9,7 +9,9 @@ onto it first, then refined slice by slice in the coronal plane).
 Slices (along k) are normalised exactly as in training
 (:mod:`medgan_desktop.core.training.slice_data`): the MR between its per-volume
 0.5/99.5 percentiles, neighbours stacked as channels for 2.5D models, padded to
-a centred square and resized to the model size. The network runs on batches of
+a centred square and resized to the model size (models trained on crops at the images'
+own resolution, for denoising and super-resolution, see whole slices at that resolution,
+padded to the network's stride). The network runs on batches of
 ``batch_size`` slices (so memory stays bounded whatever the volume size), its
 output is resized back, cropped and mapped from [-1, 1] to HU.
 """
@@ -135,16 +137,22 @@ def translate(
         # context channels: each slice is scaled once, not once per channel it feeds.
         # Each slab slice is also resized once (antialiased), not once per context channel.
         lo_k, hi_k = max(0, k0 - ctx), min(nk, ks[-1] + ctx + 1)
-        slab = fit_square(torch.from_numpy(src_window.to_unit(arr[lo_k:hi_k], bounds)), size)
+        slab = torch.from_numpy(src_window.to_unit(arr[lo_k:hi_k], bounds))
+        if pre.patches:  # whole slices at their own resolution, padded to the network's stride
+            pad = (0, -w % size, 0, -h % size)
+            slab = torch.nn.functional.pad(slab[None], pad, mode="replicate")[0] if any(pad) else slab
+        else:
+            slab = fit_square(slab, size)
         idx = torch.as_tensor(np.asarray([context_indices(k, nk, ctx) for k in ks]) - lo_k)
-        x = slab[idx].clamp(-1.0, 1.0).to(dev)  # (B, C, size, size)
+        x = slab[idx].clamp(-1.0, 1.0).to(dev)  # (B, C, size, size) or (B, C, H', W')
         if dev.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(dev.type, enabled=amp):
             y = net(x).float()
             if tta_flip:
                 y = 0.5 * (y + torch.flip(net(torch.flip(x, dims=(-1,))).float(), dims=(-1,)))
-        y = unfit_square(y.clamp(-1.0, 1.0).cpu(), h, w)[:, 0]
+        y = y.clamp(-1.0, 1.0).cpu()
+        y = y[:, 0, :h, :w] if pre.patches else unfit_square(y, h, w)[:, 0]
         out[k0 : k0 + len(ks)] = tgt_window.from_unit(y.numpy(), out_bounds)
         progress(Progress(b + 1, total, f"translated {k0 + len(ks)}/{nk} slices"))
     if pre.modality_out == "CT":

@@ -69,6 +69,9 @@ class Preprocessing:
             through-plane super-resolution).
         upsample: through-plane factor: the input is interpolated onto a grid this many
             times finer along k before the network refines it (1: the source grid).
+        patches: the network was trained on ``size``-pixel crops at the images' own
+            resolution (denoising, super-resolution) and runs on whole slices at that
+            resolution; otherwise slices are fitted to ``size`` and back.
     """
 
     target: IntensityWindow = field(default_factory=IntensityWindow.uint8)
@@ -82,6 +85,7 @@ class Preprocessing:
     task: str = ""
     slice_axis: str = "axial"
     upsample: int = 1
+    patches: bool = False
 
     def to_dict(self) -> JsonObject:
         return {
@@ -96,6 +100,7 @@ class Preprocessing:
             "task": self.task,
             "slice_axis": self.slice_axis,
             "upsample": self.upsample,
+            "patches": self.patches,
         }
 
     @classmethod
@@ -114,6 +119,7 @@ class Preprocessing:
                                         else "")),
             slice_axis=str(d.get("slice_axis") or "axial"),
             upsample=int(d.get("upsample") or 1),
+            patches=bool(d.get("patches", False)),
         )
 
 

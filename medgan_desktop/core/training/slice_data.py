@@ -16,6 +16,10 @@ float32, images in [-1, 1]; the loop turns them into
   rule :func:`medgan_desktop.core.inference.translate.translate` applies.
 * Slices are padded to a centred square (with the window floor) and resized;
   inference inverts exactly this mapping (:mod:`medgan_desktop.core.imaging.slices`).
+* Tasks within one modality (denoising, super-resolution) train on ``size``-pixel crops
+  at the images' own resolution instead (centred on a body pixel drawn from the sample's
+  seed): resizing would average away the very noise and detail the model must learn,
+  and inference runs on whole slices at their resolution (``Preprocessing.patches``).
 """
 
 from __future__ import annotations
@@ -96,16 +100,46 @@ class _MrCtSlices:
             target=self.target_window, source=self.source_window, modality_in=self.task.source_modality,
             modality_out=self.task.target_modality, size=size, channels=1, context_slices=context_slices,
             task=self.task.key, slice_axis=self.task.slice_axis,
-            upsample=self.task.factor if self.task.slice_axis != "axial" else 1)
+            upsample=self.task.factor if self.task.slice_axis != "axial" else 1,
+            patches=self.task.self_supervised)
 
-    def _slices(self, vi: int, k: int, ti: int, tk: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _slices(self, vi: int, k: int, ti: int, tk: int, seed: int | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """MR slice ``k`` of volume ``vi`` with its context, CT slice ``tk`` of volume ``ti`` and
-        that slice's body mask, each fitted to ``size``."""
+        that slice's body mask, each fitted to ``size`` (or, for patch tasks, one crop of them)."""
+        if self.preprocessing.patches:
+            return self._crops(vi, k, ti, tk, seed)
         src = fit_square(self._src.stack(vi, k, self.context), self.size).clamp(-1, 1)
         tgt = fit_square(self._tgt.stack(ti, tk, 0), self.size).clamp(-1, 1)
         m = torch.from_numpy(self._masks[ti][tk : tk + 1].astype(np.float32))
         mask = (fit_square(m, self.size, pad_value=0.0) > 0.5).float()
         return src, tgt, mask
+
+    def _crops(self, vi: int, k: int, ti: int, tk: int, seed: int | None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The same ``size``-pixel crop of source, target and mask at full resolution."""
+        src = self._src.stack(vi, k, self.context)
+        tgt = self._tgt.stack(ti, tk, 0)
+        m = torch.from_numpy(self._masks[ti][tk : tk + 1].astype(np.float32))
+        h, w = tgt.shape[-2:]
+        s = self.size
+        ph, pw = max(0, s - h), max(0, s - w)
+        if ph or pw:  # smaller than a crop: pad with the window floor / outside the body
+            pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
+            src = torch.nn.functional.pad(src, pad, value=-1.0)
+            tgt = torch.nn.functional.pad(tgt, pad, value=-1.0)
+            m = torch.nn.functional.pad(m, pad, value=0.0)
+            h, w = tgt.shape[-2:]
+        ys, xs = np.nonzero(m[0].numpy() > 0.5)
+        if seed is None or len(ys) == 0:
+            cy, cx = h // 2, w // 2
+        else:
+            j = int(np.random.default_rng(seed).integers(len(ys)))
+            cy, cx = int(ys[j]), int(xs[j])
+        top = min(max(cy - s // 2, 0), h - s)
+        left = min(max(cx - s // 2, 0), w - s)
+        box = (slice(None), slice(top, top + s), slice(left, left + s))
+        return src[box].clamp(-1, 1), tgt[box].clamp(-1, 1), (m[box] > 0.5).float()
 
     def describe(self) -> JsonObject:
         return dict(self._description)
@@ -161,7 +195,7 @@ class PairedSliceDataset(_MrCtSlices):
     def __getitem__(self, key: SampleKey) -> dict[str, torch.Tensor]:
         i, seed = split_key(key)
         vi, k = self.items[i]
-        src, tgt, mask = self._slices(vi, k, vi, k)
+        src, tgt, mask = self._slices(vi, k, vi, k, seed)
         return {
             "source": _flip(src, seed, self.flip).contiguous(),
             "target": _flip(tgt, seed, self.flip).contiguous(),
