@@ -22,6 +22,8 @@ class AppContext(QObject):
         volume_opened(object): a :class:`~medgan_desktop.core.volume.Volume` to show in the viewer.
         compare_requested(object): a list of 2-3 volumes for the comparison viewer
             (source, synthetic[, real]).
+        uncertainty_ready(object): the uncertainty map of the synthetic volume about to be
+            compared (a Volume on its grid), or None; shown over the synthetic pane.
         series_selected(str): the SeriesInstanceUID (or non-DICOM key) chosen in the browser.
         index_changed(): the study index gained or lost entries.
         models_changed(): a user model was imported or replaced (model lists refresh).
@@ -31,6 +33,7 @@ class AppContext(QObject):
 
     volume_opened = Signal(object)
     compare_requested = Signal(object)
+    uncertainty_ready = Signal(object)
     series_selected = Signal(str)
     index_changed = Signal()
     models_changed = Signal()

@@ -273,6 +273,9 @@ class MainWindow(QMainWindow):
             ctx.volume_opened.connect(self.viewer.show_volume)
         if hasattr(self.viewer, "show_comparison"):
             ctx.compare_requested.connect(self.viewer.show_comparison)
+        compare = getattr(self.viewer, "compare_view", None)
+        if compare is not None:
+            ctx.uncertainty_ready.connect(compare.set_uncertainty)
         ctx.export_requested.connect(self.export_series)
 
     # -- layout -------------------------------------------------------------------------

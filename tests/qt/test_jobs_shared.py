@@ -97,11 +97,13 @@ def test_translate(qtbot, ctx: AppContext, phantom_nifti: Path, tmp_path: Path, 
     qtbot.addWidget(panel)
     panel.set_source_file(phantom_nifti)
     assert panel.current_ref() == "model:mrct_phantom_pix2pix"  # the best fit, chosen for the user
+    panel.uncertainty_check.setChecked(True)
     panel.run_button.click()
     _cli(["translate", "--input", str(phantom_nifti), "--out", str(tmp_path / "o.nii.gz"),
-          "--model", "model:mrct_phantom_pix2pix", "--device", "cpu"])
+          "--model", "model:mrct_phantom_pix2pix", "--device", "cpu", "--uncertainty"])
     gui, cli = seen
-    _same(gui, cli, ("source", "from_index", "model", "tta", "batch", "device", "force"))
+    _same(gui, cli, ("source", "from_index", "model", "tta", "batch", "device", "force", "uncertainty"))
+    assert gui.uncertainty
     # and the real job on both gives the same synthetic volume
     monkeypatch.undo()
     a = jobs_translate.run_translate(dataclasses.replace(gui, compare_real=False), ctx.paths)

@@ -358,3 +358,27 @@ def test_viewer_area_resamples_comparisons_in_a_worker(qtbot, ct, synthetic_ct) 
     assert [v.shape for v in vols] == [ct.shape, ct.shape]
     assert vols[1].synthetic and area.compare_view.views[1].synthetic_banner_visible()
     assert area.compare_view.current_widget() is area.compare_view.side_page
+
+
+def test_compare_shows_the_uncertainty_map_over_the_synthetic_pane_only_for_its_comparison(
+    qtbot, mr, synthetic_ct
+) -> None:
+    from dataclasses import replace
+
+    cmp = CompareView()
+    qtbot.addWidget(cmp)
+    syn = cmp_syn = replace(synthetic_ct, array=np.asarray(synthetic_ct.array))
+    unc = replace(syn, array=np.abs(np.asarray(syn.array, dtype=np.float32)) / 10.0, description="UNCERTAINTY")
+    cmp.set_uncertainty(unc)
+    cmp.set_volumes([cmp_syn, cmp_syn], ["Synthetic", "Synthetic"])
+    shown(cmp, qtbot, (900, 500))
+    pane = cmp.views[1]
+    assert cmp.uncertainty() is unc and cmp.uncertainty_check.isVisible()
+    assert pane.overlay_item.isVisible() and pane.colorbar.isVisible()
+    assert not cmp.views[0].overlay_item.isVisible()
+    cmp.uncertainty_check.setChecked(False)
+    assert not pane.overlay_item.isVisible()
+    cmp.uncertainty_check.setChecked(True)
+    cmp.set_volumes([mr, synthetic_ct], ["MR", "Synthetic CT"])  # another comparison: no stale map
+    assert cmp.uncertainty() is None and not cmp.uncertainty_check.isVisible()
+    assert not cmp.views[1].overlay_item.isVisible()

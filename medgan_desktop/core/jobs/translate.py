@@ -22,8 +22,9 @@ Translate panel.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -35,7 +36,7 @@ from numpy.typing import NDArray
 from medgan_desktop import __version__
 from medgan_desktop.core.atomic import writable_target
 from medgan_desktop.core.config import AppPaths
-from medgan_desktop.core.dicom.anonymize import AnonymizeOptions
+from medgan_desktop.core.dicom.anonymize import AnonymizeOptions, Anonymizer
 from medgan_desktop.core.dicom.index import IndexError_, StudyIndex
 from medgan_desktop.core.dicom.reader import DicomReadError, read_header_located
 from medgan_desktop.core.dicom.series import load_series_from_index
@@ -51,6 +52,10 @@ from medgan_desktop.core.imaging.registration import register_volumes
 from medgan_desktop.core.imaging.slices import volume_slab
 from medgan_desktop.core.imaging.tasks import MR_DISPLAY_RANGE
 from medgan_desktop.core.inference.translate import translate
+from medgan_desktop.core.inference.uncertainty import calibration as uncertainty_calibration
+from medgan_desktop.core.inference.uncertainty import describe as describe_uncertainty
+from medgan_desktop.core.inference.uncertainty import summary as uncertainty_summary
+from medgan_desktop.core.inference.uncertainty import tta_uncertainty
 from medgan_desktop.core.io import UnsupportedFileError, open_volume, write_nifti, write_png_slices
 from medgan_desktop.core.jobs.base import JobError, ModelMismatchError, warn_all
 from medgan_desktop.core.jobs.translation_eval import display_mr
@@ -105,6 +110,10 @@ class TranslateSpec:
         compare_real: register a real CT of the same patient (from the index) and score.
         within_source_study: DICOM written into the source study without anonymisation
             (an explicit choice, for PACS review beside the source).
+        uncertainty: also compute the per-voxel uncertainty map
+            (:mod:`medgan_desktop.core.inference.uncertainty`, four predictions) and write it
+            beside the result (``<name>_uncertainty``: NIfTI, a derived synthetic DICOM
+            series, or PNGs with one grey level per unit of standard deviation).
     """
 
     source: str
@@ -120,6 +129,7 @@ class TranslateSpec:
     threads: int = 0
     compare_real: bool = False
     within_source_study: bool = False
+    uncertainty: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,8 +146,12 @@ class TranslateResult:
         warnings: everything the user was told (loader, fit, compatibility).
         seconds: time spent translating.
         real: the registered real CT, when one was compared.
-        metrics: scores against it (MAE/PSNR/SSIM).
+        metrics: scores against it (MAE/PSNR/SSIM; with an uncertainty map also its
+            calibration: ``uncertainty_spearman``, ``uncertainty_beyond_2sd``).
         note: what the comparison did, in words.
+        uncertainty: the uncertainty map (same grid as ``synthetic``), when asked for.
+        uncertainty_summary: its summary inside the body (see
+            :func:`~medgan_desktop.core.inference.uncertainty.summary`).
     """
 
     source: Volume
@@ -152,6 +166,8 @@ class TranslateResult:
     real: Volume | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
     note: str = ""
+    uncertainty: Volume | None = None
+    uncertainty_summary: JsonObject = field(default_factory=dict)
 
 
 # -- output checks ----------------------------------------------------------------------------
@@ -326,8 +342,10 @@ def _png_names(source: Volume, n: int) -> list[str]:
 
 def write_result(spec: TranslateSpec, source: Volume, synthetic: Volume, model: str, version: str,
                  method: str, fit: Fit, progress: ProgressCallback = no_progress,
-                 cancel: CancelToken | None = None) -> list[Path]:
-    """Write ``synthetic`` as ``spec`` asks (see :class:`OutputFormat`).
+                 cancel: CancelToken | None = None, label: str = "",
+                 anonymizer: Anonymizer | None = None) -> list[Path]:
+    """Write ``synthetic`` as ``spec`` asks (see :class:`OutputFormat`); ``label`` names a map
+    derived from it (the uncertainty) in descriptions.
 
     Raises:
         JobError: the output cannot hold this result (a CT series from 2D images).
@@ -339,6 +357,9 @@ def write_result(spec: TranslateSpec, source: Volume, synthetic: Volume, model: 
     out = Path(spec.out).expanduser()
     stage(progress, Stage.WRITE, f"writing {fmt.value.upper()} to {out}")
     prov = provenance(synthetic, model, version, method, fit)
+    if label:
+        prov["description"] = f"{label} of a SYNTHETIC {synthetic.modality} by {model} {version}; not for diagnosis"
+        prov["map"] = synthetic.meta.get("method", label)
     if fmt == OutputFormat.NIFTI:
         try:
             return write_nifti(synthetic, out, prov)
@@ -347,7 +368,8 @@ def write_result(spec: TranslateSpec, source: Volume, synthetic: Volume, model: 
     if fmt == OutputFormat.PNG:
         if synthetic.modality not in ("CT", "MR"):
             raise JobError(f"PNG output is written for a synthetic CT or MR, not {synthetic.modality}")
-        grey = to_grey(synthetic)
+        grey = (np.clip(np.rint(np.asarray(synthetic.array)), 0, 255).astype(np.uint8) if label
+                else to_grey(synthetic))  # a map: one grey level per unit of standard deviation
         text = {"Description": prov["description"], "Software": prov["software"],
                 "SyntheticData": "YES", "Comment": prov["fit"]}
         try:
@@ -361,7 +383,8 @@ def write_result(spec: TranslateSpec, source: Volume, synthetic: Volume, model: 
             source_datasets=read_source_headers(source.source.files),
             model_id=model, model_version=version,
             within_source_study=spec.within_source_study,
-            anonymize=AnonymizeOptions(), progress=progress, cancel=cancel,
+            anonymize=AnonymizeOptions(), anonymizer=anonymizer, progress=progress, cancel=cancel, label=label,
+            series_number=(2000 + (source.source.series_number or 0)) if label else None,
         )
     except GeometryUnknownError as exc:
         raise JobError(str(exc)) from exc
@@ -449,6 +472,8 @@ def run_translate(spec: TranslateSpec, paths: AppPaths | None = None,
         raise JobError(f"threads must be 0 or more (got {spec.threads})")
     fmt = OutputFormat(spec.format)
     check_output(spec.out, fmt)
+    if spec.uncertainty and fmt != OutputFormat.NONE:
+        check_output(str(uncertainty_path(Path(spec.out), fmt)), fmt)
     try:
         device = select_device("cuda" if spec.device.lower() == "gpu" else spec.device)
     except ValueError as exc:
@@ -488,18 +513,73 @@ def run_translate(spec: TranslateSpec, paths: AppPaths | None = None,
     syn = replace(syn, meta={**syn.meta, "model_id": resolved.model_id, "model_version": version,
                              "model_fits": fit.ok})
     warnings += warn_all(progress, [w for w in syn.warnings if w not in volume.warnings])
+    unc: Volume | None = None
+    unc_summary: JsonObject = {}
+    if spec.uncertainty:
+        stage(progress, Stage.EVALUATE, "computing the uncertainty map (four predictions)")
+        unc = tta_uncertainty(volume, model, device=device, batch_size=spec.batch, progress=progress,
+                              cancel=cancel)
+        unc = replace(unc, meta={**unc.meta, "model_id": resolved.model_id, "model_version": version})
+        unc_summary = uncertainty_summary(unc, syn)
+        stage(progress, Stage.EVALUATE, describe_uncertainty(unc_summary))
+    # one anonymiser for both series, so the map lands in the same anonymised study
+    shared = Anonymizer(AnonymizeOptions()) if unc is not None and fmt == OutputFormat.DICOM else None
+    out_folder_existed = Path(spec.out).expanduser().exists()
     written = write_result(spec, volume, syn, resolved.model_id, version, model.info.method,
-                           fit, progress, cancel)
+                           fit, progress, cancel, anonymizer=shared)
+    if unc is not None and fmt != OutputFormat.NONE:
+        try:
+            written += write_result(replace(spec, out=str(uncertainty_path(Path(spec.out), fmt))), volume, unc,
+                                    resolved.model_id, version, model.info.method, fit, progress, cancel,
+                                    label="UNCERTAINTY SD", anonymizer=shared)
+        except BaseException:
+            # the result and its map go together, or neither
+            folder = Path(spec.out).expanduser() if fmt in (OutputFormat.DICOM, OutputFormat.PNG) else None
+            remove_written(written, None if out_folder_existed else folder)
+            raise
     real: Volume | None = None
     metrics: dict[str, float] = {}
     note = ""
     if spec.compare_real:
         real, metrics, note = compare_with_real(volume, syn, spec.index_db, progress, cancel)
+        if real is not None and unc is not None and real.shape == syn.shape:
+            cal = uncertainty_calibration(unc, syn, real)
+            metrics["uncertainty_spearman"] = float(cal["spearman"])
+            metrics["uncertainty_beyond_2sd"] = float(cal["share_beyond_2sd"])
     return TranslateResult(
         source=volume, synthetic=syn, model=resolved.model_id, model_version=version, fit=fit,
         choice=why, written=tuple(written), warnings=tuple(dict.fromkeys(warnings)),
-        seconds=seconds, real=real, metrics=metrics, note=note,
+        seconds=seconds, real=real, metrics=metrics, note=note, uncertainty=unc,
+        uncertainty_summary=unc_summary,
     )
+
+
+def uncertainty_sentence(summary: JsonObject) -> str:
+    """The uncertainty summary in one sentence (panel and CLI)."""
+    return describe_uncertainty(summary)
+
+
+def uncertainty_path(out: Path, fmt: OutputFormat) -> Path:
+    """Where the uncertainty map of an output at ``out`` goes: ``<name>_uncertainty`` beside it
+    (same suffix for a file)."""
+    name = out.name
+    for suffix in (".nii.gz", ".nii", ".png"):
+        if fmt != OutputFormat.DICOM and name.lower().endswith(suffix):
+            return out.with_name(name[: -len(suffix)] + "_uncertainty" + name[-len(suffix):])
+    return out.with_name(name + "_uncertainty")
+
+
+def remove_written(paths: Sequence[Path], created_folder: Path | None = None) -> None:
+    """Remove files this job wrote, and ``created_folder`` (a folder it created) when that is
+    then empty; nothing that was there before is touched."""
+    for p in paths:
+        p.unlink(missing_ok=True)
+    if created_folder is not None:
+        for d in sorted((p.parent for p in paths if created_folder in p.parents), key=lambda d: -len(d.parts)):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        with contextlib.suppress(OSError):
+            created_folder.rmdir()
 
 
 def fit_for(volume: Volume, ref: str, paths: AppPaths | None = None) -> Fit | None:

@@ -39,6 +39,7 @@ from medgan_desktop.core.jobs.translate import (
     rank_models,
     run_translate,
     translation_models,
+    uncertainty_sentence,
 )
 from medgan_desktop.core.models.fit import Fit, Ranked
 from medgan_desktop.core.progress import NoticeEvent, Progress
@@ -114,6 +115,13 @@ class TranslatePanel(ModelCardMixin, QWidget):
         self.tta_check = QCheckBox("Flip test-time augmentation")
         self.tta_check.setToolTip("Also translate the left-right mirrored slices and average: slower, smoother.")
         form.addRow(self.tta_check)
+        self.uncertainty_check = QCheckBox("Uncertainty map")
+        self.uncertainty_check.setToolTip(
+            "Also translate under mirroring and small source noise (four predictions, about 4x the "
+            "time) and show their per-voxel standard deviation over the synthetic image in Compare "
+            "(with a colour bar); the share of body voxels above 50 HU is given here, and the map "
+            "is written beside the export (<name>_uncertainty).")
+        form.addRow(self.uncertainty_check)
         self.batch_spin = spin_box(1, 64, 8)
         form.addRow("Batch (slices)", self.batch_spin)
         self.device_combo = QComboBox()
@@ -290,6 +298,7 @@ class TranslatePanel(ModelCardMixin, QWidget):
         spec = TranslateSpec(
             source=ref, from_index=kind == "series", index_db=str(self.context.paths.index_db),
             model=model, tta=self.tta_check.isChecked(), batch=self.batch_spin.value(),
+            uncertainty=self.uncertainty_check.isChecked(),
             device=str(self.device_combo.currentData()), compare_real=True, force=force,
         )
         self.result = None
@@ -346,11 +355,16 @@ class TranslatePanel(ModelCardMixin, QWidget):
         self.status_label.setText(f"{result.synthetic.description}: done in {result.seconds:.1f} s. "
                                   f"{result.note}")
         self.notice_bar.show_lines([*self.notice_bar.lines(), *result.warnings])
+        lines = []
         if result.metrics:
-            self.metrics_label.setText(
-                "Against the registered real CT: " + ", ".join(f"{k} {v:.3g}" for k, v in result.metrics.items())
-            )
+            lines.append("Against the registered real CT: "
+                         + ", ".join(f"{k} {v:.3g}" for k, v in result.metrics.items()))
+        if result.uncertainty is not None:
+            lines.append(_sentence_case(uncertainty_sentence(result.uncertainty_summary))
+                         + "; shown over the synthetic image in Compare.")
+        self.metrics_label.setText("\n".join(lines))
         self.context.status.emit(f"Synthetic {result.synthetic.modality} ready ({result.synthetic.shape[0]} slices)")
+        self.context.uncertainty_ready.emit(result.uncertainty)
         self.context.compare_requested.emit(vols)
         self._update_buttons()
 
@@ -381,3 +395,8 @@ class TranslatePanel(ModelCardMixin, QWidget):
             return
         dlg = ExportDialog(self.context, volume=self.result.synthetic, parent=self)
         dlg.exec()
+
+
+def _sentence_case(text: str) -> str:
+    """``text`` with its first letter upper case (the rest, units included, as it was)."""
+    return text[:1].upper() + text[1:]

@@ -13,6 +13,7 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
     QComboBox,
     QHBoxLayout,
     QLabel,
@@ -76,6 +77,8 @@ class CompareView(QWidget):
         self._syncing = False
         self._mode = CompareMode.SIDE_BY_SIDE
         self._blinded = False
+        self._uncertainty: Volume | None = None
+        self._pending_uncertainty: Volume | None = None
         self.views: list[SliceView] = []
         self.diff_view = SliceView(self, show_toolbar=False)
         self.fusion_view = SliceView(self, show_toolbar=False)
@@ -91,7 +94,15 @@ class CompareView(QWidget):
             b.clicked.connect(lambda _c=False, m=mode: self.set_mode(m))
             self.mode_group.addButton(b)
             self.mode_buttons[mode] = b
-        bar = flow_row(QLabel("Plane:"), self.axis_combo, *self.mode_buttons.values(), parent=self)
+        self.uncertainty_check = QCheckBox("Uncertainty", self)
+        self.uncertainty_check.setToolTip(
+            "Show the synthetic image's uncertainty map (standard deviation over test-time "
+            "augmentation) over the synthetic pane, with its colour bar.")
+        self.uncertainty_check.setChecked(True)
+        self.uncertainty_check.setVisible(False)
+        self.uncertainty_check.toggled.connect(lambda _on: self._apply_uncertainty())
+        bar = flow_row(QLabel("Plane:"), self.axis_combo, *self.mode_buttons.values(),
+                       self.uncertainty_check, parent=self)
         self.mode_buttons[CompareMode.SIDE_BY_SIDE].setChecked(True)
         self.fusion_controls = QWidget(self)
         fc = FlowLayout(self.fusion_controls)
@@ -184,7 +195,30 @@ class CompareView(QWidget):
         finally:
             self._syncing = False
         self._link_views()
+        # an uncertainty map belongs to the comparison it was announced for, no other
+        self._uncertainty, self._pending_uncertainty = self._pending_uncertainty, None
+        self._apply_uncertainty()
         self.set_mode(self._mode)
+
+    def set_uncertainty(self, volume: Volume | None) -> None:
+        """The uncertainty map of the synthetic volume of the *next* :meth:`set_volumes`
+        (the second volume), shown over its pane with a colour bar."""
+        self._pending_uncertainty = volume
+
+    def uncertainty(self) -> Volume | None:
+        return self._uncertainty
+
+    def _apply_uncertainty(self) -> None:
+        unc = self._uncertainty
+        fits = unc is not None and len(self.views) >= 2 and self._volumes[1].shape == unc.shape
+        self.uncertainty_check.setVisible(fits)
+        if len(self.views) < 2:
+            return
+        if fits and unc is not None and self.uncertainty_check.isChecked():
+            hi = max(float(np.ceil(np.percentile(np.asarray(unc.array)[:: max(1, unc.shape[0] // 8)], 99))), 1.0)
+            self.views[1].set_overlay(unc, opacity=0.6, cmap="inferno", window=(hi, hi / 2), bar=True)
+        else:
+            self.views[1].set_overlay(None)
 
     def set_blinded(self, blinded: bool) -> None:
         """Hide SYNTHETIC banners and descriptions in every view (blinded reading)."""

@@ -145,6 +145,8 @@ class SliceView(QWidget):
         self._probe: list[str] = []
         self._overlay_volume: Volume | None = None
         self._overlay_window = (1.0, 0.0)
+        self._overlay_bar = False  # the colour bar shows the overlay's scale (an uncertainty map)
+        self._image_bar = False
         self._overlay_lut: NDArray[np.uint8] | None = colormap_lut("hot")
         self._crosshair: tuple[float, float, float] | None = None
 
@@ -379,7 +381,8 @@ class SliceView(QWidget):
         self._cmap = name
         self._lut = colormap_lut(name)
         self.image_item.setLookupTable(self._lut)
-        self.colorbar.setVisible(show_bar)
+        self._image_bar = show_bar
+        self.colorbar.setVisible(show_bar or self._overlay_bar)
         self._render()
 
     def set_overlay(
@@ -388,8 +391,10 @@ class SliceView(QWidget):
         opacity: float = 0.5,
         cmap: str | None = "hot",
         window: tuple[float, float] | None = None,
+        bar: bool = False,
     ) -> None:
-        """Fuse ``volume`` (same grid as the main volume) over the image."""
+        """Fuse ``volume`` (same grid as the main volume) over the image; with ``bar`` the
+        colour bar shows the overlay's colours and ``window`` (width, level) in its units."""
         if volume is not None and self._volume is not None and volume.shape != self._volume.shape:
             raise ValueError("the overlay must be on the same grid as the shown volume")
         self._overlay_volume = volume
@@ -400,6 +405,8 @@ class SliceView(QWidget):
         self.overlay_item.setLookupTable(self._overlay_lut)
         self.overlay_item.setOpacity(float(opacity))
         self.overlay_item.setVisible(volume is not None)
+        self._overlay_bar = bar and volume is not None
+        self.colorbar.setVisible(self._image_bar or self._overlay_bar)
         self._render()
 
     def set_overlay_opacity(self, opacity: float) -> None:
@@ -579,7 +586,10 @@ class SliceView(QWidget):
             osl = m.extract(ov.array, self._index)
             self.overlay_item.setImage(apply_window(osl, *self._overlay_window),
                                        autoLevels=False, levels=(0, 255), lut=self._overlay_lut)
-        if self.colorbar.isVisible() or self._cmap:
+        if self._overlay_bar and ov is not None:
+            ow, olev = self._overlay_window
+            self.colorbar.set_range(self._overlay_lut, olev - ow / 2, olev + ow / 2, ov.units)
+        elif self.colorbar.isVisible() or self._cmap:
             half = self._width / 2
             unit = "HU" if is_hu(vol.modality, vol.units) else vol.units
             self.colorbar.set_range(self._lut, self._level - half, self._level + half, unit)
