@@ -32,6 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "paired_mrct_2d"
 PATIENTS = ("01", "02", "03", "04", "05", "06")
 QC = 0.7
+#: HU per grey level of the 8-bit CT PNGs (grey 0-255 read as [-1024, 3000] HU).
+GREY_HU = 4024.0 / 255.0
 
 #: name -> (method, TranslationTrainSpec fields, method options)
 CANDIDATES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
@@ -72,7 +74,8 @@ def _score(run: Path, patient: str, size: int) -> dict[str, Any]:
     return out
 
 
-def run(budget: float, folds: tuple[str, ...], candidates: tuple[str, ...], size: int) -> dict[str, Any]:
+def run(budget: float, folds: tuple[str, ...], candidates: tuple[str, ...], size: int,
+        partial: Path | None = None) -> dict[str, Any]:
     from medgan_desktop.core.jobs.train_translation import TranslationTrainSpec, run_train_translation
 
     pairs = _pairs()
@@ -98,7 +101,9 @@ def run(budget: float, folds: tuple[str, ...], candidates: tuple[str, ...], size
                 print(f"[bench] {cand} {patient}: MAE all {row['all']['mae']:.1f} HU, QC {row['qc']['mae']:.1f} HU",
                       file=sys.stderr, flush=True)
                 rows.append(row)
-            res["candidates"][cand] = {"method": method, "settings": fields, "options": options, "folds": rows}
+                res["candidates"][cand] = {"method": method, "settings": fields, "options": options, "folds": rows}
+                if partial is not None:  # what is done so far survives an interrupted screen
+                    partial.write_text(json.dumps(res, indent=2))
     return res
 
 
@@ -112,12 +117,16 @@ def to_markdown(res: dict[str, Any]) -> str:
              "MAE/ME in HU inside the head mask, on all of the held-out patient's slices and on those that pass "
              f"the registration QC (final MI >= {res['slice_qc_for_scoring']:g} x the patient's median), the same "
              "slices for every candidate. Mean over the folds.", "",
-             "| candidate | MAE all | MAE QC | ME QC | PSNR QC | SSIM QC | steps | per fold (MAE QC) |",
+             f"Grey levels of the 8-bit CT PNGs = HU / {GREY_HU:.2f} (the PNGs' grey 0-255 is read as "
+             "[-1024, 3000] HU).", "",
+             "| candidate | MAE all (HU / grey) | MAE QC (HU / grey) | ME QC (HU) | PSNR QC | SSIM QC | steps | "
+             "per fold (MAE QC, grey) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, c in res["candidates"].items():
         rows = c["folds"]
-        per = ", ".join(f"{r['held_out'][-2:]}: {r['qc']['mae']:.1f}" for r in rows)
-        lines.append(f"| {name} | {_mean(rows, 'all', 'mae'):.1f} | {_mean(rows, 'qc', 'mae'):.1f} | "
+        per = ", ".join(f"{r['held_out'][-2:]}: {r['qc']['mae'] / GREY_HU:.1f}" for r in rows)
+        ma, mq = _mean(rows, 'all', 'mae'), _mean(rows, 'qc', 'mae')
+        lines.append(f"| {name} | {ma:.0f} / {ma / GREY_HU:.1f} | {mq:.0f} / {mq / GREY_HU:.1f} | "
                      f"{_mean(rows, 'qc', 'me'):+.1f} | {_mean(rows, 'qc', 'psnr'):.2f} | "
                      f"{_mean(rows, 'qc', 'ssim'):.3f} | {sum(r['steps'] for r in rows) // len(rows)} | {per} |")
     lines += ["", "Candidates: " + "; ".join(
@@ -137,7 +146,7 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)
-    res = run(a.budget, tuple(a.folds.split(",")), tuple(a.candidates.split(",")), a.size)
+    res = run(a.budget, tuple(a.folds.split(",")), tuple(a.candidates.split(",")), a.size, a.json)
     if a.json:
         a.json.write_text(json.dumps(res, indent=2))
     md = to_markdown(res)
