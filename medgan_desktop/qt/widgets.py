@@ -11,6 +11,7 @@ from PySide6.QtGui import QImage, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractButton,
     QComboBox,
+    QDoubleSpinBox,
     QFormLayout,
     QGridLayout,
     QLabel,
@@ -198,6 +199,19 @@ def spin_box(lo: int, hi: int, value: int | None = None, tip: str = "") -> QSpin
     box = QSpinBox()
     box.setRange(lo, hi)
     box.setValue(lo if value is None else value)
+    if tip:
+        box.setToolTip(tip)
+    return box
+
+
+def double_spin_box(lo: float, hi: float, value: float, step: float, decimals: int = 2,
+                    tip: str = "") -> QDoubleSpinBox:
+    """A decimal spin box with its range, step, decimals, start value and tooltip."""
+    box = QDoubleSpinBox()
+    box.setRange(lo, hi)
+    box.setSingleStep(step)
+    box.setDecimals(decimals)
+    box.setValue(value)
     if tip:
         box.setToolTip(tip)
     return box

@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
-    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -45,7 +44,7 @@ from medgan_desktop.core.models.runs import WEIGHTS, ModelLoadError, RunInfo, lo
 from medgan_desktop.qt.context import AppContext
 from medgan_desktop.qt.dialogs import existing_folder
 from medgan_desktop.qt.panels.model_choice import ModelCardMixin
-from medgan_desktop.qt.widgets import array_pixmap, spin_box
+from medgan_desktop.qt.widgets import array_pixmap, double_spin_box, spin_box
 from medgan_desktop.qt.workers.base import Worker
 
 log = logging.getLogger(__name__)
@@ -103,10 +102,7 @@ class SamplePanel(ModelCardMixin, QWidget):
         self.label_combo.setToolTip("Class of conditional models (random when 'any').")
         f.addRow("Class", self.label_combo)
         self.trunc_check = QCheckBox("Truncation")
-        self.trunc_spin = QDoubleSpinBox()
-        self.trunc_spin.setRange(0.1, 3.0)
-        self.trunc_spin.setSingleStep(0.1)
-        self.trunc_spin.setValue(1.0)
+        self.trunc_spin = double_spin_box(0.1, 3.0, 1.0, 0.1)
         self.trunc_check.setToolTip("Trade variety for fidelity: redraw noise beyond this threshold.")
         tr = QHBoxLayout()
         tr.addWidget(self.trunc_check)

@@ -59,7 +59,7 @@ from medgan_desktop.qt import dialogs
 from medgan_desktop.qt.context import AppContext
 from medgan_desktop.qt.panels.loss_plot import LossPlot
 from medgan_desktop.qt.panels.method_form import MethodOptionsForm
-from medgan_desktop.qt.widgets import spin_box
+from medgan_desktop.qt.widgets import double_spin_box, spin_box
 from medgan_desktop.qt.workers.base import Worker
 
 log = logging.getLogger(__name__)
@@ -195,17 +195,13 @@ class TranslationTrainWidget(QWidget):
         v.addLayout(reg)
         qc = QHBoxLayout()
         self.qc_label = QLabel("Slice QC")
-        self.qc_spin = QDoubleSpinBox()
-        self.qc_spin.setRange(0.0, 1.0)
-        self.qc_spin.setSingleStep(0.05)
-        self.qc_spin.setDecimals(2)
-        self.qc_spin.setSpecialValueText("off")
-        self.qc_spin.setValue(_DEFAULTS.slice_qc)
-        self.qc_spin.setToolTip(
-            "2D image pairs: leave out the slices whose registration ends below this share of the "
+        self.qc_spin = double_spin_box(
+            0.0, 1.0, _DEFAULTS.slice_qc, 0.05,
+            tip="2D image pairs: leave out the slices whose registration ends below this share of the "
             "pair's median mutual information (e.g. 0.70), from training and from the held-out "
             "scores. Each left-out slice is listed in the log; every slice's values are saved in the "
             "run's registration_qc.csv. Off keeps every slice.")
+        self.qc_spin.setSpecialValueText("off")
         self.qc_label.setBuddy(self.qc_spin)
         self.register_check.toggled.connect(self.qc_spin.setEnabled)
         self.qc_spin.setEnabled(_DEFAULTS.register)
