@@ -183,3 +183,13 @@ def test_task_inputs_are_checked(small_ct: Path, tmp_path: Path, capsys: pytest.
     assert main(["translate-train", "--method", "unet_l1", "--series", str(small_ct), "--out",
                  str(tmp_path / "r2"), *FAST]) == 2
     assert "needs pairs" in capsys.readouterr().err
+
+
+def test_the_residual_network_starts_as_the_identity() -> None:
+    import torch
+
+    from medgan_desktop.core.gan.methods._translation import ResidualUNet
+
+    net = ResidualUNet(in_channels=3, out_channels=1, base_filters=4, depth=3)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    assert torch.equal(net(x), x[:, 1:2])  # the centre slice, unchanged, before any training

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -70,9 +71,16 @@ class UNetPatchOptions(UNetOptions, PatchOptions):
 
 
 class ResidualUNet(UNetGenerator):
-    """A U-Net that outputs the input's centre slice plus its correction (clipped to [-1, 1]),
-    so it starts as the identity: denoising and super-resolution learn what to change. The
-    weights are the U-Net's (same names)."""
+    """A U-Net that outputs the input's centre slice plus its correction (clipped to [-1, 1]).
+    The last layer starts at zero, so the network starts as the identity: denoising and
+    super-resolution learn what to change. The weights are the U-Net's (same names)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        last = [m for m in self.up[-1].modules() if isinstance(m, nn.ConvTranspose2d)][-1]
+        nn.init.zeros_(last.weight)
+        if last.bias is not None:
+            nn.init.zeros_(last.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = x.shape[1] // 2
