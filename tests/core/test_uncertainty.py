@@ -95,3 +95,17 @@ def test_paths_and_calibration() -> None:
     assert np.isnan(flat["spearman"]) and flat["share_beyond_2sd"] > 0.5
     s = summary(vol(sd), vol(np.full(shape, 40.0, np.float32)), threshold=50.0)
     assert s["units"] == "HU" and 0.3 < s["share_above"] < 0.7
+
+
+def test_export_writes_the_map_as_a_second_series_of_the_same_study(phantom_small: Path, tmp_path: Path) -> None:
+    from medgan_desktop.core.jobs.export import ExportSpec, run_export
+
+    res = run_translate(TranslateSpec(source=str(phantom_small), uncertainty=True))
+    assert res.written == () and res.uncertainty is not None  # nothing written without an output
+    out = tmp_path / "exp"
+    done = run_export(ExportSpec(out_dir=out, volume=res.synthetic, uncertainty=res.uncertainty))
+    a = pydicom.dcmread(next(out.rglob("*.dcm")))
+    b = pydicom.dcmread(next((tmp_path / "exp_uncertainty").rglob("*.dcm")))
+    assert a.StudyInstanceUID == b.StudyInstanceUID and a.SeriesInstanceUID != b.SeriesInstanceUID
+    assert "UNCERTAINTY SD" in b.SeriesDescription and b.SyntheticData == "YES"
+    assert len(done.files) == 2 * res.synthetic.shape[0]

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +116,8 @@ class ExportSpec:
         within_source_study: for a volume: keep the source study and patient (no
             anonymisation; an explicit choice for review beside the source).
         node: a PACS to C-STORE the written files to.
+        uncertainty: the volume's uncertainty map, written with it as a second derived
+            series (``<out_dir>_uncertainty``, same anonymised study); both or neither.
     """
 
     out_dir: Path
@@ -125,6 +128,7 @@ class ExportSpec:
     volume: Volume | None = None
     within_source_study: bool = False
     node: DicomNode | None = None
+    uncertainty: Volume | None = None
 
 
 @dataclass
@@ -195,12 +199,30 @@ def run_export(spec: ExportSpec, progress: ProgressCallback = no_progress,
         elif spec.volume is not None:
             report = None
             vol = spec.volume
-            result.files = write_synthetic_series(
-                vol, spec.out_dir, source_datasets=read_source_headers(vol.source.files),
-                model_id=str(vol.meta.get("model_id", "unknown-model")),
-                model_version=str(vol.meta.get("model_version") or "unversioned"),
-                within_source_study=spec.within_source_study, anonymize=spec.options,
-                anonymizer=job, progress=progress, cancel=cancel)
+            headers = read_source_headers(vol.source.files)
+
+            def write(v: Volume, out: Path, label: str = "", number: int | None = None) -> list[Path]:
+                return write_synthetic_series(
+                    v, out, source_datasets=headers,
+                    model_id=str(vol.meta.get("model_id", "unknown-model")),
+                    model_version=str(vol.meta.get("model_version") or "unversioned"),
+                    within_source_study=spec.within_source_study, anonymize=spec.options,
+                    anonymizer=job, progress=progress, cancel=cancel, label=label, series_number=number)
+
+            existed = Path(spec.out_dir).exists()
+            result.files = write(vol, spec.out_dir)
+            if spec.uncertainty is not None:
+                out_u = Path(spec.out_dir).with_name(Path(spec.out_dir).name + "_uncertainty")
+                try:
+                    result.files += write(spec.uncertainty, out_u, "UNCERTAINTY SD",
+                                          2000 + (vol.source.series_number or 0))
+                except BaseException:  # the series and its map, or neither
+                    for f in result.files:
+                        f.unlink(missing_ok=True)
+                    if not existed:
+                        with contextlib.suppress(OSError):
+                            Path(spec.out_dir).rmdir()
+                    raise
         else:
             raise JobError("nothing to export: no folder, files, series or volume")
     except (BurnedInAnnotationError, GeometryUnknownError, FileExistsError,

@@ -66,11 +66,12 @@ class ExportDialog(QDialog):
 
     def __init__(self, context: AppContext, series_uid: str | None = None,
                  volume: Volume | None = None, parent: QWidget | None = None, *,
-                 study_uids: Sequence[str] | None = None) -> None:
+                 study_uids: Sequence[str] | None = None, uncertainty: Volume | None = None) -> None:
         super().__init__(parent)
         self.context = context
         self.series_uid = series_uid
         self.volume = volume
+        self.uncertainty = uncertainty  # written beside the volume as a second series
         self.worker: Worker | None = None
         self.export_result: ExportResult | None = None
         self.setWindowTitle("Export DICOM")
@@ -304,6 +305,7 @@ class ExportDialog(QDialog):
             series=tuple(self.series_groups), files=tuple(self.files) if not self.series_groups else (),
             volume=self.volume if not (self.series_groups or self.files) else None,
             within_source_study=self.within_study.isChecked() if self.volume is not None else False,
+            uncertainty=self.uncertainty if self.volume is not None else None,
         )
         self.worker = Worker(run_export, spec, name="export").connect_slots(
             progress=self._on_progress, finished=self._on_finished, failed=self._on_failed,

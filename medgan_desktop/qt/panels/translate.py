@@ -393,7 +393,8 @@ class TranslatePanel(ModelCardMixin, QWidget):
         except ImportError:
             QMessageBox.information(self, "Export", "DICOM export is not available in this build.")
             return
-        dlg = ExportDialog(self.context, volume=self.result.synthetic, parent=self)
+        dlg = ExportDialog(self.context, volume=self.result.synthetic, parent=self,
+                           uncertainty=self.result.uncertainty)
         dlg.exec()
 
 
