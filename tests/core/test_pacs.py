@@ -82,7 +82,7 @@ def test_send_series_arrives_complete_and_intact(orthanc: tuple[int, int],
 def test_wrong_called_aet_is_rejected_with_a_clear_message(orthanc: tuple[int, int],
                                                            series: list[Path]) -> None:
     dicom_port, _ = orthanc
-    node = DicomNode("NOTTHEPACS", "127.0.0.1", dicom_port, timeout=5)
+    node = DicomNode("NOTTHEPACS", "127.0.0.1", dicom_port, timeout=20)  # a loaded machine rejects slowly
     ok, msg = echo_message(node)
     assert not ok and "rejected the association" in msg
     report = send_files(node, series[:2], retries=0)
