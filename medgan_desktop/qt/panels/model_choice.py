@@ -23,6 +23,8 @@ class ModelCardMixin:
     _card_dialog: QDialog | None = None
 
     def current_ref(self) -> str | None:
+        """The chosen model's reference; every panel using the mixin defines it (the Sample
+        and Translate panels do), so this base is never reached from the GUI."""
         raise NotImplementedError
 
     def card_text(self) -> str:

@@ -57,9 +57,10 @@ from medgan_desktop.core.progress import NoticeEvent, PairEvent, Progress
 from medgan_desktop.core.training.devices import list_devices
 from medgan_desktop.qt import dialogs
 from medgan_desktop.qt.context import AppContext
+from medgan_desktop.qt.flow_layout import flow_row
 from medgan_desktop.qt.panels.loss_plot import LossPlot
 from medgan_desktop.qt.panels.method_form import MethodOptionsForm
-from medgan_desktop.qt.widgets import double_spin_box, spin_box
+from medgan_desktop.qt.widgets import double_spin_box, form_grid, spin_box
 from medgan_desktop.qt.workers.base import Worker
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,6 @@ class TranslationTrainWidget(QWidget):
             "All pairs of a patient stay on one side of the held-out split."
         )
         v.addWidget(self.pairs_table)
-        row = QHBoxLayout()
         self.add_files_btn = QPushButton("Add files…")
         self.add_files_btn.setToolTip(
             "An MR and a CT file: NIfTI/MHA volumes, one DICOM file of each series, or 2D PNG/JPEG images."
@@ -173,10 +173,8 @@ class TranslationTrainWidget(QWidget):
         self.add_folders_btn.clicked.connect(lambda: self._browse_pair(folders=True))
         self.index_btn.clicked.connect(self.add_from_index)
         self.remove_btn.clicked.connect(self.remove_selected)
-        for b in (self.add_files_btn, self.add_folders_btn, self.index_btn, self.remove_btn):
-            row.addWidget(b)
-        row.addStretch(1)
-        v.addLayout(row)
+        # wraps in a narrow dock instead of widening it
+        v.addWidget(flow_row(self.add_files_btn, self.add_folders_btn, self.index_btn, self.remove_btn))
         reg = QHBoxLayout()
         self.register_check = QCheckBox("Register CT onto MR")
         self.register_check.setToolTip(
@@ -326,12 +324,9 @@ class TranslationTrainWidget(QWidget):
             ("Device", self.device_combo),
             ("Train for", self.minutes_spin),
         ]
-        for n, (label, w) in enumerate(fields):
-            r, c = 2 + n // 2, (n % 2) * 2
-            g.addWidget(QLabel(label), r, c)
-            g.addWidget(w, r, c + 1)
-        g.addWidget(self.flip_check, 2 + len(fields) // 2, 2, 1, 2)
-        g.addWidget(self.options_form, 3 + len(fields) // 2, 0, 1, 4)
+        g.addWidget(form_grid(fields), 2, 0, 1, 4)  # one column when the dock is narrow
+        g.addWidget(self.flip_check, 3, 0, 1, 4)
+        g.addWidget(self.options_form, 4, 0, 1, 4)
         g.setColumnStretch(1, 1)
         g.setColumnStretch(3, 1)
         return box
