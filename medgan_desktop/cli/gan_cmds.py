@@ -60,6 +60,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     t.add_argument("--threads", type=int,
                    help="CPU threads of torch and ITK (default 0: all cores but one)")
     t.add_argument("--batch", type=int, help="global batch size (default 32)")
+    t.add_argument("--val-share", type=float,
+                   help="hold out this share of an image folder, whole patients at a time (the "
+                   "patient read from file names such as person123_* or IM-0115-*), as a "
+                   "validation set never trained on (default 0: none)")
+    t.add_argument("--val-every", type=int,
+                   help="every N steps, score the generator on the validation set (Fréchet distance "
+                   "in the shipped features, class-matched) and keep the best step's weights as "
+                   "best.safetensors, which sample and export then use (needs --val-share)")
     t.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps (default auto)")
     t.add_argument("--seed", type=int, help="random seed (default 0)")
     t.add_argument("--out", help="run folder (default: <method>-<time> in the app's runs folder)")
@@ -163,7 +171,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             ("--method", args.method), ("--config", args.config), ("--set", args.set),
             ("--size", args.size), ("--channels", args.channels), ("--batch", args.batch),
             ("--seed", args.seed), ("--max-images", args.max_images), ("--modality", args.modality),
-            ("--label-from-subfolders", args.label_from_subfolders), ("--out", args.out)) if val]
+            ("--label-from-subfolders", args.label_from_subfolders), ("--out", args.out),
+            ("--val-share", args.val_share), ("--val-every", args.val_every)) if val]
         if ignored and is_main_process():
             print(f"medgan train: warning: {', '.join(ignored)} ignored with --resume (the run keeps "
                   "its settings; only --steps, --device, --data, --threads and the budgets apply)",
@@ -181,14 +190,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise CliError("under torchrun pass --out RUN_DIR (every process must write the same run)")
         data: dict[str, Any] = {"path": str(args.data)}
         for key, val in (("size", args.size), ("channels", args.channels),
-                         ("max_images", args.max_images), ("modality", args.modality)):
+                         ("max_images", args.max_images), ("modality", args.modality),
+                         ("val_share", args.val_share)):
             if val is not None:
                 data[key] = val
         if args.label_from_subfolders:
             data["label_from_subfolders"] = True
         loop = {"steps": args.steps, "batch_size": args.batch, "device": args.device,
                 "seed": args.seed, "threads": args.threads, "cpu_seconds": args.cpu_seconds,
-                "budget_minutes": args.budget_minutes}
+                "budget_minutes": args.budget_minutes, "val_every": args.val_every}
         config = _read_config_file(args.config) if args.config else None
         name, mcfg, tcfg = settings(args.method, config=config, sets=_sets(args.set), data=data,
                                     loop=loop)
@@ -200,6 +210,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "time_budget": " (time budget spent)"}[str(s.stopped_by)]
         print(f"done: step {s.step}/{s.total_steps}{stop} in {s.seconds:.1f}s "
               f"({s.cpu_seconds:.0f} CPU-s, {s.images_per_s:.1f} img/s); run folder {s.run_dir}")
+        best = res.best
+        if best is not None:
+            print(f"best validation FD {best.val_fd:.3f} at step {best.step}: kept as best.safetensors "
+                  "(sample and export use it)")
     return 0
 
 

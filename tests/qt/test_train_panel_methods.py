@@ -304,3 +304,14 @@ def test_a_kept_class_label_tick_is_never_silently_unused(panel: TrainPanel) -> 
     assert any("dcgan does not use class labels" in line and "no effect" in line
                for line in panel.notice_label.lines())
     assert "does not use class labels" in box.labels_check.toolTip()
+
+
+def test_keep_best_by_validation_reaches_the_train_config(panel: TrainPanel, tmp_path: Path) -> None:
+    panel.data_box.path_edit.setText(str(tmp_path))
+    off = panel.train_config(panel.data_config())
+    assert off.val_every == 0 and off.data.val_share == 0.0 and not panel.val_share_spin.isEnabled()
+    panel.val_spin.setValue(500)
+    assert panel.val_share_spin.isEnabled()
+    panel.val_share_spin.setValue(0.15)
+    on = panel.train_config(panel.data_config()).validate()
+    assert on.val_every == 500 and on.data.val_share == 0.15

@@ -47,6 +47,7 @@ from medgan_desktop.core.progress import CancelToken, ProgressCallback, Stage, n
 from medgan_desktop.core.training.config import DataConfig, TrainConfig, check_keys
 from medgan_desktop.core.training.data import DataError, TrainingDataset, build_dataset, preview_batch
 from medgan_desktop.core.training.loop import RunSummary, train
+from medgan_desktop.core.training.validation import BestCheckpoint
 from medgan_desktop.core.types import JsonObject, UInt8Array
 
 if TYPE_CHECKING:
@@ -259,6 +260,11 @@ class TrainResult:
     started_at: int = 0
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
+    @property
+    def best(self) -> BestCheckpoint | None:
+        """The step kept by validation (``best.safetensors``), when the run validates."""
+        return BestCheckpoint.read(self.run_dir)
+
 
 def new_run_dir(paths: AppPaths, method: str) -> Path:
     """A new run folder ``<runs>/<method>-<YYYYmmdd-HHMMSS>[-n]`` (the one naming rule)."""
@@ -332,7 +338,10 @@ def run_train(spec: TrainSpec, paths: AppPaths | None = None,
     elif cls.requires_labels:
         raise JobError(f"{cls.name} is class-conditional: use labelled data, one subfolder per "
                        "class (--label-from-subfolders, or 'Class labels from subfolders')")
-    stage(progress, Stage.TRAIN, f"training {spec.label or cls.name} on {len(dataset)} images -> {run_dir}")
+    val = dict(dataset.describe()).get("n_validation") or 0
+    held = (f", {val} held out for validation ({dict(dataset.describe()).get('validation_patients')} patients)"
+            if val else "")
+    stage(progress, Stage.TRAIN, f"training {spec.label or cls.name} on {len(dataset)} images{held} -> {run_dir}")
     summary = _train(cls.name, mcfg, spec.train_config, dataset, run_dir, progress, cancel,
                      resume=False, label=spec.label)
     return TrainResult(run_dir, summary, len(dataset), 0, tuple(warnings))

@@ -41,6 +41,10 @@ FORMAT = 1
 RUN_JSON = "run.json"
 METRICS = "metrics.jsonl"
 WEIGHTS = "weights.safetensors"
+#: The weights of the step with the best validation score (runs trained with ``val_every``).
+BEST_WEIGHTS = "best.safetensors"
+#: ``{"step": N, "val_fd": x}`` of :data:`BEST_WEIGHTS`.
+BEST_INFO = "best.json"
 CHECKPOINTS = "checkpoints"
 SAMPLES = "samples"
 _STEP_RE = re.compile(r"^step_(\d{8})\.safetensors$")
@@ -540,7 +544,9 @@ def build_method(info: RunInfo, device: torch.device) -> GanMethod:
 
 
 def load_model(run_dir: Path, device: torch.device | str = "cpu", checkpoint: Path | None = None) -> LoadedModel:
-    """Build the run's method on ``device`` and load ``weights.safetensors`` (or ``checkpoint``).
+    """Build the run's method on ``device`` and load its weights: ``checkpoint`` when given,
+    else ``best.safetensors`` (the best validation score) when the run kept one, else
+    ``weights.safetensors`` (the newest step).
 
     Raises:
         ModelLoadError: missing/malformed run.json, unknown method, corrupt or mismatched weights.
@@ -548,6 +554,8 @@ def load_model(run_dir: Path, device: torch.device | str = "cpu", checkpoint: Pa
     info = load_run(Path(run_dir))
     dev = torch.device(device)
     weights = Path(checkpoint) if checkpoint is not None else Path(run_dir) / WEIGHTS
+    if checkpoint is None and (Path(run_dir) / BEST_WEIGHTS).is_file():
+        weights = Path(run_dir) / BEST_WEIGHTS
     if not weights.is_file():
         ckpts = list_checkpoints(Path(run_dir))
         if checkpoint is None and ckpts:

@@ -72,6 +72,10 @@ class DataConfig:
         series_uids: study-index series (``kind="index"``).
         min_foreground: volume slices whose fraction of pixels above the window floor is
             lower than this are skipped (air-only slices).
+        val_share: image folders: hold out this share, whole patients at a time (the
+            patient read from the file name), as the validation set (0: none).
+        patient_pattern: regex of the patient identifier in file names ("" : the default,
+            ``person123``, ``IM-0115``, ``patient07``, ``case_12``, ``sub-03``).
     """
 
     path: str = ""
@@ -88,6 +92,8 @@ class DataConfig:
     rotate90: bool = False
     series_uids: tuple[str, ...] = ()
     min_foreground: float = 0.05
+    val_share: float = 0.0
+    patient_pattern: str = ""
 
     @classmethod
     def from_dict(cls, d: JsonObject, strict: bool = False) -> DataConfig:
@@ -129,6 +135,10 @@ class TrainConfig:
             across resumes; 0: no limit). ``steps`` is then the most it trains.
         budget_minutes: stop when this session has run this many wall-clock minutes
             (0: no limit).
+        val_every: every N steps, score the generator on the validation set (the data's
+            ``val_share``): Fréchet distance in the shipped features, class-matched, logged
+            to metrics.jsonl; the best-scoring weights are kept as ``best.safetensors``, and
+            sampling and export use them (0: off).
         data: the data source and preprocessing.
     """
 
@@ -148,6 +158,7 @@ class TrainConfig:
     sample_count: int = 16
     cpu_seconds: float = 0.0
     budget_minutes: float = 0.0
+    val_every: int = 0
     data: DataConfig = field(default_factory=DataConfig)
 
     def validate(self) -> TrainConfig:
@@ -159,8 +170,12 @@ class TrainConfig:
         for name in ("checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
-        if self.sample_every < 0 or self.num_workers < 0 or self.threads < 0:
-            raise ValueError("sample_every, num_workers and threads must be >= 0")
+        if self.sample_every < 0 or self.num_workers < 0 or self.threads < 0 or self.val_every < 0:
+            raise ValueError("sample_every, val_every, num_workers and threads must be >= 0")
+        if not 0.0 <= self.data.val_share < 1.0:
+            raise ValueError(f"validation share must be in [0, 1), got {self.data.val_share}")
+        if self.val_every and not self.data.val_share:
+            raise ValueError("validation every N steps needs a validation share (--val-share)")
         if self.cpu_seconds < 0 or self.budget_minutes < 0 or self.checkpoint_minutes < 0:
             raise ValueError("cpu_seconds, budget_minutes and checkpoint_minutes must be >= 0")
         return self

@@ -15,6 +15,7 @@ protocol, adding ``"source"`` (and optionally ``"mask"``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -79,6 +80,51 @@ def augment(x: torch.Tensor, seed: int | None, flip: bool, rotate90: bool) -> to
     return x.contiguous()
 
 
+#: Default pattern of the patient identifier in an image's file name: ``person123_virus_4``,
+#: ``IM-0115-0001``, ``patient07_slice3``, ``case_12``, ``sub-03``. A file whose name does not
+#: match is its own patient.
+PATIENT_PATTERN = r"(?i)(?:person|patient|pat|case|subject|sub|im)[-_]?\d+"
+
+
+def patient_key(name: str, pattern: str = "") -> str:
+    """The patient a file belongs to, from its name (``pattern``: a regex, default
+    :data:`PATIENT_PATTERN`; the first match, or the whole stem when none)."""
+    stem = Path(name).name.split(".")[0]
+    m = re.search(pattern or PATIENT_PATTERN, stem)
+    return (m.group(0) if m else stem).lower()
+
+
+def patient_split(
+    names: Sequence[str], labels: Sequence[int], share: float, seed: int, pattern: str = "",
+) -> tuple[list[int], list[int]]:
+    """``(train, validation)`` indices with no patient on both sides.
+
+    Per class, whole patients (in a seeded random order) go to validation until it holds
+    ``share`` of the class; a patient chosen for one class leaves the training side for all.
+    """
+    if not 0.0 < share < 1.0:
+        raise DataError(f"validation share must be between 0 and 1, got {share}")
+    keys = [patient_key(n, pattern) for n in names]
+    lab = list(labels) if labels else [0] * len(names)
+    rng = np.random.default_rng(seed + 7919)
+    val_keys: set[str] = set()
+    for c in sorted(set(lab)):
+        members = [i for i, y in enumerate(lab) if y == c]
+        groups = sorted({keys[i] for i in members})
+        want = share * len(members)
+        got = 0
+        for g in (groups[j] for j in rng.permutation(len(groups))):
+            if got >= want:
+                break
+            val_keys.add(g)
+            got += sum(1 for i in members if keys[i] == g)
+    val = [i for i, k in enumerate(keys) if k in val_keys]
+    train = [i for i, k in enumerate(keys) if k not in val_keys]
+    if not train or not val:
+        raise DataError(f"cannot hold out {share:.0%} by patient: {len(set(keys))} patients in {len(names)} files")
+    return train, val
+
+
 def _subset(n: int, max_images: int, seed: int) -> NDArray[np.int64]:
     idx = np.arange(n)
     if 0 < max_images < n:
@@ -99,6 +145,9 @@ class ImageFolderDataset:
         rotate90: random 90 degree rotations.
         seed: seed of the subset choice.
         modality: recorded modality ("CR" for radiographs, "OT" otherwise).
+        val_share: hold out this share of the images, whole patients at a time (see
+            :func:`patient_split`), as a validation set the loop never trains on (0: none).
+        patient_pattern: regex of the patient identifier in file names ("" : the default).
     """
 
     def __init__(
@@ -112,6 +161,8 @@ class ImageFolderDataset:
         rotate90: bool = False,
         seed: int = 0,
         modality: str = "OT",
+        val_share: float = 0.0,
+        patient_pattern: str = "",
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
@@ -135,6 +186,16 @@ class ImageFolderDataset:
                     f"found {list(self.class_names)}"
                 )
             labels = [self.class_names.index(t[0]) for t in tops]
+        self.val_files: list[Path] = []
+        self.val_labels: list[int] = []
+        self.val_patients = 0
+        if val_share > 0:
+            tr, va = patient_split([f.name for f in files], labels, val_share, seed, patient_pattern)
+            self.val_files = [files[i] for i in va]
+            self.val_labels = [labels[i] for i in va] if labels else []
+            self.val_patients = len({patient_key(f.name, patient_pattern) for f in self.val_files})
+            files = [files[i] for i in tr]
+            labels = [labels[i] for i in tr] if labels else []
         keep = _subset(len(files), max_images, seed)
         self.files = [files[i] for i in keep]
         self.labels = [labels[i] for i in keep] if labels else []
@@ -157,9 +218,20 @@ class ImageFolderDataset:
     def load(self, i: int) -> torch.Tensor:
         """Image ``i`` preprocessed, ``(C, size, size)`` in [-1, 1] (cached)."""
         cached = self._cache.get(i)
-        if cached is not None:
-            return cached
-        path = self.files[i]
+        if cached is None:
+            cached = self._cache[i] = self._read(self.files[i])
+        return cached
+
+    def validation_images(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The held-out validation images ``(N, C, size, size)`` in [-1, 1] and their labels
+        (None when unlabelled); empty when no validation share was asked for."""
+        if not self.val_files:
+            return torch.zeros((0, self.channels, self.size, self.size)), None
+        imgs = torch.stack([self._read(f) for f in self.val_files])
+        labels = torch.tensor(self.val_labels, dtype=torch.long) if self.val_labels else None
+        return imgs, labels
+
+    def _read(self, path: Path) -> torch.Tensor:
         try:
             with Image.open(path) as src:
                 im: Image.Image = src.convert("L" if self.channels == 1 else "RGB")
@@ -172,9 +244,7 @@ class ImageFolderDataset:
         except (OSError, ValueError) as exc:
             raise DataError(f"cannot read image {path}: {exc}") from exc
         arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-        t = torch.from_numpy(np.ascontiguousarray(arr / 127.5 - 1.0, dtype=np.float32))
-        self._cache[i] = t
-        return t
+        return torch.from_numpy(np.ascontiguousarray(arr / 127.5 - 1.0, dtype=np.float32))
 
     def __getitem__(self, key: SampleKey) -> dict[str, torch.Tensor]:
         i, seed = split_key(key)
@@ -192,6 +262,8 @@ class ImageFolderDataset:
             "class_counts": counts,
             "flip": self.flip,
             "rotate90": self.rotate90,
+            "n_validation": len(self.val_files),
+            "validation_patients": self.val_patients,
         }
 
 
@@ -365,7 +437,7 @@ def build_dataset(cfg: DataConfig, seed: int = 0, index: StudyIndex | None = Non
     if kind == DataKind.IMAGES:
         return ImageFolderDataset(
             path, cfg.size, cfg.channels, cfg.label_from_subfolders, cfg.max_images, cfg.flip,
-            cfg.rotate90, seed, cfg.modality or "OT",
+            cfg.rotate90, seed, cfg.modality or "OT", cfg.val_share, cfg.patient_pattern,
         )
     if cfg.channels != 1:
         raise DataError("volume slices have one channel; use --set data.channels=1")

@@ -66,6 +66,7 @@ from medgan_desktop.core.training.distributed import (
     replica_mismatch,
 )
 from medgan_desktop.core.training.stop import StopRequest, stop_on_terminate
+from medgan_desktop.core.training.validation import Validator
 
 log = logging.getLogger(__name__)
 
@@ -274,6 +275,17 @@ class _Run:
             raise _write_error(self.run_dir, f"sample grid for step {step}", exc) from exc
         return path
 
+    def validate(self, validator: Validator, step: int) -> None:
+        """Score the generator on the validation set, log it, keep the weights when best."""
+        fd = validator.score(self.method)
+        best = validator.keep_if_best(self.run_dir, self.method, step, fd)
+        line = {"step": step, "time": round(time.time(), 3), "val_fd": round(fd, 6), "best": best}
+        try:
+            with (self.run_dir / METRICS).open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(line) + "\n")
+        except OSError as exc:
+            raise _write_error(self.run_dir, METRICS, exc) from exc
+
     def log_metrics(self, step: int, ips: float, losses: LossDict) -> None:
         if not self.dist.main:
             return
@@ -283,6 +295,21 @@ class _Run:
                 fh.write(json.dumps(line) + "\n")
         except OSError as exc:
             raise _write_error(self.run_dir, METRICS, exc) from exc
+
+
+def _validator(cfg: TrainConfig, dataset: TrainingDataset, method: GanMethod) -> Validator | None:
+    """The validation scorer for ``val_every`` (None when off)."""
+    if not cfg.val_every:
+        return None
+    if method.task != Task.SYNTHESIS:
+        raise TrainingError("validation by Fréchet distance is for synthesis runs (image generation)")
+    images = getattr(dataset, "validation_images", None)
+    if images is None:
+        raise TrainingError("a validation set needs an image folder (volume slices have no patient split)")
+    imgs, labels = images()
+    if len(imgs) < 2:
+        raise TrainingError("the validation share left fewer than two validation images")
+    return Validator(imgs, labels if method.uses_labels else None)
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
@@ -405,6 +432,7 @@ def train(
     except ValueError as exc:
         raise TrainingError(str(exc)) from exc
     run = _Run(run_dir, gm, cfg, dinfo)
+    validator = _validator(cfg, dataset, gm) if dinfo.main else None
     start, cpu_before = 0, 0.0
     if resume:
         try:
@@ -512,6 +540,8 @@ def train(
                             )
                         c = checkpoint(step)
                         ckpt_path = "" if c is None else str(c)
+                    if validator is not None and (step % cfg.val_every == 0 or step == cfg.steps):
+                        run.validate(validator, step)
                     elapsed = time.perf_counter() - t0
                     rate = (step - start) / max(elapsed, 1e-9)
                     event = StepEvent(

@@ -269,6 +269,23 @@ class TrainPanel(QWidget):
         self.minutes_spin.setToolTip(
             "Stop after this many minutes (a checkpoint is written), or at Steps, whichever "
             "comes first: 'train over lunch'. 0: until Steps.")
+        self.val_spin = spin_box(0, 1_000_000)
+        self.val_spin.setSingleStep(100)
+        self.val_spin.setSpecialValueText("off")
+        self.val_spin.setSuffix(" steps")
+        self.val_spin.setToolTip(
+            "Every N steps, score the generator on a validation set (whole patients held out of "
+            "an image folder, read from file names): Fréchet distance in the shipped features, "
+            "class-matched. The best step is kept as best.safetensors, and sampling and export "
+            "use it: single checkpoints swing widely. Off: the last step is used.")
+        self.val_share_spin = QDoubleSpinBox()
+        self.val_share_spin.setRange(0.02, 0.5)
+        self.val_share_spin.setSingleStep(0.05)
+        self.val_share_spin.setDecimals(2)
+        self.val_share_spin.setValue(0.1)
+        self.val_share_spin.setToolTip("Share of the images held out for validation (by patient).")
+        self.val_share_spin.setEnabled(False)
+        self.val_spin.valueChanged.connect(lambda v: self.val_share_spin.setEnabled(v > 0))
         self.device_combo = QComboBox()
         self.device_combo.addItem("Auto (GPU if present)", "auto")
         for d in list_devices():
@@ -284,6 +301,8 @@ class TrainPanel(QWidget):
                     ("DiffAugment", self.diffaug_edit),
                     ("EMA decay", self.ema_spin),
                     ("Train for", self.minutes_spin),
+                    ("Keep best, validate every", self.val_spin),
+                    ("Validation share", self.val_share_spin),
                 ]
             )
         )
@@ -430,6 +449,9 @@ class TrainPanel(QWidget):
         )
 
     def train_config(self, data: DataConfig) -> TrainConfig:
+        val_every = self.val_spin.value()
+        if val_every:
+            data = dataclasses.replace(data, val_share=round(self.val_share_spin.value(), 4))
         return TrainConfig(
             steps=self.steps_spin.value(),
             batch_size=self.batch_spin.value(),
@@ -439,6 +461,7 @@ class TrainPanel(QWidget):
             device=str(self.device_combo.currentData()),
             cpu_bf16=self.bf16_check.isChecked(),
             budget_minutes=float(self.minutes_spin.value()),
+            val_every=val_every,
             data=data,
         )
 
@@ -590,9 +613,12 @@ class TrainPanel(QWidget):
         summary = result.summary
         state = {"total": "finished", "user": "stopped", "cpu_budget": "stopped (CPU budget spent)",
                  "time_budget": "stopped (time budget spent)"}[str(summary.stopped_by)]
+        best = result.best
+        kept = (f"; best validation FD {best.val_fd:.3f} at step {best.step}, kept as best.safetensors "
+                "(sampling and export use it)" if best is not None else "")
         self.status_label.setText(
             f"Run {summary.run_dir.name} {state} at step {summary.step}/{summary.total_steps} "
-            f"({summary.images_per_s:.1f} images/s)"
+            f"({summary.images_per_s:.1f} images/s){kept}"
         )
         self.context.status.emit(f"Training {state}: {summary.run_dir.name}")
 
