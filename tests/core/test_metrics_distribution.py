@@ -112,3 +112,12 @@ def test_compare_features_report(xray, extractor):
     d = rep.to_dict()
     assert d["fid"] == d["fd"] >= 0 and 0 <= d["precision"] <= 1 and 0 <= d["coverage"] <= 1
     assert d["extractor"] == extractor.name and d["n_real"] == 40
+
+
+def test_kid_spread_is_real_when_the_subset_would_be_the_whole_set():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(60, 8)), rng.normal(size=(60, 8)) + 0.3
+    mean, std = dist.kid(x, y, subsets=50, subset_size=1000)  # 1000 > 60: would be the whole set
+    assert std > 1e-3 * abs(mean) and std > 1e-6
+    full = dist.mmd2_unbiased(x, y)
+    assert abs(mean - full) < 3 * std  # the same expectation
