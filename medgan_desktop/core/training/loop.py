@@ -278,18 +278,19 @@ class _Run:
     def validate(self, validator: Validator, step: int) -> None:
         """Score the generator on the validation set, log it, keep the weights when best."""
         fd = validator.score(self.method)
-        best = validator.keep_if_best(self.run_dir, self.method, step, fd)
-        line = {"step": step, "time": round(time.time(), 3), "val_fd": round(fd, 6), "best": best}
         try:
-            with (self.run_dir / METRICS).open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(line) + "\n")
+            best = validator.keep_if_best(self.run_dir, self.method, step, fd)
         except OSError as exc:
-            raise _write_error(self.run_dir, METRICS, exc) from exc
+            raise _write_error(self.run_dir, f"best weights for step {step}", exc) from exc
+        self._append_metrics({"step": step, "time": round(time.time(), 3), "val_fd": round(fd, 6), "best": best})
 
     def log_metrics(self, step: int, ips: float, losses: LossDict) -> None:
         if not self.dist.main:
             return
-        line = {"step": step, "time": round(time.time(), 3), "images_per_s": round(ips, 3), "losses": losses}
+        self._append_metrics({"step": step, "time": round(time.time(), 3), "images_per_s": round(ips, 3),
+                              "losses": losses})
+
+    def _append_metrics(self, line: dict[str, Any]) -> None:
         try:
             with (self.run_dir / METRICS).open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(line) + "\n")
