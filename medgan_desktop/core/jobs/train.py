@@ -338,9 +338,9 @@ def run_train(spec: TrainSpec, paths: AppPaths | None = None,
     elif cls.requires_labels:
         raise JobError(f"{cls.name} is class-conditional: use labelled data, one subfolder per "
                        "class (--label-from-subfolders, or 'Class labels from subfolders')")
-    val = dict(dataset.describe()).get("n_validation") or 0
-    held = (f", {val} held out for validation ({dict(dataset.describe()).get('validation_patients')} patients)"
-            if val else "")
+    described = dict(dataset.describe())
+    val = described.get("n_validation") or 0
+    held = f", {val} held out for validation ({described.get('validation_patients')} patients)" if val else ""
     stage(progress, Stage.TRAIN, f"training {spec.label or cls.name} on {len(dataset)} images{held} -> {run_dir}")
     summary = _train(cls.name, mcfg, spec.train_config, dataset, run_dir, progress, cancel,
                      resume=False, label=spec.label)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from medgan_desktop.core.atomic import atomic_write_text
@@ -93,8 +94,6 @@ class Validator:
         finally:
             for net, mode in was_training:
                 net.train(mode)
-        import numpy as np
-
         return frechet_distance(self.real, np.concatenate(feats))
 
     def keep_if_best(self, run_dir: Path, method: GanMethod, step: int, fd: float) -> bool:
